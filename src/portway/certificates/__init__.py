@@ -1,0 +1,1 @@
+"""TLS certificates: uploaded (custom) and ACME-issued."""

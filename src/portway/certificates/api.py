@@ -1,0 +1,7 @@
+"""API: /api/nginx/certificates."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+router = Router(tags=["certificates"])

@@ -1,0 +1,120 @@
+"""Runtime configuration read from the environment.
+
+Every setting Portway reads lives here, so README.md's settings table has one source.
+Values are read when called (not at import) so tests can point a process elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value Portway cannot use."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip()
+
+
+def _port(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        port = int(raw)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a port number") from exc
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name}={port} is outside 1-65535")
+    return port
+
+
+def _flag(name: str) -> bool:
+    return (_env(name, "") or "").lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class PortwayConfig:
+    """Settings for one Portway installation.
+
+    Attributes:
+        data_dir: directory holding the database, generated nginx config, certificates, logs.
+        admin_port: TCP port of the admin UI and API.
+        http_port / https_port: the proxy's plain and TLS listeners.
+        bind_address: address nginx and the admin server listen on; "" means all addresses.
+        disable_ipv6: do not add [::] listeners (NPM's DISABLE_IPV6).
+        nginx_binary: path of the nginx executable to run.
+        resolver: DNS servers nginx uses for upstream names that did not resolve at apply time.
+    """
+
+    data_dir: Path
+    admin_port: int
+    http_port: int
+    https_port: int
+    bind_address: str
+    disable_ipv6: bool
+    nginx_binary: str
+    resolver: str
+    x_frame_options: str
+
+
+def load() -> PortwayConfig:
+    """Read the configuration from the environment.
+
+    Raises:
+        ConfigError: a variable is set to an unusable value.
+    """
+    data_dir = Path(_env("PORTWAY_DATA_DIR", str(Path.cwd() / "data"))).resolve()  # type: ignore[arg-type]
+    x_frame = (_env("X_FRAME_OPTIONS", "DENY") or "DENY").upper()
+    if x_frame not in {"DENY", "SAMEORIGIN"}:
+        raise ConfigError("X_FRAME_OPTIONS must be DENY or SAMEORIGIN")
+    return PortwayConfig(
+        data_dir=data_dir,
+        admin_port=_port("PORTWAY_ADMIN_PORT", 81),
+        http_port=_port("PORTWAY_HTTP_PORT", 80),
+        https_port=_port("PORTWAY_HTTPS_PORT", 443),
+        bind_address=_env("PORTWAY_BIND_ADDRESS", "") or "",
+        disable_ipv6=_flag("DISABLE_IPV6"),
+        nginx_binary=_env("PORTWAY_NGINX", "nginx") or "nginx",
+        resolver=_env("PORTWAY_RESOLVER", "") or "",
+        x_frame_options=x_frame,
+    )
+
+
+def database_settings(data_dir: Path) -> dict:
+    """Django DATABASES['default'] from NPM's variables.
+
+    DB_MYSQL_HOST selects MariaDB/MySQL, DB_POSTGRES_HOST selects PostgreSQL, otherwise
+    SQLite at DB_SQLITE_FILE (default: <data_dir>/database.sqlite).
+    """
+    if _env("DB_MYSQL_HOST"):
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "HOST": _env("DB_MYSQL_HOST"),
+            "PORT": str(_port("DB_MYSQL_PORT", 3306)),
+            "USER": _env("DB_MYSQL_USER", "root"),
+            "PASSWORD": os.environ.get("DB_MYSQL_PASSWORD", ""),
+            "NAME": _env("DB_MYSQL_NAME", "portway"),
+            "OPTIONS": {"charset": "utf8mb4"},
+            "TEST": {"NAME": _env("DB_MYSQL_TEST_NAME", "test_portway")},
+        }
+    if _env("DB_POSTGRES_HOST"):
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": _env("DB_POSTGRES_HOST"),
+            "PORT": str(_port("DB_POSTGRES_PORT", 5432)),
+            "USER": _env("DB_POSTGRES_USER", "postgres"),
+            "PASSWORD": os.environ.get("DB_POSTGRES_PASSWORD", ""),
+            "NAME": _env("DB_POSTGRES_NAME", "portway"),
+            "TEST": {"NAME": _env("DB_POSTGRES_TEST_NAME", "test_portway")},
+        }
+    sqlite_file = _env("DB_SQLITE_FILE", str(data_dir / "database.sqlite"))
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": sqlite_file,
+        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+    }

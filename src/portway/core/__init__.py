@@ -1,0 +1,1 @@
+"""Pieces shared by every app: errors, field validators, the API instance."""

@@ -1,0 +1,135 @@
+"""The NPM-compatible REST API instance, its error format and its authentication.
+
+Every app adds a router in its own `api.py`; `portway.urls` mounts this instance at /api.
+Errors always have NPM's shape: `{"error": {"code": <status>, "message": <text>}}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.security import HttpBearer
+
+from portway import __version__
+from portway.core.errors import NotAuthenticated, PortwayError
+
+log = logging.getLogger("portway.api")
+
+
+class BearerAuth(HttpBearer):
+    """`Authorization: Bearer <token>`, re-checking the user on every request.
+
+    A logged-in UI session is accepted too, so the browser can call the API it renders.
+    """
+
+    def __call__(self, request: HttpRequest) -> Any:
+        header = request.headers.get("Authorization", "")
+        if not header and getattr(request, "user", None) and request.user.is_authenticated:
+            return request.user
+        return super().__call__(request)
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        from portway.accounts.tokens import authenticate
+
+        user = authenticate(token)
+        request.user = user
+        return user
+
+
+class PortwayAPI(NinjaAPI):
+    """NinjaAPI whose OpenAPI document lists paths relative to `servers[0].url` (…/api)."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> dict:
+        schema = super().get_openapi_schema(*args, **kwargs)
+        prefix = self.get_root_path(kwargs.get("path_params") or {}).rstrip("/")  # "/api"
+        paths = {}
+        for path, item in schema.get("paths", {}).items():
+            relative = path[len(prefix) :] if path.startswith(prefix) else path
+            paths[relative or "/"] = item
+        schema["paths"] = paths
+        schema["servers"] = [{"url": prefix}]
+        return schema
+
+
+api = PortwayAPI(
+    title="Portway API",
+    version=__version__,
+    description="Nginx Proxy Manager compatible API served by Portway.",
+    auth=BearerAuth(),
+    urls_namespace="api",
+    openapi_url="/schema",
+    docs_url="/docs",
+)
+
+
+def error_response(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    return api.create_response(
+        request, {"error": {"code": status, "message": message}}, status=status
+    )
+
+
+def _field_path(loc: tuple | list) -> str:
+    parts = [str(p) for p in loc]
+    # ninja prefixes the location with "body" and the parameter name
+    if parts and parts[0] in {"body", "query", "path", "form", "file"}:
+        parts = parts[1:]
+        if parts and parts[0] in {"payload", "data", "filters"}:
+            parts = parts[1:]
+    return "/".join(parts)
+
+
+def validation_message(errors: list[dict]) -> str:
+    """NPM-style text for pydantic errors: `data/<field> <reason>`; several joined by '; '."""
+    messages = []
+    for error in errors:
+        path = _field_path(error.get("loc", ()))
+        reason = error.get("msg", "is invalid")
+        if reason.startswith("Value error, "):
+            reason = reason[len("Value error, ") :]
+        if error.get("type") == "extra_forbidden":
+            reason = "is not an allowed property"
+        elif error.get("type") == "missing":
+            reason = "is required"
+        messages.append(f"data/{path} {reason}" if path else reason)
+    return "; ".join(messages) or "Invalid request"
+
+
+@api.exception_handler(NinjaValidationError)
+def _validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+    return error_response(request, 400, validation_message(exc.errors))
+
+
+@api.exception_handler(PortwayError)
+def _portway_error(request: HttpRequest, exc: PortwayError) -> HttpResponse:
+    return error_response(request, exc.status, exc.message)
+
+
+@api.exception_handler(AuthenticationError)
+def _auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return error_response(request, 401, "Authentication required: send a valid Bearer token")
+
+
+@api.exception_handler(NotAuthenticated)
+def _not_authenticated(request: HttpRequest, exc: NotAuthenticated) -> HttpResponse:
+    return error_response(request, 401, exc.message)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return error_response(request, exc.status_code, str(exc))
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return error_response(request, 404, str(exc) or "Not found")
+
+
+@api.exception_handler(Exception)
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    log.exception("unhandled error in %s %s", request.method, request.path)
+    return error_response(request, 500, "Internal error; see the Portway log for details")

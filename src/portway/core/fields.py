@@ -1,0 +1,255 @@
+"""Validators for the values that end up in nginx config.
+
+Each function takes the raw client value and returns the normalised value, or raises
+`ValueError` with a reason phrased for a person ("must be ..."). Callers attach the field
+path (see `portway.core.errors.FieldError`). Nothing here trusts nginx quoting: a value
+that passes is made only of characters that cannot end a directive, open a block or start
+a comment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import idna
+
+MAX_NAME_LENGTH = 253  # RFC 1035 2.3.4, in presentation form without the trailing dot
+MAX_LABEL_LENGTH = 63
+# LDH labels, plus "_" which internal service names (Docker, Kubernetes) commonly carry.
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+_FORBIDDEN = re.compile(r"""[;'"{}#\s\\$`]""")
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._~%/+:@!,=-]*$")
+_SAFE_REGEX = re.compile(r"^[A-Za-z0-9._~%/+:@!,=^$()|\[\]*?\\-]+$")
+_LOCATION_MODIFIERS = ("=", "^~", "~", "~*")
+
+
+def _reject_unsafe(value: str) -> None:
+    if value == "" or value.strip() == "":
+        raise ValueError("must not be empty")
+    bad = _FORBIDDEN.search(value)
+    if bad:
+        char = bad.group(0)
+        shown = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", " ": "a space"}
+        raise ValueError(f"must not contain {shown.get(char, repr(char))}")
+
+
+def _to_ascii(name: str) -> str:
+    """Lowercase ASCII (punycode) form of `name`; raises ValueError if IDNA rejects it."""
+    if name.isascii():
+        return name.lower()
+    try:
+        return idna.encode(name, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"is not a valid internationalised domain name ({exc})") from exc
+
+
+def _check_labels(name: str, *, what: str) -> None:
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"must be at most {MAX_NAME_LENGTH} characters long")
+    for label in name.split("."):
+        if label == "":
+            raise ValueError(f"must not contain an empty label (two dots in a row) in {what}")
+        if len(label) > MAX_LABEL_LENGTH:
+            raise ValueError(f"has a label longer than {MAX_LABEL_LENGTH} characters")
+        if label == "*":
+            raise ValueError("may use '*' only as the whole first label, as in *.example.com")
+        if "*" in label:
+            raise ValueError(
+                "may use '*' only as the whole first label, as in *.example.com "
+                "(nginx does not match partial wildcards such as cam*.example.com)"
+            )
+        if not _LABEL.match(label):
+            raise ValueError(
+                f"has an invalid label {label!r}: use letters, digits and hyphens, "
+                "not starting or ending with a hyphen"
+            )
+
+
+def domain_name(raw: str) -> str:
+    """Normalise a server name: lowercase, trailing dot dropped, Unicode to punycode.
+
+    Accepts `example.com`, `App.Example.COM.`, `*.example.com`, `bücher.example`.
+    Raises ValueError for empty names, a lone `*`, partial wildcards (`cam*.x`), labels
+    over 63 or names over 253 characters, and anything carrying nginx syntax characters.
+    """
+    if not isinstance(raw, str):
+        raise ValueError("must be a string")
+    _reject_unsafe(raw)
+    name = raw[:-1] if raw.endswith(".") else raw
+    if name == "":
+        raise ValueError("must not be empty")
+    if name == "*":
+        raise ValueError("must not be a lone '*'; use *.example.com for a wildcard")
+    wildcard = name.startswith("*.")
+    base = name[2:] if wildcard else name
+    base = _to_ascii(base)
+    _check_labels(base, what="the name")
+    full = f"*.{base}" if wildcard else base
+    if len(full) > MAX_NAME_LENGTH:
+        raise ValueError(f"must be at most {MAX_NAME_LENGTH} characters long")
+    return full
+
+
+def domain_names(raw: list[str], *, max_items: int = 100) -> list[str]:
+    """Validate a list of server names; returns them normalised.
+
+    Raises:
+        ValueError: with the index of the first bad item as `args[1]` (None for the list).
+    """
+    if not isinstance(raw, list):
+        raise IndexedValueError(None, "must be a list of domain names")
+    if len(raw) == 0:
+        raise IndexedValueError(None, "must contain at least one domain name")
+    if len(raw) > max_items:
+        raise IndexedValueError(None, f"must contain at most {max_items} domain names")
+    names: list[str] = []
+    for index, item in enumerate(raw):
+        try:
+            name = domain_name(item)
+        except ValueError as exc:
+            raise IndexedValueError(index, f"{_quote(item)} {exc}") from exc
+        if name in names:
+            raise IndexedValueError(index, f"{_quote(item)} is listed twice")
+        names.append(name)
+    return names
+
+
+class IndexedValueError(ValueError):
+    """A ValueError about one item of a list: `index` is its position, None for the list."""
+
+    def __init__(self, index: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.index = index
+        self.reason = reason
+
+
+def _quote(value: object) -> str:
+    text = str(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return '"' + text.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+
+
+def forward_host(raw: str) -> str:
+    """Validate an upstream address: hostname, IPv4 or IPv6 (brackets optional).
+
+    Returns a hostname lowercased, or the compressed IP address without brackets
+    (the renderer adds them for IPv6). Raises ValueError otherwise.
+    """
+    if not isinstance(raw, str):
+        raise ValueError("must be a string")
+    _reject_unsafe(raw)
+    value = raw.strip()
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    if ":" in value:
+        try:
+            address = ipaddress.IPv6Address(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"{_quote(raw)} is not a valid IPv6 address (use a hostname, an IPv4 or an "
+                "IPv6 address; put the port in forward_port)"
+            ) from exc
+        if address.scope_id:
+            raise ValueError("must not carry an IPv6 zone index")
+        return address.compressed
+    if re.fullmatch(r"[0-9.]+", value):
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError as exc:
+            raise ValueError(f"{_quote(raw)} is not a valid IPv4 address") from exc
+    if value.endswith("."):
+        value = value[:-1]
+    if "*" in value:
+        raise ValueError("must not contain '*'")
+    if "/" in value:
+        raise ValueError("must be a host name or address only; put a path in forward_path")
+    try:
+        value = _to_ascii(value)
+        _check_labels(value, what="the host name")
+    except ValueError as exc:
+        raise ValueError(f"{_quote(raw)} {exc}") from exc
+    return value
+
+
+def location_path(raw: str) -> str:
+    """Validate a custom location: `/prefix`, or a modifier (`=`, `^~`, `~`, `~*`) and a path.
+
+    Regex locations (`~`, `~*`) may use regex characters, but never `;`, quotes, braces,
+    `#` or whitespace, so the rendered `location` line cannot be broken out of.
+    """
+    if not isinstance(raw, str):
+        raise ValueError("must be a string")
+    value = raw.strip()
+    modifier = ""
+    head, _, rest = value.partition(" ")
+    if head in _LOCATION_MODIFIERS and rest:
+        modifier, value = head, rest.strip()
+    _reject_unsafe(value)
+    if modifier in ("~", "~*"):
+        if not _SAFE_REGEX.match(value):
+            raise ValueError(
+                f"{_quote(raw)} may use only letters, digits and the regex characters "
+                r"._~%/+:@!,=^$()|[]*?\-"
+            )
+    elif not _SAFE_PATH.match(value):
+        raise ValueError(
+            f"{_quote(raw)} must start with '/' and use only letters, digits and ._~%/+:@!,=-"
+        )
+    return f"{modifier} {value}" if modifier else value
+
+
+def forward_path(raw: str | None) -> str:
+    """Validate the optional path a custom location forwards to ("" when absent)."""
+    if raw is None or raw == "":
+        return ""
+    if not isinstance(raw, str):
+        raise ValueError("must be a string")
+    value = raw if raw.startswith("/") else "/" + raw
+    _reject_unsafe(value)
+    if not _SAFE_PATH.match(value):
+        raise ValueError(
+            f"{_quote(raw)} must be a path using only letters, digits and ._~%/+:@!,=-"
+        )
+    return value
+
+
+def balanced_config(text: str) -> str:
+    """Check that raw nginx text keeps its braces and quotes balanced.
+
+    Advanced config is placed inside a server block; text that closed that block early
+    could add directives to the http context and affect every host, so it is refused
+    before nginx sees it. Comments and quoted strings are skipped.
+    """
+    depth = 0
+    quote: str | None = None
+    escaped = False
+    in_comment = False
+    for char in text:
+        if in_comment:
+            in_comment = char != "\n"
+            continue
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = None
+            continue
+        if char == "#":
+            in_comment = True
+        elif char in "\"'":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth < 0:
+                raise ValueError("has a '}' that closes the server block; braces must balance")
+    if quote:
+        raise ValueError("has an unterminated quoted string")
+    if depth != 0:
+        raise ValueError("has an unclosed '{'; braces must balance")
+    return text

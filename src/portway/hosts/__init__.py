@@ -1,0 +1,1 @@
+"""Proxy hosts: domain names routed to an upstream through nginx."""

@@ -1,0 +1,57 @@
+"""Proxy host: NPM's proxy-host object, stored with its nginx status."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class ProxyHost(models.Model):
+    """A set of domain names served by nginx and proxied to one upstream.
+
+    `domain_names` holds normalised names (lowercase ASCII/punycode, no trailing dot).
+    `locations` holds NPM's custom-location objects, already validated.
+    `meta` holds only the client's own keys; nginx status lives in its own columns.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="proxy_hosts"
+    )
+    domain_names = models.JSONField(default=list)
+    forward_scheme = models.CharField(max_length=5, default="http")
+    forward_host = models.CharField(max_length=255)
+    forward_port = models.PositiveIntegerField()
+    access_list_id = models.PositiveIntegerField(default=0)
+    certificate = models.ForeignKey(
+        "certificates.Certificate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="proxy_hosts",
+    )
+    ssl_forced = models.BooleanField(default=False)
+    hsts_enabled = models.BooleanField(default=False)
+    hsts_subdomains = models.BooleanField(default=False)
+    http2_support = models.BooleanField(default=False)
+    block_exploits = models.BooleanField(default=False)
+    caching_enabled = models.BooleanField(default=False)
+    allow_websocket_upgrade = models.BooleanField(default=False)
+    trust_forwarded_proto = models.BooleanField(default=False)
+    advanced_config = models.TextField(blank=True, default="")
+    locations = models.JSONField(default=list)
+    enabled = models.BooleanField(default=True)
+    meta = models.JSONField(default=dict)
+    nginx_online = models.BooleanField(default=True)
+    nginx_err = models.TextField(null=True, blank=True, default=None)
+    created_on = models.DateTimeField(auto_now_add=True)
+    modified_on = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return ", ".join(self.domain_names) or f"proxy host {self.pk}"
+
+    @property
+    def first_domain(self) -> str:
+        return self.domain_names[0] if self.domain_names else ""

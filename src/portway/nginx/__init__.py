@@ -1,0 +1,1 @@
+"""The nginx data plane: config rendering, apply engine, process supervision, settings."""

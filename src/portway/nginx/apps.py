@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class NginxConfig(AppConfig):
+    name = "portway.nginx"
+    label = "nginx"

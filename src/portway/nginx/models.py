@@ -1,0 +1,49 @@
+"""Installation-wide settings that shape the generated nginx config."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Setting(models.Model):
+    """NPM's setting object; today only `default-site` exists.
+
+    value: "congratulations" | "404" | "444" | "redirect" | "html".
+    meta: {"redirect": url} or {"html": text} for the latter two.
+    """
+
+    id = models.CharField(max_length=100, primary_key=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, default="")
+    value = models.CharField(max_length=255)
+    meta = models.JSONField(default=dict)
+
+    DEFAULTS = {
+        "default-site": {
+            "name": "Default Site",
+            "description": "What to show when nginx is hit with an unknown host",
+            "value": "congratulations",
+            "meta": {},
+        }
+    }
+
+    @classmethod
+    def get(cls, key: str) -> Setting:
+        """The setting `key`, created with its default on first use."""
+        obj, _ = cls.objects.get_or_create(id=key, defaults=cls.DEFAULTS[key])
+        return obj
+
+
+class AuditLogEntry(models.Model):
+    """One change made through the API or UI (NPM's audit log)."""
+
+    user = models.ForeignKey("accounts.User", null=True, on_delete=models.SET_NULL)
+    object_type = models.CharField(max_length=50)
+    object_id = models.PositiveIntegerField(default=0)
+    action = models.CharField(max_length=50)
+    meta = models.JSONField(default=dict)
+    created_on = models.DateTimeField(auto_now_add=True)
+    modified_on = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_on", "-id"]

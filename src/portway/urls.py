@@ -1,0 +1,25 @@
+"""URL map: the API under /api, each app's UI pages at the root."""
+
+from django.urls import include, path
+
+from portway.accounts.api import router as accounts_router
+from portway.certificates.api import router as certificates_router
+from portway.core.api import api
+from portway.hosts.api import router as hosts_router
+from portway.nginx.api import audit_router, reports_router, settings_router
+
+api.add_router("/nginx/proxy-hosts", hosts_router)
+api.add_router("/nginx/certificates", certificates_router)
+api.add_router("/settings", settings_router)
+api.add_router("/audit-log", audit_router)
+api.add_router("/reports", reports_router)
+api.add_router("/", accounts_router)
+
+urlpatterns = [
+    path("api/", api.urls),
+    path("", include("portway.accounts.urls")),
+    path("", include("portway.hosts.urls")),
+    path("", include("portway.certificates.urls")),
+    path("", include("portway.nginx.urls")),
+    path("", include("portway.web.urls")),
+]

@@ -1,0 +1,1 @@
+"""The server-rendered admin UI shell: base layout, dashboard, static assets."""
