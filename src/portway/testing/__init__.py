@@ -1,0 +1,1 @@
+"""Test support: real nginx, real upstreams, real certificates, shared fixtures."""
