@@ -50,3 +50,17 @@ class Conflict(PortwayError):
     """The object is in use (e.g. a certificate that hosts still reference)."""
 
     status = 409
+
+
+class InvalidFields(FieldError):
+    """Several fields are invalid at once. `errors` maps field path → reason.
+
+    The API answers with all of them joined; HTML forms show each beside its input.
+    """
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        first_field, first_reason = next(iter(errors.items()))
+        super().__init__(first_field, first_reason)
+        self.errors = errors
+        self.message = "; ".join(f"data/{field} {reason}" for field, reason in errors.items())
+        self.args = (self.message,)
