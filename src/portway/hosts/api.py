@@ -1,7 +1,134 @@
-"""API: /api/nginx/proxy-hosts."""
+"""API: /api/nginx/proxy-hosts (NPM's proxy-host endpoints, same wire format)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.http import HttpRequest
 from ninja import Router
 
+from portway.core.wire import iso
+from portway.hosts import services
+from portway.hosts.models import ProxyHost
+from portway.hosts.schemas import ProxyHostCreate, ProxyHostUpdate
+
 router = Router(tags=["proxy-hosts"])
+
+BOOL_FIELDS = (
+    "ssl_forced",
+    "caching_enabled",
+    "block_exploits",
+    "allow_websocket_upgrade",
+    "http2_support",
+    "enabled",
+    "hsts_enabled",
+    "hsts_subdomains",
+    "trust_forwarded_proto",
+)
+
+
+def user_wire(user) -> dict[str, Any]:  # noqa: ANN001
+    """NPM's user object with exactly its fields (strict clients reject extra keys)."""
+    return {
+        "id": user.pk,
+        "created_on": iso(user.created_on),
+        "modified_on": iso(user.modified_on),
+        "is_disabled": user.is_disabled,
+        "email": user.email,
+        "name": user.name,
+        "nickname": user.nickname,
+        "avatar": user.avatar,
+        "roles": user.roles,
+    }
+
+
+def certificate_wire(cert) -> dict[str, Any]:  # noqa: ANN001
+    """A certificate as embedded by `?expand=certificate` (never any key material)."""
+    return {
+        "id": cert.pk,
+        "created_on": iso(cert.created_on),
+        "modified_on": iso(cert.modified_on),
+        "owner_user_id": cert.owner_id,
+        "provider": cert.provider,
+        "nice_name": cert.nice_name,
+        "domain_names": cert.domain_names,
+        "expires_on": iso(cert.expires_on) if cert.expires_on else None,
+        "meta": {k: v for k, v in (cert.meta or {}).items() if "credential" not in k},
+    }
+
+
+def host_wire(host: ProxyHost, expand: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+    """NPM's proxy-host object; server status merged into the client's own `meta`."""
+    data: dict[str, Any] = {
+        "id": host.pk,
+        "created_on": iso(host.created_on),
+        "modified_on": iso(host.modified_on),
+        "owner_user_id": host.owner_id,
+        "domain_names": host.domain_names,
+        "forward_scheme": host.forward_scheme,
+        "forward_host": host.forward_host,
+        "forward_port": host.forward_port,
+        "access_list_id": host.access_list_id,
+        "certificate_id": host.certificate_id or 0,
+        "advanced_config": host.advanced_config,
+        "locations": host.locations,
+        "meta": {
+            **(host.meta or {}),
+            "nginx_online": host.nginx_online,
+            "nginx_err": host.nginx_err,
+        },
+    }
+    for name in BOOL_FIELDS:
+        data[name] = bool(getattr(host, name))
+    if "owner" in expand:
+        data["owner"] = user_wire(host.owner)
+    if "certificate" in expand:
+        data["certificate"] = certificate_wire(host.certificate) if host.certificate else None
+    if "access_list" in expand:
+        data["access_list"] = None
+    return data
+
+
+def _expand(expand: str | None) -> set[str]:
+    return {part.strip() for part in (expand or "").split(",") if part.strip()}
+
+
+@router.get("", summary="List proxy hosts")
+def list_hosts(request: HttpRequest, expand: str | None = None, query: str | None = None):
+    wanted = _expand(expand)
+    return [host_wire(h, wanted) for h in services.list_proxy_hosts(request.auth, query)]
+
+
+@router.post("", response={201: dict}, summary="Create a proxy host")
+def create_host(request: HttpRequest, payload: ProxyHostCreate):
+    host = services.create_proxy_host(request.auth, payload.model_dump(exclude_unset=True))
+    return 201, host_wire(services.get_proxy_host(request.auth, host.pk))
+
+
+@router.get("/{host_id}", summary="Get a proxy host")
+def get_host(request: HttpRequest, host_id: int, expand: str | None = None):
+    return host_wire(services.get_proxy_host(request.auth, host_id), _expand(expand))
+
+
+@router.put("/{host_id}", summary="Update a proxy host")
+def update_host(request: HttpRequest, host_id: int, payload: ProxyHostUpdate):
+    services.update_proxy_host(request.auth, host_id, payload.model_dump(exclude_unset=True))
+    return host_wire(services.get_proxy_host(request.auth, host_id))
+
+
+@router.delete("/{host_id}", summary="Delete a proxy host")
+def delete_host(request: HttpRequest, host_id: int):
+    services.delete_proxy_host(request.auth, host_id)
+    return True
+
+
+@router.post("/{host_id}/enable", summary="Enable a proxy host")
+def enable_host(request: HttpRequest, host_id: int):
+    services.enable_proxy_host(request.auth, host_id)
+    return True
+
+
+@router.post("/{host_id}/disable", summary="Disable a proxy host")
+def disable_host(request: HttpRequest, host_id: int):
+    services.disable_proxy_host(request.auth, host_id)
+    return True

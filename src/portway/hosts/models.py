@@ -18,6 +18,8 @@ class ProxyHost(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="proxy_hosts"
     )
     domain_names = models.JSONField(default=list)
+    # The first name, kept in its own column so lists sort by it in the database (NPM order).
+    first_domain = models.CharField(max_length=253, default="", db_index=True)
     forward_scheme = models.CharField(max_length=5, default="http")
     forward_host = models.CharField(max_length=255)
     forward_port = models.PositiveIntegerField()
@@ -47,11 +49,11 @@ class ProxyHost(models.Model):
     modified_on = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["id"]
+        ordering = ["first_domain", "id"]
 
     def __str__(self) -> str:
         return ", ".join(self.domain_names) or f"proxy host {self.pk}"
 
-    @property
-    def first_domain(self) -> str:
-        return self.domain_names[0] if self.domain_names else ""
+    def save(self, *args, **kwargs) -> None:
+        self.first_domain = self.domain_names[0] if self.domain_names else ""
+        super().save(*args, **kwargs)

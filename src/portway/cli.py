@@ -1,0 +1,220 @@
+"""The `portway` command.
+
+portway serve      migrate, render the config, run nginx and the admin server
+portway check      render the config and test it with `nginx -t` (nothing goes live)
+portway apply      render, test and reload a running Portway's nginx
+portway migrate    create or update the database schema
+portway createadmin --email E --password P [--name N]
+portway version
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+log = logging.getLogger("portway")
+
+HELP = """Portway: a self-hosted reverse-proxy manager driving nginx.
+
+Settings come from the environment (see README.md): PORTWAY_DATA_DIR, PORTWAY_ADMIN_PORT,
+PORTWAY_HTTP_PORT, PORTWAY_HTTPS_PORT, PORTWAY_BIND_ADDRESS, PORTWAY_RESOLVER, PORTWAY_NGINX,
+INITIAL_ADMIN_EMAIL, INITIAL_ADMIN_PASSWORD, DB_SQLITE_FILE, DB_MYSQL_*, DB_POSTGRES_*,
+DISABLE_IPV6, X_FRAME_OPTIONS.
+"""
+
+
+def _django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portway.settings")
+    import django
+
+    django.setup()
+
+
+def _migrate() -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Create or update the database schema."""
+    _django()
+    _migrate()
+    print("database is up to date")
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    from portway import __version__
+
+    print(f"portway {__version__}")
+    return 0
+
+
+def cmd_createadmin(args: argparse.Namespace) -> int:
+    """Create an administrator account (fails if the e-mail is taken)."""
+    _django()
+    _migrate()
+    from portway.accounts.models import User
+
+    if User.objects.filter(email__iexact=args.email).exists():
+        print(f"a user with e-mail {args.email} already exists", file=sys.stderr)
+        return 1
+    User.objects.create_user(args.email, args.password, is_admin=True, name=args.name)
+    print(f"administrator {args.email} created")
+    return 0
+
+
+def _report(report: Any) -> int:
+    offline = {k: o for k, o in report.hosts.items() if not o.online}
+    print(f"{len(report.hosts)} hosts, {len(offline)} offline")
+    for key, outcome in sorted(offline.items()):
+        print(f"  {key}: {outcome.error}")
+    if report.error:
+        print(f"error: {report.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Render every host into a scratch generation and run `nginx -t` on it."""
+    _django()
+    _migrate()
+    from portway import conf
+    from portway.nginx.engine import Engine
+
+    engine = Engine(conf.load())
+    return _report(engine.apply(go_live=False))
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """Render, test and reload the nginx of a running `portway serve` (via its pid file)."""
+    _django()
+    from portway import conf
+    from portway.nginx.engine import Engine
+    from portway.nginx.render import Paths
+
+    config = conf.load()
+    engine = Engine(config)
+    report = engine.apply()
+    pid_file = Paths(config.data_dir).pid_file
+    if report.generation and pid_file.exists():
+        os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
+        print(f"nginx reloaded with generation {report.generation}")
+    return _report(report)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run Portway: nginx (supervised) + apply worker + admin web server, until stopped."""
+    _django()
+    from waitress import create_server
+
+    from portway import conf
+    from portway.nginx.engine import ApplyWorker, Engine, install
+    from portway.nginx.process import NginxSupervisor
+    from portway.wsgi import application
+
+    config = conf.load()
+    _migrate()
+    try:
+        from portway.accounts.services import ensure_initial_admin
+    except ImportError:
+        ensure_initial_admin = None
+    if ensure_initial_admin is not None:
+        ensure_initial_admin()
+
+    host = config.bind_address or "*"
+    listen = f"[{host}]:{config.admin_port}" if ":" in host else f"{host}:{config.admin_port}"
+    # Bind the admin port first: if it is taken, fail before starting nginx.
+    server = create_server(application, listen=listen, threads=8, ident="Portway")
+
+    engine = Engine(config)
+    paths = engine.paths
+    supervisor = NginxSupervisor(
+        engine.binary, paths.live / "nginx.conf", paths.base, paths.status_socket, paths.error_log
+    )
+    report = engine.apply()  # writes the live generation; nginx is not running yet
+    if report.generation is None and not paths.live.exists():
+        print(f"cannot build an nginx config: {report.error}", file=sys.stderr)
+        return 1
+    generation = report.generation or paths.live.resolve().name
+    supervisor.start()
+    error = supervisor.wait_for_generation(generation, timeout=30)
+    if error:
+        log.error("nginx did not start: %s", error)
+    engine.supervisor = supervisor
+    worker = ApplyWorker(engine).start()
+    install(engine, worker)
+
+    stop = threading.Event()
+
+    def _shutdown(signum: int, frame: Any) -> None:
+        if not stop.is_set():
+            stop.set()
+            log.info("stopping (signal %s)", signum)
+            server.close()
+
+    signal.signal(signal.SIGTERM, _shutdown)
+    signal.signal(signal.SIGINT, _shutdown)
+    log.info(
+        "Portway admin on %s, proxy on :%s/:%s, data in %s",
+        listen,
+        config.http_port,
+        config.https_port,
+        config.data_dir,
+    )
+    try:
+        server.run()
+    except (OSError, ValueError):
+        if not stop.is_set():
+            raise
+    finally:
+        worker.stop()
+        supervisor.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="portway", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    sub.add_parser(
+        "serve", help="run migrations, nginx and the admin UI/API (until Ctrl-C or SIGTERM)"
+    ).set_defaults(func=cmd_serve)
+    sub.add_parser(
+        "check", help="render the nginx config and test it with nginx -t; lists offline hosts"
+    ).set_defaults(func=cmd_check)
+    sub.add_parser(
+        "apply", help="render, test and reload the nginx of a running portway serve"
+    ).set_defaults(func=cmd_apply)
+    sub.add_parser("migrate", help="create or update the database schema").set_defaults(
+        func=cmd_migrate
+    )
+    admin = sub.add_parser("createadmin", help="create an administrator account")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", required=True)
+    admin.add_argument("--name", default="Administrator")
+    admin.set_defaults(func=cmd_createadmin)
+    sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `portway` console script."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

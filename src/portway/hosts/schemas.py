@@ -1,0 +1,96 @@
+"""Wire schemas of NPM's proxy-host object (request validation at the edge).
+
+Every string that reaches nginx config passes a validator from portway.core.fields.
+Unknown properties are rejected; numeric strings and 0/1 booleans are accepted because
+NPM clients send them (pydantic's lax mode does exactly that).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from portway.core import fields
+
+DomainName = Annotated[str, AfterValidator(fields.domain_name)]
+ForwardHost = Annotated[str, Field(max_length=255), AfterValidator(fields.forward_host)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+AdvancedConfig = Annotated[str, Field(max_length=65536), AfterValidator(fields.balanced_config)]
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"lists {name!r} twice")
+        seen.add(name)
+    return names
+
+
+DomainNames = Annotated[
+    list[DomainName], Field(min_length=1, max_length=100), AfterValidator(_unique)
+]
+
+
+class Location(BaseModel):
+    """A custom location: requests under `path` go to another upstream."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int | None = None  # NPM's UI sends one; ignored
+    path: Annotated[str, Field(max_length=1024), AfterValidator(fields.location_path)]
+    forward_scheme: Literal["http", "https"] = "http"
+    forward_host: ForwardHost
+    forward_port: Port
+    forward_path: Annotated[str | None, AfterValidator(fields.forward_path)] = ""
+    advanced_config: AdvancedConfig | None = ""
+
+
+class ProxyHostFields(BaseModel):
+    """Fields shared by create and update; all optional here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain_names: DomainNames | None = None
+    forward_scheme: Literal["http", "https"] | None = None
+    forward_host: ForwardHost | None = None
+    forward_port: Port | None = None
+    access_list_id: Annotated[int, Field(ge=0)] | None = None
+    certificate_id: Annotated[int, Field(ge=0)] | Literal["new"] | None = None
+    ssl_forced: bool | None = None
+    hsts_enabled: bool | None = None
+    hsts_subdomains: bool | None = None
+    http2_support: bool | None = None
+    block_exploits: bool | None = None
+    caching_enabled: bool | None = None
+    allow_websocket_upgrade: bool | None = None
+    trust_forwarded_proto: bool | None = None
+    advanced_config: AdvancedConfig | None = None
+    locations: Annotated[list[Location], Field(max_length=100)] | None = None
+    enabled: bool | None = None
+    meta: dict[str, Any] | None = None
+
+    @field_validator("locations")
+    @classmethod
+    def _distinct_paths(cls, value: list[Location] | None) -> list[Location] | None:
+        if value:
+            seen: set[str] = set()
+            for loc in value:
+                if loc.path in seen:
+                    raise ValueError(f"has the path {loc.path!r} twice")
+                seen.add(loc.path)
+        return value
+
+
+class ProxyHostCreate(ProxyHostFields):
+    """POST body: the four routing fields are required."""
+
+    domain_names: DomainNames
+    forward_scheme: Literal["http", "https"]
+    forward_host: ForwardHost
+    forward_port: Port
+
+
+class ProxyHostUpdate(ProxyHostFields):
+    """PUT body: any subset of the fields."""

@@ -1,0 +1,272 @@
+"""Proxy host operations shared by the API and the UI.
+
+Every function takes the acting user, validates at the edge (pydantic schemas built on
+portway.core.fields), changes nothing when it raises, and asks the nginx engine to
+apply after the change is committed. Errors are portway.core.errors exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from pydantic import BaseModel, ValidationError
+
+from portway.certificates.models import Certificate
+from portway.core.errors import BadRequest, FieldError, InvalidFields, NotFound, PermissionDenied
+from portway.hosts.models import ProxyHost
+from portway.hosts.schemas import ProxyHostCreate, ProxyHostUpdate
+from portway.nginx.models import AuditLogEntry, Setting
+
+log = logging.getLogger("portway.hosts")
+SERVER_META_KEYS = ("nginx_online", "nginx_err")
+SECTION = "proxy_hosts"
+
+
+def _require(user, level: str) -> None:  # noqa: ANN001
+    try:
+        from portway.accounts.permissions import require
+    except ImportError:  # accounts permissions not installed: admins only
+        if not user.is_admin:
+            raise PermissionDenied("Permission denied") from None
+        return
+    require(user, SECTION, level)
+
+
+def _visible(user, queryset: QuerySet) -> QuerySet:  # noqa: ANN001
+    try:
+        from portway.accounts.permissions import visible_queryset
+    except ImportError:
+        return queryset
+    return visible_queryset(user, SECTION, queryset)
+
+
+def parse(schema: type[BaseModel], data: dict[str, Any]) -> BaseModel:
+    """Validate `data` with `schema`; pydantic errors become InvalidFields (field → reason)."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for error in exc.errors():
+            path = "/".join(str(p) for p in error["loc"])
+            reason = error["msg"]
+            if reason.startswith("Value error, "):
+                reason = reason[len("Value error, ") :]
+            if error["type"] == "extra_forbidden":
+                reason = "is not an allowed property"
+            elif error["type"] == "missing":
+                reason = "is required"
+            errors.setdefault(path, reason)
+        raise InvalidFields(errors) from exc
+
+
+def list_proxy_hosts(user, query: str | None = None) -> QuerySet[ProxyHost]:  # noqa: ANN001
+    """Hosts the user may see, ordered by first domain name; `query` filters by substring."""
+    _require(user, "view")
+    hosts = _visible(user, ProxyHost.objects.select_related("certificate", "owner"))
+    if query:
+        matching = [h.pk for h in hosts if any(query.lower() in n for n in h.domain_names)]
+        hosts = hosts.filter(pk__in=matching)
+    return hosts.order_by("first_domain", "id")
+
+
+def get_proxy_host(user, host_id: int) -> ProxyHost:  # noqa: ANN001
+    """One visible host. Raises NotFound."""
+    _require(user, "view")
+    host = (
+        _visible(user, ProxyHost.objects.select_related("certificate", "owner"))
+        .filter(pk=host_id)
+        .first()
+    )
+    if host is None:
+        raise NotFound(f"Proxy host {host_id} not found")
+    return host
+
+
+def _lock_names() -> None:
+    """Serialise name checks and writes across connections (a row lock on the setting)."""
+    Setting.get("default-site")
+    list(Setting.objects.select_for_update().filter(id="default-site"))
+
+
+def _check_names_free(names: list[str], exclude_id: int | None) -> None:
+    taken: dict[str, ProxyHost] = {}
+    others = ProxyHost.objects.filter(enabled=True)
+    if exclude_id is not None:
+        others = others.exclude(pk=exclude_id)
+    for other in others.only("id", "domain_names"):
+        for name in other.domain_names:
+            taken[name] = other
+    for index, name in enumerate(names):
+        if name in taken:
+            raise FieldError(
+                f"domain_names/{index}",
+                f"{name!r} is already used by enabled proxy host {taken[name].pk}",
+            )
+
+
+def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noqa: ANN001
+    if "advanced_config" in values and (values["advanced_config"] or "") != (
+        host.advanced_config or ""
+    ):
+        if not user.is_admin:
+            raise PermissionDenied("data/advanced_config may be set by administrators only")
+    if "access_list_id" in values and values["access_list_id"]:
+        raise FieldError("access_list_id", f"access list {values['access_list_id']} does not exist")
+    if "certificate_id" in values:
+        cert_id = values.pop("certificate_id")
+        if cert_id == "new":
+            raise FieldError(
+                "certificate_id",
+                "requesting a Let's Encrypt certificate is not available yet; "
+                "upload a custom certificate and use its id",
+            )
+        if cert_id:
+            cert = Certificate.objects.filter(pk=cert_id).first()
+            if cert is None:
+                raise FieldError("certificate_id", f"certificate {cert_id} does not exist")
+            if not cert.has_files:
+                raise FieldError(
+                    "certificate_id", f"certificate {cert_id} has no certificate files uploaded yet"
+                )
+            host.certificate = cert
+        else:
+            host.certificate = None
+    if "meta" in values:
+        meta = dict(values.pop("meta") or {})
+        for key in SERVER_META_KEYS:
+            meta.pop(key, None)
+        host.meta = meta
+    if "locations" in values:
+        values["locations"] = [
+            {
+                "path": loc["path"],
+                "forward_scheme": loc["forward_scheme"],
+                "forward_host": loc["forward_host"],
+                "forward_port": loc["forward_port"],
+                "forward_path": loc.get("forward_path") or "",
+                "advanced_config": loc.get("advanced_config") or "",
+            }
+            for loc in values["locations"] or []
+        ]
+    for name, value in values.items():
+        if value is None and name != "advanced_config":
+            continue
+        setattr(host, name, value if value is not None else "")
+    # NPM's rules: each option needs the one before it.
+    if host.certificate is None:
+        host.ssl_forced = False
+        host.http2_support = False
+    if not host.ssl_forced:
+        host.hsts_enabled = False
+    if not host.hsts_enabled:
+        host.hsts_subdomains = False
+
+
+def _after_change(host: ProxyHost) -> None:
+    """Test the host's config alone (status for the response), then queue a full apply."""
+    from portway.nginx.engine import get_engine, request_apply, spec_from_host
+
+    if host.enabled:
+        engine = get_engine()
+        if engine is not None:
+            try:
+                error = engine.preflight(spec_from_host(host))
+            except Exception:  # the full apply will still judge the host
+                log.exception("preflight of proxy host %s failed to run", host.pk)
+            else:
+                online = error is None
+                message = None if online else f"nginx rejected this host's config: {error}"
+                if (host.nginx_online, host.nginx_err) != (online, message):
+                    host.nginx_online, host.nginx_err = online, message
+                    ProxyHost.objects.filter(pk=host.pk).update(
+                        nginx_online=online, nginx_err=message
+                    )
+    request_apply()
+
+
+def _audit(user, host: ProxyHost, action: str) -> None:  # noqa: ANN001
+    AuditLogEntry.objects.create(
+        user=user,
+        object_type="proxy-host",
+        object_id=host.pk,
+        action=action,
+        meta={"domain_names": host.domain_names},
+    )
+
+
+def create_proxy_host(user, data: dict[str, Any]) -> ProxyHost:  # noqa: ANN001
+    """Create a host from NPM wire fields. Raises InvalidFields/FieldError/PermissionDenied."""
+    _require(user, "manage")
+    payload = parse(ProxyHostCreate, data).model_dump(exclude_unset=True)
+    with transaction.atomic():
+        _lock_names()
+        host = ProxyHost(owner=user)
+        _apply_fields(user, host, payload)
+        if host.enabled:
+            _check_names_free(host.domain_names, None)
+        host.save()
+        _audit(user, host, "created")
+    _after_change(host)
+    return host
+
+
+def update_proxy_host(user, host_id: int, data: dict[str, Any]) -> ProxyHost:  # noqa: ANN001
+    """Change any subset of a host's fields (at least one)."""
+    _require(user, "manage")
+    if not data:
+        raise BadRequest("data must have at least one property")
+    payload = parse(ProxyHostUpdate, data).model_dump(exclude_unset=True)
+    with transaction.atomic():
+        _lock_names()
+        host = get_proxy_host(user, host_id)
+        _apply_fields(user, host, payload)
+        if host.enabled:
+            _check_names_free(host.domain_names, host.pk)
+        host.save()
+        _audit(user, host, "updated")
+    _after_change(host)
+    return host
+
+
+def delete_proxy_host(user, host_id: int) -> None:  # noqa: ANN001
+    _require(user, "manage")
+    with transaction.atomic():
+        host = get_proxy_host(user, host_id)
+        _audit(user, host, "deleted")
+        host.delete()
+    from portway.nginx.engine import request_apply
+
+    request_apply()
+
+
+def set_enabled(user, host_id: int, enabled: bool) -> ProxyHost:  # noqa: ANN001
+    """Enable or disable a host; 400 if it already is, or if its names are now taken."""
+    _require(user, "manage")
+    with transaction.atomic():
+        _lock_names()
+        host = get_proxy_host(user, host_id)
+        if host.enabled == enabled:
+            raise BadRequest(f"Host is already {'enabled' if enabled else 'disabled'}")
+        if enabled:
+            _check_names_free(host.domain_names, host.pk)
+        host.enabled = enabled
+        host.save(update_fields=["enabled", "modified_on"])
+        _audit(user, host, "enabled" if enabled else "disabled")
+    if enabled:
+        _after_change(host)
+    else:
+        from portway.nginx.engine import request_apply
+
+        request_apply()
+    return host
+
+
+def enable_proxy_host(user, host_id: int) -> ProxyHost:  # noqa: ANN001
+    return set_enabled(user, host_id, True)
+
+
+def disable_proxy_host(user, host_id: int) -> ProxyHost:  # noqa: ANN001
+    return set_enabled(user, host_id, False)

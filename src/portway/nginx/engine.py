@@ -1,0 +1,548 @@
+"""The apply engine: database → generation directory → `nginx -t` → atomic swap → reload.
+
+A change never takes every site down:
+- each host renders into its own file, so nginx's error names the file and thus the host;
+- a host nginx rejects is isolated: its previous (last good) config keeps serving if it
+  had one, otherwise it is left out, and it is marked offline with nginx's message;
+- the live config is a symlink swapped with rename(2) only after `nginx -t` passed, and
+  nginx is reloaded with SIGHUP, whose old workers finish the requests in flight;
+- a reload nginx refuses (e.g. bind() on a port in use) is detected through the status
+  server and attributed the same way.
+Changes requested while an apply runs are folded into the next one (ApplyWorker).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import itertools
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from portway import conf
+from portway.nginx.config import ConfigFile
+from portway.nginx.process import NginxSupervisor, nginx_binary, test_config
+from portway.nginx.render import (
+    CertificateRef,
+    DefaultSite,
+    LocationSpec,
+    Paths,
+    ProxyHostSpec,
+    Renderer,
+)
+
+log = logging.getLogger("portway.nginx")
+_HOST_FILE = re.compile(r"(?:^|/)hosts/(?P<key>[a-z]+-\d+)\.conf$")
+MAX_ISOLATION_ROUNDS = 20
+KEEP_GENERATIONS = 3
+
+
+@dataclass
+class HostOutcome:
+    """What the last apply did with one host."""
+
+    online: bool
+    error: str | None = None
+
+
+@dataclass
+class ApplyReport:
+    """Result of one apply: the generation now live (None if nothing changed live)."""
+
+    generation: str | None
+    hosts: dict[str, HostOutcome] = field(default_factory=dict)
+    error: str | None = None  # a failure not attributable to any host
+    seconds: float = 0.0
+
+
+@dataclass
+class State:
+    """Everything the renderer needs, read from the database in one go."""
+
+    hosts: list[ProxyHostSpec]
+    default_site: DefaultSite
+
+
+def spec_from_host(host) -> ProxyHostSpec:  # noqa: ANN001 - a hosts.models.ProxyHost
+    """The renderer's view of a ProxyHost row (certificate must be loaded or None)."""
+    cert = host.certificate
+    ref = None
+    if cert is not None:
+        ref = CertificateRef(cert.pk, cert.fullchain_path, cert.key_path)
+    return ProxyHostSpec(
+        id=host.pk,
+        domain_names=tuple(host.domain_names),
+        forward_scheme=host.forward_scheme,
+        forward_host=host.forward_host,
+        forward_port=host.forward_port,
+        certificate=ref,
+        ssl_forced=host.ssl_forced and ref is not None,
+        hsts_enabled=host.hsts_enabled,
+        hsts_subdomains=host.hsts_subdomains,
+        http2_support=host.http2_support and ref is not None,
+        block_exploits=host.block_exploits,
+        caching_enabled=host.caching_enabled,
+        allow_websocket_upgrade=host.allow_websocket_upgrade,
+        trust_forwarded_proto=host.trust_forwarded_proto,
+        advanced_config=host.advanced_config or "",
+        locations=tuple(
+            LocationSpec(
+                path=loc["path"],
+                forward_scheme=loc.get("forward_scheme", "http"),
+                forward_host=loc["forward_host"],
+                forward_port=int(loc["forward_port"]),
+                forward_path=loc.get("forward_path") or "",
+                advanced_config=loc.get("advanced_config") or "",
+            )
+            for loc in host.locations or []
+        ),
+    )
+
+
+def load_state() -> State:
+    """Enabled hosts and settings from the database."""
+    from portway.hosts.models import ProxyHost
+    from portway.nginx.models import Setting
+
+    hosts = [
+        spec_from_host(h)
+        for h in ProxyHost.objects.filter(enabled=True).select_related("certificate").order_by("id")
+    ]
+    setting = Setting.get("default-site")
+    meta = setting.meta or {}
+    site = DefaultSite(setting.value, str(meta.get("redirect") or ""), str(meta.get("html") or ""))
+    return State(hosts, site)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def ensure_default_certificate(directory: Path) -> None:
+    """A self-signed certificate for the default HTTPS server, made once (EC P-256).
+
+    It is what clients see for unknown or missing SNI: never another host's certificate.
+    """
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    if cert_path.exists() and key_path.exists():
+        return
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "portway-default")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+class Engine:
+    """Renders, tests and applies nginx config for one data directory.
+
+    Args:
+        config: the installation's settings (ports, data dir, nginx binary).
+        supervisor: the running nginx to reload, or None to only write the live config.
+    """
+
+    def __init__(self, config: conf.PortwayConfig, supervisor: NginxSupervisor | None = None):
+        self.config = config
+        self.paths = Paths(config.data_dir)
+        self.renderer = Renderer(config, self.paths)
+        self.supervisor = supervisor
+        self.binary = nginx_binary(config.nginx_binary)
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+        # host key → (digest of a rendered text nginx rejected, nginx's message)
+        self._rejected: dict[str, tuple[str, str]] = {}
+        self.last_report: ApplyReport | None = None
+
+    # ----- filesystem ------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Create the directories nginx needs and the default certificate."""
+        p = self.paths
+        os.chmod(p.data_dir, 0o711)  # workers traverse to the challenge webroot, never list
+        for directory in (p.base, p.generations, p.run, p.temp, p.cache, p.logs):
+            directory.mkdir(parents=True, exist_ok=True)
+        p.acme_webroot.mkdir(parents=True, exist_ok=True)
+        (p.acme_webroot / ".well-known" / "acme-challenge").mkdir(parents=True, exist_ok=True)
+        for directory in (
+            p.base,
+            p.acme_webroot,
+            p.acme_webroot / ".well-known",
+            p.acme_webroot / ".well-known" / "acme-challenge",
+        ):
+            os.chmod(directory, 0o755)
+        ensure_default_certificate(p.default_cert_dir)
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One apply at a time, in this process (threads) and across processes (flock)."""
+        with self._lock:
+            self.paths.base.mkdir(parents=True, exist_ok=True)
+            with open(self.paths.base / "apply.lock", "w") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _new_generation_id(self) -> str:
+        return f"{int(time.time() * 1000)}-{os.getpid()}-{next(self._counter)}"
+
+    def _write_generation(self, name: str, files: list[ConfigFile], texts: dict[str, str]) -> Path:
+        directory = self.paths.generations / name
+        (directory / "hosts").mkdir(parents=True)
+        for config_file in files:
+            text = texts.get(config_file.host_key or "") if config_file.host_key else None
+            (directory / config_file.relative_path).write_text(
+                text if text is not None else config_file.text()
+            )
+        return directory
+
+    def live_host_texts(self) -> dict[str, str]:
+        """Host key → text of the live generation (the last good config of each host)."""
+        hosts_dir = self.paths.live / "hosts"
+        texts: dict[str, str] = {}
+        if hosts_dir.is_dir():
+            for path in hosts_dir.glob("*.conf"):
+                texts[path.stem] = path.read_text()
+        return texts
+
+    def _swap_live(self, directory: Path) -> None:
+        tmp = self.paths.base / f".live-{os.getpid()}-{threading.get_ident()}"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(os.path.relpath(directory, self.paths.base), tmp)
+        os.replace(tmp, self.paths.live)  # rename(2): readers see the old or the new, never none
+
+    def _prune(self, keep: Path) -> None:
+        generations = sorted(
+            (g for g in self.paths.generations.iterdir() if g.is_dir()),
+            key=lambda g: g.stat().st_mtime,
+        )
+        for old in generations[:-KEEP_GENERATIONS]:
+            if old != keep:
+                shutil.rmtree(old, ignore_errors=True)
+
+    # ----- rendering -------------------------------------------------------------------
+    def _files(
+        self, state: State, generation: str, host_files: list[ConfigFile]
+    ) -> list[ConfigFile]:
+        names = sum(len(f.nodes) for f in host_files)  # cheap upper bound is fine for sizing
+        name_count = sum(len(h.domain_names) for h in state.hosts) + names
+        return [
+            self.renderer.main(generation, name_count),
+            self.renderer.default_servers(state.default_site),
+            *host_files,
+        ]
+
+    def preflight(self, spec: ProxyHostSpec) -> str | None:
+        """Test one host alone with the installation's main config: nginx's error or None.
+
+        Cheap whatever the number of hosts, so the API can answer with the host's status
+        before the full apply runs.
+        """
+        self.prepare()
+        state = load_state()
+        host_file = self.renderer.proxy_host(spec)
+        name = "preflight-" + self._new_generation_id()
+        files = self._files(state, name, [host_file])
+        directory = self.paths.base / "preflight" / name
+        try:
+            (directory / "hosts").mkdir(parents=True)
+            for config_file in files:
+                (directory / config_file.relative_path).write_text(config_file.text())
+            result = test_config(self.binary, directory / "nginx.conf", self.paths.base)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        message = None if result.ok else _host_message(result.errors)
+        if message is None:
+            if not result.ok:  # not this host's fault: the full apply will report it
+                log.warning("preflight failed outside the host's config: %s", result.output)
+            self._rejected.pop(spec.key, None)
+            return None
+        self._rejected[spec.key] = (_digest(host_file.text()), message)
+        return message
+
+    def apply(self, go_live: bool = True) -> ApplyReport:
+        """Render the database into a new live generation and make nginx serve it.
+
+        With go_live False the generation is only tested (`portway check`): nothing is
+        swapped, reloaded or recorded.
+        """
+        started = time.monotonic()
+        with self._exclusive():
+            report = self._apply_locked(go_live)
+        report.seconds = time.monotonic() - started
+        if not go_live:
+            return report
+        self.last_report = report
+        self._record(report)
+        log.info(
+            "apply: generation %s, %d hosts, %d offline, %.2fs%s",
+            report.generation,
+            len(report.hosts),
+            sum(1 for o in report.hosts.values() if not o.online),
+            report.seconds,
+            f", error: {report.error}" if report.error else "",
+        )
+        return report
+
+    def _apply_locked(self, go_live: bool = True) -> ApplyReport:
+        self.prepare()
+        state = load_state()
+        host_files = {spec.key: self.renderer.proxy_host(spec) for spec in state.hosts}
+        texts = {key: f.text() for key, f in host_files.items()}
+        last_good = self.live_host_texts()
+        outcomes = {key: HostOutcome(True) for key in host_files}
+        served = dict(texts)  # what goes into the generation for each host
+
+        def reject(key: str, message: str) -> None:
+            previous = last_good.get(key)
+            if previous is not None and served.get(key) != previous:
+                served[key] = previous
+                outcomes[key] = HostOutcome(
+                    False,
+                    f"nginx rejected this host's new config; its previous config is still "
+                    f"served. nginx said: {message}",
+                )
+            else:
+                served.pop(key, None)
+                outcomes[key] = HostOutcome(
+                    False,
+                    "nginx rejected this host's config; the host is offline. "
+                    f"nginx said: {message}",
+                )
+
+        # Hosts whose exact text nginx already rejected skip straight to isolation.
+        for key, text in texts.items():
+            known = self._rejected.get(key)
+            if known and known[0] == _digest(text):
+                reject(key, known[1])
+
+        for _ in range(MAX_ISOLATION_ROUNDS):
+            generation = self._new_generation_id()
+            files = self._files(state, generation, [host_files[k] for k in served])
+            directory = self._write_generation(generation, files, served)
+            result = test_config(self.binary, directory / "nginx.conf", self.paths.base)
+            if result.ok and not go_live:
+                shutil.rmtree(directory, ignore_errors=True)
+                return ApplyReport(generation, outcomes)
+            if result.ok:
+                reload_error = self._go_live(directory, generation)
+                if reload_error is None:
+                    self._prune(directory)
+                    return ApplyReport(generation, outcomes)
+                # _go_live already pointed `live` back at the config nginx still serves
+                if not self._isolate(_located(reload_error), served, texts, reject):
+                    return ApplyReport(None, outcomes, error=reload_error)
+                continue
+            shutil.rmtree(directory, ignore_errors=True)
+            if not self._isolate(result.errors, served, texts, reject):
+                suspects = [k for k in served if served[k] != last_good.get(k)]
+                found = False
+                for key in suspects:
+                    spec = next(s for s in state.hosts if s.key == key)
+                    message = self.preflight(spec)
+                    if message:
+                        reject(key, message)
+                        found = True
+                if not found:
+                    return ApplyReport(None, outcomes, error=result.output)
+        return ApplyReport(None, outcomes, error="too many hosts rejected by nginx in one apply")
+
+    def _isolate(self, errors, served, texts, reject) -> bool:  # noqa: ANN001
+        """Reject every host an nginx error names; False if no error names a host."""
+        found = False
+        for file, _line, message in errors:
+            match = _HOST_FILE.search(file or "")
+            if match and match["key"] in served:
+                key = match["key"]
+                if served[key] == texts.get(key):
+                    self._rejected[key] = (_digest(texts[key]), message)
+                reject(key, message)
+                found = True
+        return found
+
+    def _previous_live(self) -> Path | None:
+        return self.paths.live.resolve() if self.paths.live.exists() else None
+
+    def _go_live(self, directory: Path, generation: str) -> str | None:
+        previous = self._previous_live()
+        self._swap_live(directory)
+        if self.supervisor is None:
+            return None
+        error = self.supervisor.reload(generation)
+        if error is not None and previous is not None:
+            self._swap_live(previous)  # nginx kept the old config; the link must say so too
+        return error
+
+    def _record(self, report: ApplyReport) -> None:
+        """Store each host's outcome in the database (nginx_online / nginx_err)."""
+        from django.db import close_old_connections
+
+        from portway.hosts.models import ProxyHost
+
+        if report.generation is None and report.error:
+            return
+        current = {
+            f"proxy-{pk}": (online, err)
+            for pk, online, err in ProxyHost.objects.filter(enabled=True).values_list(
+                "pk", "nginx_online", "nginx_err"
+            )
+        }
+        for key, outcome in report.hosts.items():
+            if current.get(key) != (outcome.online, outcome.error):
+                ProxyHost.objects.filter(pk=int(key.split("-")[1])).update(
+                    nginx_online=outcome.online, nginx_err=outcome.error
+                )
+        close_old_connections()
+
+
+def _located(text: str) -> list[tuple[str | None, int | None, str]]:
+    from portway.nginx.process import parse_errors
+
+    return parse_errors(text)
+
+
+def _host_message(errors: list[tuple[str | None, int | None, str]]) -> str | None:
+    """nginx's message about a host file, the path trimmed to `line N`; None if none is."""
+    for file, line, message in errors:
+        if _HOST_FILE.search(file or ""):
+            return f"{message} (line {line} of the host's config)"
+    return None
+
+
+# ----- background worker ---------------------------------------------------------------
+
+
+class ApplyWorker:
+    """Runs applies in the background, folding requests that arrive meanwhile.
+
+    `request()` returns a ticket; `wait(ticket)` blocks until an apply that started after
+    the request has finished. Many requests during one apply cost one more apply.
+    """
+
+    def __init__(self, engine: Engine, debounce: float = 0.05) -> None:
+        self.engine = engine
+        self.debounce = debounce
+        self._cond = threading.Condition()
+        self._requested = 0
+        self._completed = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="nginx-apply", daemon=True)
+
+    def start(self) -> ApplyWorker:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout=60)
+
+    def request(self) -> int:
+        with self._cond:
+            self._requested += 1
+            self._cond.notify_all()
+            return self._requested
+
+    def wait(self, ticket: int, timeout: float = 120) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._completed < ticket:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    @property
+    def pending(self) -> bool:
+        with self._cond:
+            return self._completed < self._requested
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._requested == self._completed and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+            time.sleep(self.debounce)
+            with self._cond:
+                target = self._requested
+            try:
+                self.engine.apply()
+            except Exception:  # keep serving; the next request retries
+                log.exception("apply failed")
+            with self._cond:
+                self._completed = target
+                self._cond.notify_all()
+
+
+_engine: Engine | None = None
+_worker: ApplyWorker | None = None
+
+
+def install(engine: Engine, worker: ApplyWorker | None) -> None:
+    """Make `engine` (and its worker) the process-wide ones used by services."""
+    global _engine, _worker
+    _engine, _worker = engine, worker
+
+
+def get_engine() -> Engine | None:
+    """The process-wide engine; created on first use when nginx is installed."""
+    global _engine
+    if _engine is None:
+        try:
+            _engine = Engine(conf.load())
+        except Exception:  # nginx missing: services still work, status stays unknown
+            log.warning("nginx engine unavailable", exc_info=True)
+            return None
+    return _engine
+
+
+def request_apply() -> int | None:
+    """Ask for the live config to be rebuilt; returns a ticket, None if no worker runs."""
+    if _worker is None:
+        return None
+    return _worker.request()
+
+
+def wait_applied(ticket: int | None, timeout: float = 120) -> bool:
+    """Block until the apply covering `ticket` finished (True at once without a worker)."""
+    if ticket is None or _worker is None:
+        return True
+    return _worker.wait(ticket, timeout)

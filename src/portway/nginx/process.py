@@ -1,0 +1,251 @@
+"""Running nginx: `nginx -t` on a generation, and the supervised master process.
+
+Follows certbot's nginx plugin: test with `nginx -t` before any reload, keep the last
+good config to fall back to. nginx is started in the foreground (`daemon off`) as a child
+of `portway serve`, restarted with backoff if it dies, and stopped gracefully (SIGQUIT:
+workers finish the requests in flight; https://nginx.org/en/docs/control.html).
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("portway.nginx")
+
+# "nginx: [emerg] unknown directive "foo" in /x/gen/hosts/proxy-5.conf:12"
+_PID = r"(?:\d+#\d+: )?"  # nginx prefixes messages with "pid#tid: "
+_LOCATED = re.compile(
+    r"\[(emerg|alert|crit|error)\] " + _PID + r"(?P<msg>.*?) in (?P<file>/\S+):(?P<line>\d+)\s*$"
+)
+_LEVEL = re.compile(r"\[(emerg|alert|crit|error)\] " + _PID + r"(?P<msg>.*)$")
+
+
+class NginxNotFound(RuntimeError):
+    """The nginx binary is not installed or not executable."""
+
+
+@dataclass
+class TestResult:
+    """Outcome of `nginx -t`. `errors` are (file or None, line or None, message)."""
+
+    ok: bool
+    output: str
+    errors: list[tuple[str | None, int | None, str]]
+
+
+def nginx_binary(name: str) -> str:
+    """Absolute path of the nginx executable `name`; raises NginxNotFound."""
+    path = shutil.which(name) or (name if Path(name).is_file() else None)
+    if not path:
+        raise NginxNotFound(
+            f"nginx executable {name!r} not found: install it (apt-get install nginx "
+            "libnginx-mod-stream) or set PORTWAY_NGINX"
+        )
+    return path
+
+
+def parse_errors(output: str) -> list[tuple[str | None, int | None, str]]:
+    """Error lines of nginx output as (file, line, message); warnings are ignored."""
+    errors: list[tuple[str | None, int | None, str]] = []
+    for line in output.splitlines():
+        located = _LOCATED.search(line)
+        if located:
+            errors.append((located["file"], int(located["line"]), located["msg"]))
+            continue
+        plain = _LEVEL.search(line)
+        if plain and "test failed" not in plain["msg"]:
+            errors.append((None, None, plain["msg"]))
+    return errors
+
+
+def test_config(binary: str, conf_file: Path, prefix: Path, timeout: float = 120) -> TestResult:
+    """Run `nginx -t` on `conf_file` (its directory is the conf prefix for includes)."""
+    proc = subprocess.run(
+        [binary, "-t", "-q", "-p", f"{prefix}/", "-c", str(conf_file)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    output = (proc.stderr + proc.stdout).strip()
+    return TestResult(proc.returncode == 0, output, parse_errors(output) if proc.returncode else [])
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket (nginx's status server)."""
+
+    def __init__(self, path: Path, timeout: float = 2.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = str(path)
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.socket_path)
+        self.sock = sock
+
+
+def live_generation(status_socket: Path) -> str | None:
+    """The generation the running nginx workers serve, or None if nginx is not answering."""
+    try:
+        conn = UnixHTTPConnection(status_socket, timeout=1.0)
+        conn.request("GET", "/__portway/generation")
+        response = conn.getresponse()
+        body = response.read().decode().strip()
+        conn.close()
+        return body if response.status == 200 else None
+    except OSError:
+        return None
+
+
+class NginxSupervisor:
+    """Keeps one nginx master running on the live config.
+
+    Args:
+        binary: nginx executable path.
+        conf_file: the live nginx.conf (a path through the `live` symlink).
+        prefix: nginx prefix directory.
+        status_socket: unix socket of the status server, to confirm reloads.
+        error_log: nginx's error log, read when a reload does not take effect.
+    """
+
+    def __init__(
+        self, binary: str, conf_file: Path, prefix: Path, status_socket: Path, error_log: Path
+    ) -> None:
+        self.binary = binary
+        self.conf_file = conf_file
+        self.prefix = prefix
+        self.status_socket = status_socket
+        self.error_log = error_log
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.restarts = 0
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self.running and self._proc else None
+
+    def start(self, wait_generation: str | None = None, timeout: float = 30) -> None:
+        """Start nginx and a watcher thread that restarts it if it exits unexpectedly."""
+        self._spawn()
+        if wait_generation:
+            self.wait_for_generation(wait_generation, timeout)
+        self._thread = threading.Thread(target=self._watch, name="nginx-supervisor", daemon=True)
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if self.status_socket.exists():
+                self.status_socket.unlink()  # a stale socket from a killed nginx blocks bind()
+            self._proc = subprocess.Popen(
+                [
+                    self.binary,
+                    "-p",
+                    f"{self.prefix}/",
+                    "-c",
+                    str(self.conf_file),
+                    "-g",
+                    "daemon off;",
+                ],
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C on the terminal reaches Portway, which stops nginx
+            )
+            log.info("nginx started (pid %s)", self._proc.pid)
+
+    def _watch(self) -> None:
+        backoff = 1.0
+        while not self._stopping.is_set():
+            proc = self._proc
+            if proc is not None and proc.poll() is not None and not self._stopping.is_set():
+                log.error(
+                    "nginx exited with status %s; restarting in %.0fs", proc.returncode, backoff
+                )
+                if self._stopping.wait(backoff):
+                    return
+                self.restarts += 1
+                try:
+                    self._spawn()
+                except OSError:
+                    log.exception("could not restart nginx")
+                backoff = min(backoff * 2, 30.0)
+            elif proc is not None and proc.poll() is None:
+                backoff = 1.0
+            self._stopping.wait(0.5)
+
+    def reload(self, generation: str, timeout: float = 30) -> str | None:
+        """Ask nginx to load the live config and wait until `generation` is served.
+
+        Returns None on success, else nginx's error text (the old config keeps serving:
+        nginx refuses a config it cannot load and keeps its old workers).
+        """
+        with self._lock:
+            if not self.running or self._proc is None:
+                self._spawn()
+                return self.wait_for_generation(generation, timeout)
+            log_offset = self.error_log.stat().st_size if self.error_log.exists() else 0
+            self._proc.send_signal(signal.SIGHUP)
+        return self.wait_for_generation(generation, timeout, log_offset)
+
+    def wait_for_generation(
+        self, generation: str, timeout: float, log_offset: int | None = None
+    ) -> str | None:
+        """Poll the status server until it reports `generation`; error text on failure."""
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while time.monotonic() < deadline:
+            if live_generation(self.status_socket) == generation:
+                return None
+            if log_offset is not None:
+                failure = self._reload_failure(log_offset)
+                if failure:
+                    return failure
+            if self._proc is not None and self._proc.poll() is not None and log_offset is None:
+                return (
+                    self._reload_failure(0) or f"nginx exited with status {self._proc.returncode}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        return (
+            self._reload_failure(log_offset or 0)
+            or "nginx did not load the new configuration in time"
+        )
+
+    def _reload_failure(self, offset: int) -> str | None:
+        try:
+            with open(self.error_log, "rb") as handle:
+                handle.seek(offset)
+                text = handle.read().decode(errors="replace")
+        except OSError:
+            return None
+        errors = [line for line in text.splitlines() if "[emerg]" in line]
+        return "\n".join(errors) if errors else None
+
+    def stop(self, timeout: float = 15) -> None:
+        """Graceful stop (SIGQUIT), SIGKILL after `timeout` seconds."""
+        self._stopping.set()
+        with self._lock:
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                return
+            proc.send_signal(signal.SIGQUIT)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.info("nginx stopped")

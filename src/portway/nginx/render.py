@@ -1,0 +1,648 @@
+"""Render Portway's database state into nginx configuration (as data, see config.py).
+
+Layout of one generation directory (nginx's conf prefix is that directory, so the
+relative `include`s below resolve inside it, and a generation can be tested with
+`nginx -t -c <gen>/nginx.conf` before it becomes live):
+
+    nginx.conf              main context, http block, status server
+    default.conf            the default servers on the HTTP and HTTPS ports
+    hosts/proxy-<id>.conf   one file per enabled proxy host (errors are attributed by file)
+
+Directives follow the nginx reference (https://nginx.org/en/docs/dirindex.html) and the
+defaults Nginx Proxy Manager users know (HSTS value, block-exploits rules, assets cache).
+"""
+
+from __future__ import annotations
+
+import grp
+import ipaddress
+import os
+import pwd
+import re
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from portway.conf import PortwayConfig
+from portway.nginx.config import Blank, Comment, ConfigFile, Directive, MapEntry, Node, Raw, d
+
+MIME_TYPES = Path("/etc/nginx/mime.types")
+STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
+HSTS_MAX_AGE = 63072000  # two years, NPM's value
+STATUS_PATH = "/__portway/generation"
+_ASSET_EXTENSIONS = "css|js|mjs|jpe?g|gif|png|webp|avif|svg|ico|woff2?|ttf|eot|otf|mp4|webm"
+_DEFAULT_LOCATION = re.compile(r"^(?:(?!#).)*\blocation\s+/\s*\{", re.MULTILINE)
+
+# NPM's "block common exploits" rules: request URIs and query strings that probe for SQL
+# injection, file inclusion and shell access are answered 403.
+_EXPLOIT_PATTERNS = [
+    ("$query_string", r"[a-zA-Z0-9_]=https?://"),
+    ("$query_string", r"[a-zA-Z0-9_]=(\.\.//?)+"),
+    ("$query_string", r"[a-zA-Z0-9_]=/([a-z0-9_.]//?)+"),
+    ("$query_string", r"(union.*select.*\()"),
+    ("$query_string", r"(union.*all.*select.*)"),
+    ("$query_string", r"(concat.*\()"),
+    ("$query_string", r"(base64_encode|base64_decode)\(.*\)"),
+    ("$query_string", r"(<|%3C).*script.*(>|%3E)"),
+    ("$query_string", r"GLOBALS(=|\[|%[0-9A-Z]{0,2})"),
+    ("$query_string", r"_REQUEST(=|\[|%[0-9A-Z]{0,2})"),
+    ("$request_uri", r"(\.\./|/etc/passwd|/proc/self/environ)"),
+    ("$http_user_agent", r"(libwww-perl|wget|python-requests|nikto|sqlmap|masscan)"),
+]
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where Portway keeps nginx's files under the data directory.
+
+    Private keys stay in 0700 directories readable by nginx's master (root) only; the
+    directories nginx's workers must read (challenge webroot) are world-traversable.
+    """
+
+    data_dir: Path
+
+    @property
+    def base(self) -> Path:
+        return self.data_dir / "nginx"
+
+    @property
+    def generations(self) -> Path:
+        return self.base / "generations"
+
+    @property
+    def live(self) -> Path:
+        """Symlink to the live generation; nginx is started with live/nginx.conf."""
+        return self.base / "live"
+
+    @property
+    def run(self) -> Path:
+        return self.base / "run"
+
+    @property
+    def temp(self) -> Path:
+        return self.base / "temp"
+
+    @property
+    def logs(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def error_log(self) -> Path:
+        return self.logs / "nginx-error.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run / "nginx.pid"
+
+    @property
+    def status_socket(self) -> Path:
+        return self.run / "status.sock"
+
+    @property
+    def acme_webroot(self) -> Path:
+        """Files served at /.well-known/acme-challenge/ on every name (HTTP-01)."""
+        return self.data_dir / "acme-challenge"
+
+    @property
+    def default_cert_dir(self) -> Path:
+        return self.base / "default-cert"
+
+    @property
+    def cache(self) -> Path:
+        return self.base / "cache"
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """The address:port strings nginx listens on for plain HTTP and for TLS."""
+
+    http: tuple[str, ...]
+    https: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, config: PortwayConfig) -> Listeners:
+        """Listen addresses: the bind address if set, else all IPv4 (and IPv6 unless disabled)."""
+        if config.bind_address:
+            host = config.bind_address
+            if ":" in host and not host.startswith("["):
+                host = f"[{host}]"
+            hosts = [host]
+        else:
+            hosts = (
+                ["0.0.0.0"] if config.disable_ipv6 or not socket.has_ipv6 else ["0.0.0.0", "[::]"]
+            )
+        return cls(
+            http=tuple(f"{h}:{config.http_port}" for h in hosts),
+            https=tuple(f"{h}:{config.https_port}" for h in hosts),
+        )
+
+
+@dataclass(frozen=True)
+class CertificateRef:
+    """What the renderer needs of a certificate: its id and file paths."""
+
+    id: int
+    fullchain: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class LocationSpec:
+    path: str
+    forward_scheme: str
+    forward_host: str
+    forward_port: int
+    forward_path: str = ""
+    advanced_config: str = ""
+
+
+@dataclass(frozen=True)
+class ProxyHostSpec:
+    """A validated proxy host, decoupled from the ORM so rendering is a pure function."""
+
+    id: int
+    domain_names: tuple[str, ...]
+    forward_scheme: str
+    forward_host: str
+    forward_port: int
+    certificate: CertificateRef | None = None
+    ssl_forced: bool = False
+    hsts_enabled: bool = False
+    hsts_subdomains: bool = False
+    http2_support: bool = False
+    block_exploits: bool = False
+    caching_enabled: bool = False
+    allow_websocket_upgrade: bool = False
+    trust_forwarded_proto: bool = False
+    advanced_config: str = ""
+    locations: tuple[LocationSpec, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"proxy-{self.id}"
+
+
+@dataclass(frozen=True)
+class DefaultSite:
+    """The default-site setting: value in congratulations|404|444|redirect|html."""
+
+    value: str = "congratulations"
+    redirect: str = ""
+    html: str = ""
+
+
+class UpstreamResolver:
+    """Decides per upstream name whether nginx can resolve it at load time.
+
+    nginx resolves a literal `proxy_pass http://name` once, at (re)load, and refuses to
+    load the whole config if the name does not resolve. Names that do not resolve now
+    are rendered through a variable instead, which nginx resolves per request with the
+    `resolver` directive, so the host answers 502 until the name exists.
+
+    Args:
+        servers: PORTWAY_RESOLVER's "ip[:port]" entries. When given, names are looked up
+            in /etc/hosts and then at those servers (what nginx itself will ask), instead
+            of the system resolver.
+        ttl: seconds a result is cached (a full render may ask for thousands of hosts).
+    """
+
+    def __init__(self, servers: list[str] | None = None, ttl: float = 30.0) -> None:
+        self.servers = servers or []
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, bool]] = {}
+
+    def resolvable(self, name: str) -> bool:
+        try:
+            ipaddress.ip_address(name)
+            return True
+        except ValueError:
+            pass
+        now = time.monotonic()
+        cached = self._cache.get(name)
+        if cached and now - cached[0] < self.ttl:
+            return cached[1]
+        ok = self._lookup(name)
+        self._cache[name] = (now, ok)
+        return ok
+
+    def _lookup(self, name: str) -> bool:
+        if not self.servers:
+            try:
+                socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+                return True
+            except (OSError, UnicodeError):
+                return False
+        if name in _etc_hosts_names():
+            return True
+        import dns.exception
+        import dns.resolver
+
+        resolver = dns.resolver.Resolver(configure=False)
+        for server in self.servers:
+            host, _, port = (
+                server.strip("[]").rpartition(":") if server.count(":") == 1 else (server, "", "")
+            )
+            resolver.nameservers = [host.strip("[]")]
+            resolver.port = int(port) if port else 53
+            resolver.lifetime = 2.0
+            try:
+                resolver.resolve(name, "A")
+                return True
+            except dns.exception.DNSException:
+                continue
+        return False
+
+
+def _etc_hosts_names() -> set[str]:
+    names: set[str] = set()
+    try:
+        for line in Path("/etc/hosts").read_text().splitlines():
+            names.update(line.split("#", 1)[0].split()[1:])
+    except OSError:
+        pass
+    return names
+
+
+def system_resolvers() -> list[str]:
+    """Name servers from /etc/resolv.conf, IPv6 ones bracketed, for nginx's `resolver`."""
+    servers: list[str] = []
+    try:
+        text = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        return servers
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            try:
+                address = ipaddress.ip_address(parts[1].split("%")[0])
+            except ValueError:
+                continue
+            servers.append(f"[{address}]" if address.version == 6 else str(address))
+    return servers
+
+
+def _upstream_address(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _worker_user() -> tuple[str, str] | None:
+    """The unprivileged account nginx's workers run as when started by root."""
+    if os.geteuid() != 0:
+        return None
+    for user in ("www-data", "nginx", "nobody"):
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            continue
+        return user, grp.getgrgid(entry.pw_gid).gr_name
+    return None
+
+
+class Renderer:
+    """Turns host specs and settings into the files of one generation."""
+
+    def __init__(
+        self,
+        config: PortwayConfig,
+        paths: Paths,
+        resolver: UpstreamResolver | None = None,
+    ) -> None:
+        self.config = config
+        self.paths = paths
+        self.listeners = Listeners.from_config(config)
+        self.resolver = resolver or UpstreamResolver(config.resolver.split())
+
+    # ----- main file -------------------------------------------------------------------
+    def main(self, generation: str, name_count: int) -> ConfigFile:
+        """nginx.conf: process settings, http-wide settings, includes, status server."""
+        p = self.paths
+        resolvers = self.config.resolver.split() if self.config.resolver else system_resolvers()
+        # The names hash must hold every server_name; nginx refuses to start otherwise.
+        hash_max = max(1024, 1 << (max(1, name_count * 2) - 1).bit_length())
+        http: list[Node] = [
+            d("include", MIME_TYPES) if MIME_TYPES.exists() else Blank(),
+            d("default_type", "application/octet-stream"),
+            d("server_tokens", "off"),
+            d("sendfile", "on"),
+            d("tcp_nopush", "on"),
+            d("keepalive_timeout", "65s"),
+            d("client_max_body_size", "0"),
+            d("server_names_hash_bucket_size", 256),
+            d("server_names_hash_max_size", hash_max),
+            d("variables_hash_bucket_size", 128),
+            d("proxy_headers_hash_bucket_size", 128),
+            d(
+                "log_format",
+                "portway",
+                '$remote_addr - $remote_user [$time_local] "$host" "$request" $status '
+                '$body_bytes_sent "$http_referer" "$http_user_agent" $request_time',
+            ),
+            d("access_log", p.logs / "nginx-access.log", "portway"),
+            d("client_body_temp_path", p.temp / "client_body"),
+            d("proxy_temp_path", p.temp / "proxy"),
+            d("fastcgi_temp_path", p.temp / "fastcgi"),
+            d("uwsgi_temp_path", p.temp / "uwsgi"),
+            d("scgi_temp_path", p.temp / "scgi"),
+            d(
+                "proxy_cache_path",
+                p.cache / "assets",
+                "levels=1:2",
+                "keys_zone=portway_assets:10m",
+                "max_size=1g",
+                "inactive=7d",
+                "use_temp_path=off",
+            ),
+            d("ssl_protocols", "TLSv1.2", "TLSv1.3"),
+            d("ssl_prefer_server_ciphers", "off"),
+            d("ssl_session_cache", "shared:portway_ssl:10m"),
+            d("ssl_session_timeout", "1d"),
+            d("ssl_session_tickets", "off"),
+            d("proxy_connect_timeout", "10s"),
+            d("proxy_read_timeout", "300s"),
+            d("proxy_send_timeout", "300s"),
+            _map(
+                "$http_upgrade", "$portway_connection_upgrade", {"default": "upgrade", "": "close"}
+            ),
+            # trust_forwarded_proto: believe an outer proxy's X-Forwarded-Proto when it is
+            # exactly http or https; otherwise fall back to the connection's own scheme.
+            _map(
+                "$http_x_forwarded_proto",
+                "$portway_forwarded_proto",
+                {"default": "$scheme", "http": "http", "https": "https"},
+            ),
+        ]
+        if resolvers:
+            http.append(d("resolver", *resolvers, "valid=30s", "ipv6=off"))
+            http.append(d("resolver_timeout", "5s"))
+        http += [
+            Blank(),
+            d("include", "default.conf"),
+            d("include", "hosts/*.conf"),
+            Blank(),
+            Comment("Portway reads the live generation here to know a reload has taken effect"),
+            d(
+                "server",
+                block=[
+                    d("listen", f"unix:{p.status_socket}"),
+                    d("access_log", "off"),
+                    d("location", "=", STATUS_PATH, block=[d("return", 200, generation)]),
+                    d("location", "/", block=[d("return", 404)]),
+                ],
+            ),
+        ]
+        nodes: list[Node] = [
+            Comment(f"Generated by Portway, generation {generation}. Do not edit.")
+        ]
+        user = _worker_user()
+        if user:
+            nodes.append(d("user", *user))
+        nodes += [
+            d("worker_processes", "auto"),
+            d("pid", p.pid_file),
+            d("error_log", p.error_log, "warn"),
+            d("pcre_jit", "on"),
+        ]
+        if STREAM_MODULE.exists():
+            # Debian builds stream (TCP/UDP forwarding) as a dynamic module
+            nodes.append(d("load_module", STREAM_MODULE))
+        nodes += [
+            d("events", block=[d("worker_connections", 4096)]),
+            d("http", block=http),
+        ]
+        return ConfigFile("nginx.conf", nodes)
+
+    # ----- default servers -------------------------------------------------------------
+    def default_servers(self, site: DefaultSite) -> ConfigFile:
+        """Servers that answer names no host claims, on both ports (default_server).
+
+        Unknown or absent SNI gets Portway's own self-signed certificate (never another
+        host's), or with the "444" setting the TLS handshake is refused outright.
+        """
+        p = self.paths
+        body = self._default_site_location(site)
+        http_server: list[Node] = [
+            d("listen", addr, "default_server") for addr in self.listeners.http
+        ]
+        http_server += [
+            d("server_name", "_"),
+            self._acme_location(),
+            body,
+        ]
+        https_server: list[Node] = [
+            d("listen", addr, "ssl", "default_server") for addr in self.listeners.https
+        ]
+        https_server += [
+            d("server_name", "_"),
+            d("ssl_certificate", p.default_cert_dir / "cert.pem"),
+            d("ssl_certificate_key", p.default_cert_dir / "key.pem"),
+        ]
+        if site.value == "444":
+            https_server.append(d("ssl_reject_handshake", "on"))
+        https_server.append(body)
+        return ConfigFile(
+            "default.conf",
+            [
+                Comment("Default site: requests for names no host serves"),
+                d("server", block=http_server),
+                d("server", block=https_server),
+            ],
+        )
+
+    def _default_site_location(self, site: DefaultSite) -> Directive:
+        if site.value == "404":
+            inner: list[Node] = [d("return", 404)]
+        elif site.value == "444":
+            inner = [d("return", 444)]
+        elif site.value == "redirect" and site.redirect:
+            inner = [d("return", 307, site.redirect)]
+        elif site.value == "html":
+            inner = [d("default_type", "text/html"), d("return", 200, site.html)]
+        else:
+            inner = [d("default_type", "text/html"), d("return", 200, CONGRATULATIONS_HTML)]
+        return d("location", "/", block=inner)
+
+    def _acme_location(self) -> Directive:
+        """HTTP-01 challenge files, matched before any redirect or custom config."""
+        return d(
+            "location",
+            "^~",
+            "/.well-known/acme-challenge/",
+            block=[
+                d("auth_basic", "off"),
+                d("root", self.paths.acme_webroot),
+                d("default_type", "text/plain"),
+                d("try_files", "$uri", "=404"),
+            ],
+        )
+
+    # ----- proxy hosts -----------------------------------------------------------------
+    def proxy_host(self, host: ProxyHostSpec) -> ConfigFile:
+        """The server block(s) of one proxy host."""
+        server: list[Node] = [d("listen", addr) for addr in self.listeners.http]
+        tls = host.certificate is not None
+        if tls:
+            extra = ["http2"] if host.http2_support else []
+            server += [d("listen", addr, "ssl", *extra) for addr in self.listeners.https]
+        server.append(d("server_name", *host.domain_names))
+        if tls:
+            assert host.certificate is not None
+            server += [
+                d("ssl_certificate", host.certificate.fullchain),
+                d("ssl_certificate_key", host.certificate.key),
+            ]
+        server.append(self._acme_location())
+        if host.block_exploits:
+            server.append(Comment("Block common exploits"))
+            for variable, pattern in _EXPLOIT_PATTERNS:
+                server.append(d("if", "(", variable, "~*", pattern, ")", block=[d("return", 403)]))
+        upstream_var = None
+        if not self.resolver.resolvable(host.forward_host):
+            upstream_var = "$portway_upstream"
+            server.append(
+                Comment(f"{host.forward_host} did not resolve at apply time: resolved per request")
+            )
+            server.append(d("set", upstream_var, host.forward_host))
+        if host.caching_enabled:
+            server.append(
+                d(
+                    "location",
+                    "~*",
+                    rf"^.*\.({_ASSET_EXTENSIONS})$",
+                    block=[
+                        *self._location_common(host),
+                        d("proxy_cache", "portway_assets"),
+                        d("proxy_cache_valid", 200, "30m"),
+                        d("proxy_cache_valid", 404, "1m"),
+                        d("add_header", "X-Cache-Status", "$upstream_cache_status", "always"),
+                        d("expires", "1d"),
+                        self._proxy_pass(
+                            host.forward_scheme, host.forward_host, host.forward_port, upstream_var
+                        ),
+                    ],
+                )
+            )
+        for location in host.locations:
+            loc_var = None
+            if not self.resolver.resolvable(location.forward_host):
+                loc_var = f"$portway_upstream_{len(server)}"
+                server.append(d("set", loc_var, location.forward_host))
+            inner = [*self._location_common(host)]
+            modifier, _, path = location.path.rpartition(" ")
+            if location.forward_path and loc_var is None and not modifier.startswith("~"):
+                inner.append(
+                    self._proxy_pass(
+                        location.forward_scheme,
+                        location.forward_host,
+                        location.forward_port,
+                        None,
+                        uri=location.forward_path,
+                    )
+                )
+            else:
+                if location.forward_path:
+                    prefix = re.escape(path.rstrip("/")) if not modifier.startswith("~") else ""
+                    inner.append(
+                        d(
+                            "rewrite",
+                            f"^{prefix}/?(.*)$",
+                            f"{location.forward_path.rstrip('/')}/$1",
+                            "break",
+                        )
+                    )
+                inner.append(
+                    self._proxy_pass(
+                        location.forward_scheme,
+                        location.forward_host,
+                        location.forward_port,
+                        loc_var,
+                    )
+                )
+            if location.advanced_config.strip():
+                inner.append(Raw(location.advanced_config))
+            args = [modifier, path] if modifier else [path]
+            server.append(d("location", *args, block=inner))
+        if host.advanced_config.strip():
+            server.append(Comment("Advanced config (administrator)"))
+            server.append(Raw(host.advanced_config))
+        if not _DEFAULT_LOCATION.search(host.advanced_config) and not any(
+            loc.path == "/" for loc in host.locations
+        ):
+            server.append(
+                d(
+                    "location",
+                    "/",
+                    block=[
+                        *self._location_common(host),
+                        self._proxy_pass(
+                            host.forward_scheme, host.forward_host, host.forward_port, upstream_var
+                        ),
+                    ],
+                )
+            )
+        return ConfigFile(
+            f"hosts/{host.key}.conf",
+            [
+                Comment(f"Proxy host {host.id}: {' '.join(host.domain_names)}"),
+                d("server", block=server),
+            ],
+            host_key=host.key,
+        )
+
+    def _location_common(self, host: ProxyHostSpec) -> list[Node]:
+        nodes: list[Node] = []
+        if host.certificate is not None and host.ssl_forced:
+            nodes.append(
+                d(
+                    "if",
+                    "($scheme",
+                    "=",
+                    "http)",
+                    block=[d("return", 301, "https://$host$request_uri")],
+                )
+            )
+        if host.certificate is not None and host.ssl_forced and host.hsts_enabled:
+            value = f"max-age={HSTS_MAX_AGE}; " + (
+                "includeSubDomains; preload" if host.hsts_subdomains else "preload"
+            )
+            nodes.append(d("add_header", "Strict-Transport-Security", value, "always"))
+        proto = "$portway_forwarded_proto" if host.trust_forwarded_proto else "$scheme"
+        nodes += [
+            d("proxy_set_header", "Host", "$host"),
+            d("proxy_set_header", "X-Real-IP", "$remote_addr"),
+            d("proxy_set_header", "X-Forwarded-For", "$proxy_add_x_forwarded_for"),
+            d("proxy_set_header", "X-Forwarded-Proto", proto),
+            d("proxy_set_header", "X-Forwarded-Host", "$host"),
+            d("proxy_http_version", "1.1"),
+        ]
+        if host.allow_websocket_upgrade:
+            nodes += [
+                d("proxy_set_header", "Upgrade", "$http_upgrade"),
+                d("proxy_set_header", "Connection", "$portway_connection_upgrade"),
+            ]
+        else:
+            nodes.append(d("proxy_set_header", "Connection", ""))
+        return nodes
+
+    def _proxy_pass(
+        self, scheme: str, host: str, port: int, variable: str | None, uri: str = ""
+    ) -> Directive:
+        target = variable if variable else _upstream_address(host)
+        return d("proxy_pass", f"{scheme}://{target}:{port}{uri}")
+
+    def hosts(self, hosts: Iterable[ProxyHostSpec]) -> list[ConfigFile]:
+        return [self.proxy_host(host) for host in hosts]
+
+
+def _map(source: str, target: str, entries: dict[str, str]) -> Directive:
+    return d("map", source, target, block=[MapEntry(k, v) for k, v in entries.items()])
+
+
+CONGRATULATIONS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Portway</title>
+<style>body{font-family:system-ui,sans-serif;background:#f5f7fb;color:#1d273b;display:flex;
+align-items:center;justify-content:center;height:100vh;margin:0}main{text-align:center}
+h1{font-weight:600}</style></head>
+<body><main><h1>Congratulations!</h1><p>Portway is running. No site is configured for this
+address yet.</p></main></body></html>"""
