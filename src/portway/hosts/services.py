@@ -108,11 +108,11 @@ def _check_names_free(names: list[str], exclude_id: int | None) -> None:
 
 
 def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noqa: ANN001
-    if "advanced_config" in values and (values["advanced_config"] or "") != (
+    changes_advanced = "advanced_config" in values and (values["advanced_config"] or "") != (
         host.advanced_config or ""
-    ):
-        if not user.is_admin:
-            raise PermissionDenied("data/advanced_config may be set by administrators only")
+    )
+    if changes_advanced and not user.is_admin:
+        raise PermissionDenied("data/advanced_config may be set by administrators only")
     if "access_list_id" in values and values["access_list_id"]:
         raise FieldError("access_list_id", f"access list {values['access_list_id']} does not exist")
     if "certificate_id" in values:
