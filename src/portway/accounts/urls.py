@@ -1,5 +1,13 @@
-"""UI routes of this app."""
+"""UI routes: /setup, /login, /logout."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from portway.accounts import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("setup", views.setup, name="setup"),
+    path("login", views.login_view, name="login"),
+    path("logout", views.logout_view, name="logout"),
+]

@@ -1,5 +1,12 @@
-"""UI routes of this app."""
+"""UI routes: /settings."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from portway.nginx import views
+
+app_name = "nginx"
+
+urlpatterns = [
+    path("settings", views.settings_index, name="settings"),
+    path("settings/default-site", views.default_site, name="default_site"),
+]

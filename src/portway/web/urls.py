@@ -1,5 +1,11 @@
-"""UI routes of this app."""
+"""UI routes: the dashboard."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from portway.web import views
+
+app_name = "web"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+]

@@ -1,0 +1,101 @@
+"""UI pages for installation settings: what nginx answers for unknown host names."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from portway.core.errors import PortwayError
+from portway.web.decorators import page
+from portway.web.forms import FormErrors
+
+CHOICES = [
+    ("congratulations", "Congratulations page", "Portway's welcome page: shows that nginx works."),
+    ("404", "404 Not Found", "Answer every unknown host name with a 404 page."),
+    ("444", "Drop the connection (444)", "Close the connection without any answer."),
+    ("redirect", "Redirect", "Send visitors to another address."),
+    ("html", "Custom page", "Serve your own HTML."),
+]
+VALUES = {value for value, _, _ in CHOICES}
+
+
+def _services():
+    try:
+        from portway.nginx import services
+    except ImportError:  # pragma: no cover - settings service not written yet
+        return None
+    return services
+
+
+def _current():
+    services = _services()
+    if services is not None and hasattr(services, "get_default_site"):
+        return services.get_default_site()
+    from portway.nginx.models import Setting
+
+    return Setting.get("default-site")
+
+
+@page
+def settings_index(request: HttpRequest) -> HttpResponse:
+    return redirect("nginx:default_site")
+
+
+@page
+def default_site(request: HttpRequest) -> HttpResponse:
+    setting = _current()
+    meta = setting.meta if isinstance(setting.meta, dict) else {}
+    values = {
+        "value": setting.value,
+        "redirect": meta.get("redirect", ""),
+        "html": meta.get("html", ""),
+    }
+    errors = FormErrors()
+    status = 200
+    if request.method == "POST":
+        values = {
+            "value": request.POST.get("value", ""),
+            "redirect": request.POST.get("redirect", "").strip(),
+            "html": request.POST.get("html", ""),
+        }
+        if values["value"] not in VALUES:
+            errors.add("value", "choose one of the options")
+        elif values["value"] == "redirect" and not values["redirect"]:
+            errors.add("meta/redirect", "enter the address to redirect to")
+        if not errors:
+            new_meta = {}
+            if values["value"] == "redirect":
+                new_meta = {"redirect": values["redirect"]}
+            elif values["value"] == "html":
+                new_meta = {"html": values["html"]}
+            services = _services()
+            if services is None or not hasattr(services, "set_default_site"):
+                errors.add(None, "Saving settings is not available in this build yet.")
+            else:
+                try:
+                    services.set_default_site(request.user, values["value"], new_meta)
+                except PortwayError as exc:
+                    errors.absorb(exc)
+                else:
+                    messages.success(request, "Default site saved; nginx is being reloaded.")
+                    return redirect("nginx:default_site")
+        status = 400
+    # The service may name meta fields "meta/redirect" or just "redirect".
+    for short in ("redirect", "html"):
+        for reason in errors.fields.pop(short, []):
+            errors.add(f"meta/{short}", reason)
+    return render(
+        request,
+        "nginx/default_site.html",
+        {
+            "title": "Settings",
+            "setting": setting,
+            "values": values,
+            "choices": CHOICES,
+            "errors": errors,
+            "unclaimed": errors.unclaimed(["value", "meta"]),
+            "can_edit": request.user.is_admin,
+        },
+        status=status,
+    )

@@ -1,0 +1,55 @@
+"""Access rules shared by every UI page.
+
+While no account exists every page sends the visitor to /setup; after that, pages need a
+logged-in user unless they are declared public (login, setup).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django_htmx.http import HttpResponseClientRedirect
+
+from portway.accounts.models import User
+
+
+def setup_needed() -> bool:
+    """No user exists yet: the first visitor creates the administrator."""
+    return not User.objects.exists()
+
+
+def _redirect(request: HttpRequest, url: str) -> HttpResponse:
+    # An HTMX request would swap the login page into a table cell; reload the page instead.
+    if getattr(request, "htmx", False):
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+def page(view: Callable | None = None, *, public: bool = False, setup: bool = False) -> Callable:
+    """Decorate a UI view: redirect to /setup before the first user, to /login if needed.
+
+    Use as `@page` for pages that need a login, `@page(public=True)` for the login page
+    and `@page(public=True, setup=True)` for the setup page itself.
+    """
+
+    def decorate(func: Callable) -> Callable:
+        @wraps(func)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not setup and setup_needed():
+                return _redirect(request, "/setup")
+            if not public and not request.user.is_authenticated:
+                target = request.get_full_path()
+                if getattr(request, "htmx", False) and request.htmx.current_url_abs_path:
+                    target = request.htmx.current_url_abs_path
+                query = urlencode({"next": target}) if target != "/" else ""
+                return _redirect(request, settings.LOGIN_URL + (f"?{query}" if query else ""))
+            return func(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate

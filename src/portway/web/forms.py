@@ -1,0 +1,70 @@
+"""Turning service errors into per-field messages for the HTML forms.
+
+Services raise `InvalidFields` (field path → reason), `FieldError` (one field) or another
+`PortwayError` (a message for the whole form). Paths are the API's: `domain_names/0`,
+`locations/1/path`, `certificate`. A form shows each message beside its input and lists
+the ones no input claimed at the top, so nothing a service says is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from portway.core.errors import FieldError, InvalidFields, PortwayError
+
+
+class FormErrors:
+    """Messages of one form submission, by field path, plus form-wide ones."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+        self.general: list[str] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.general)
+
+    def add(self, field: str | None, reason: str) -> None:
+        if field:
+            self.fields.setdefault(field, []).append(reason)
+        else:
+            self.general.append(reason)
+
+    def absorb(self, exc: PortwayError) -> None:
+        """Record what a service raised."""
+        if isinstance(exc, InvalidFields):
+            for field, reason in exc.errors.items():
+                self.add(field, reason)
+        elif isinstance(exc, FieldError):
+            self.add(exc.field, exc.reason)
+        else:
+            self.add(None, exc.message)
+
+    @classmethod
+    def of(cls, exc: PortwayError) -> FormErrors:
+        errors = cls()
+        errors.absorb(exc)
+        return errors
+
+    def get(self, field: str) -> list[str]:
+        """Messages for exactly `field`."""
+        return self.fields.get(field, [])
+
+    def under(self, prefix: str) -> list[str]:
+        """Messages for `prefix` and every path below it (`domain_names/3`)."""
+        found: list[str] = []
+        for field, reasons in self.fields.items():
+            if field == prefix or field.startswith(prefix + "/"):
+                found.extend(reasons)
+        return found
+
+    def any_under(self, prefixes: Iterable[str]) -> bool:
+        return any(self.under(prefix) for prefix in prefixes)
+
+    def unclaimed(self, claimed: Iterable[str]) -> list[str]:
+        """Form-wide messages plus field messages that no rendered input shows."""
+        claimed = tuple(claimed)
+        leftovers = list(self.general)
+        for field, reasons in self.fields.items():
+            if not any(field == c or field.startswith(c + "/") for c in claimed):
+                leftovers.extend(f"{field.replace('/', ' ')}: {reason}" for reason in reasons)
+        return leftovers

@@ -1,0 +1,115 @@
+"""Template helpers for the admin UI: assets, field errors, badges."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import template
+from django.templatetags.static import static
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
+from portway.web.assets import BUILD_COMMAND, assets_built
+
+register = template.Library()
+
+EXPIRY_WARNING = timedelta(days=30)
+
+
+@register.simple_tag
+def vendor_css() -> SafeString:
+    """<link>s for Tabler and its icon font, or nothing when they were not built."""
+    if not assets_built():
+        return mark_safe("")
+    return format_html(
+        '<link rel="stylesheet" href="{}">\n<link rel="stylesheet" href="{}">',
+        static("vendor/tabler/css/tabler.min.css"),
+        static("vendor/tabler-icons/tabler-icons.min.css"),
+    )
+
+
+@register.simple_tag
+def vendor_js() -> SafeString:
+    if not assets_built():
+        return mark_safe("")
+    return format_html('<script src="{}" defer></script>', static("vendor/tabler/js/tabler.min.js"))
+
+
+@register.simple_tag
+def assets_missing_banner() -> SafeString:
+    """A self-styled warning (no CSS is loaded in that case) saying how to build assets."""
+    if assets_built():
+        return mark_safe("")
+    return format_html(
+        '<div role="alert" id="assets-missing" style="background:#fff3cd;color:#664d03;'
+        "border-bottom:2px solid #ffda6a;padding:12px 16px;font:15px/1.4 system-ui,sans-serif"
+        '"><strong>The Portway UI assets have not been built.</strong> Pages work but look '
+        "unstyled. In the source checkout run <code>{}</code> and restart Portway.</div>",
+        BUILD_COMMAND,
+    )
+
+
+@register.filter
+def errors_for(errors, field: str) -> list[str]:
+    """Messages for exactly `field` (a slash path) from a FormErrors, [] if none."""
+    return errors.get(field) if errors else []
+
+
+@register.filter
+def errors_under(errors, prefix: str) -> list[str]:
+    """Messages for `prefix` and everything below it (`domain_names/2`)."""
+    return errors.under(prefix) if errors else []
+
+
+@register.filter
+def initials(user) -> str:
+    name = (getattr(user, "name", "") or getattr(user, "email", "") or "?").strip()
+    parts = [p for p in name.replace("@", " ").split() if p]
+    letters = "".join(p[0] for p in parts[:2]) or "?"
+    return letters.upper()
+
+
+@register.inclusion_tag("web/_host_status.html")
+def host_status(host) -> dict:
+    """Online / Offline (with nginx's error in a popover) / Disabled."""
+    if not host.enabled:
+        state = "disabled"
+    elif host.nginx_online:
+        state = "online"
+    else:
+        state = "offline"
+    return {"state": state, "host": host, "error": host.nginx_err or ""}
+
+
+@register.simple_tag
+def expiry_badge(expires_on) -> SafeString:
+    """A badge for a certificate's notAfter: expired, expiring within 30 days, or fine."""
+    if expires_on is None:
+        return format_html('<span class="badge bg-secondary-lt">{}</span>', "No certificate yet")
+    now = timezone.now()
+    date = timezone.localtime(expires_on).strftime("%Y-%m-%d")
+    if expires_on <= now:
+        return format_html(
+            '<span class="badge bg-red-lt" title="Expired">{} · expired</span>', date
+        )
+    left = expires_on - now
+    if left <= EXPIRY_WARNING:
+        return format_html(
+            '<span class="badge bg-yellow-lt" title="Expires soon">{} · {} days left</span>',
+            date,
+            left.days,
+        )
+    return format_html('<span class="text-secondary">{}</span>', date)
+
+
+@register.filter
+def cert_expiring(expires_on) -> bool:
+    return expires_on is not None and expires_on - timezone.now() <= EXPIRY_WARNING
+
+
+@register.simple_tag
+def portway_version() -> str:
+    from portway import __version__
+
+    return __version__
