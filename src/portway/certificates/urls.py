@@ -1,5 +1,13 @@
-"""UI routes of this app."""
+"""UI routes: /certificates, upload and delete."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from portway.certificates import views
+
+app_name = "certificates"
+
+urlpatterns = [
+    path("certificates", views.certificate_list, name="list"),
+    path("certificates/new", views.certificate_create, name="create"),
+    path("certificates/<int:cert_id>/delete", views.certificate_delete, name="delete"),
+]

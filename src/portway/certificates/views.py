@@ -1,0 +1,199 @@
+"""UI pages for certificates: the list, custom certificate upload (with a Validate step)
+and delete."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from portway.core.errors import NotFound, PermissionDenied, PortwayError
+from portway.web import queries
+from portway.web.decorators import page
+from portway.web.forms import FormErrors
+
+MAX_UPLOAD_BYTES = 1024 * 1024  # a PEM file is a few kilobytes; a chain a few more
+
+
+def _services():  # noqa: ANN202
+    """The certificates service, imported on use (it is developed alongside this UI)."""
+    from portway.certificates import services
+
+    return services
+
+
+UPLOAD_FIELDS = {
+    "certificate": "Certificate",
+    "certificate_key": "Private key",
+    "intermediate_certificate": "Intermediate certificate",
+}
+
+
+# --- the list -------------------------------------------------------------------------------
+
+
+def _list_context(request: HttpRequest) -> dict[str, Any]:
+    try:
+        certs = list(_services().list_certificates(request.user).prefetch_related("proxy_hosts"))
+        denied = ""
+    except PermissionDenied as exc:
+        certs, denied = [], exc.message
+    return {
+        "title": "Certificates",
+        "certificates": certs,
+        "denied": denied,
+        "can_manage": queries.can_manage(request.user, "certificates"),
+    }
+
+
+@page
+def certificate_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "certificates/list.html", _list_context(request))
+
+
+@page
+@require_POST
+def certificate_delete(request: HttpRequest, cert_id: int) -> HttpResponse:
+    try:
+        cert = _services().get_certificate(request.user, cert_id)
+        name = str(cert)
+        _services().delete(request.user, cert)
+    except NotFound:
+        messages.error(request, f"Certificate {cert_id} no longer exists.")
+    except PortwayError as exc:  # Conflict (409): still used by hosts
+        messages.error(request, f"Could not delete the certificate: {exc.message}.")
+    else:
+        messages.success(request, f"Certificate {name} deleted.")
+    if request.htmx:
+        return render(
+            request, "certificates/_table.html", {**_list_context(request), "oob_messages": True}
+        )
+    return redirect("certificates:list")
+
+
+# --- upload ---------------------------------------------------------------------------------
+
+
+def _read_uploads(request: HttpRequest, errors: FormErrors) -> dict[str, bytes | None]:
+    """The three uploaded files' bytes (None when not given); size errors into `errors`."""
+    files: dict[str, bytes | None] = {}
+    for field in UPLOAD_FIELDS:
+        upload = request.FILES.get(field)
+        if upload is None or upload.size == 0:
+            files[field] = None
+        elif upload.size > MAX_UPLOAD_BYTES:
+            errors.add(field, "is larger than 1 MiB; a PEM certificate or key is a few KiB")
+            files[field] = None
+        else:
+            files[field] = upload.read()
+    if files["certificate"] is None and not errors.get("certificate"):
+        errors.add("certificate", "choose the certificate file (PEM, e.g. cert.pem)")
+    if files["certificate_key"] is None and not errors.get("certificate_key"):
+        errors.add("certificate_key", "choose the private key file (PEM, e.g. privkey.pem)")
+    return files
+
+
+def _date(timestamp: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(timestamp), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _summary(result: dict) -> dict[str, Any]:
+    """validate()'s NPM-shaped answer as template-friendly values."""
+
+    def one(info: Any) -> dict[str, Any] | None:
+        if not isinstance(info, dict):
+            return None
+        dates = info.get("dates") or {}
+        return {
+            "cn": info.get("cn", ""),
+            "issuer": info.get("issuer", ""),
+            "valid_from": _date(dates.get("from")),
+            "valid_to": _date(dates.get("to")),
+        }
+
+    return {
+        "certificate": one(result.get("certificate")),
+        "intermediate": one(result.get("intermediate_certificate")),
+        "key_ok": bool(result.get("certificate_key")),
+    }
+
+
+def _validate(files: dict[str, bytes | None], errors: FormErrors) -> dict[str, Any] | None:
+    if errors:
+        return None
+    try:
+        result = _services().validate(
+            files["certificate"], files["certificate_key"], files["intermediate_certificate"]
+        )
+    except PortwayError as exc:
+        errors.absorb(exc)
+        return None
+    return _summary(result)
+
+
+def _form(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    errors = context.get("errors") or FormErrors()
+    base = {
+        "title": "Add custom certificate",
+        "nice_name": "",
+        "errors": errors,
+        "summary": None,
+        "unclaimed": errors.unclaimed(["nice_name", *UPLOAD_FIELDS]),
+    }
+    base.update(context)
+    template = (
+        "certificates/_validation.html" if context.get("partial") else "certificates/form.html"
+    )
+    return render(request, template, base, status=status)
+
+
+def _save(request: HttpRequest, nice_name: str, files: dict, summary: dict):  # noqa: ANN202
+    name = nice_name or (summary["certificate"] or {}).get("cn") or "Custom certificate"
+    cert = _services().create_custom(request.user, name)
+    try:
+        _services().upload(
+            request.user,
+            cert,
+            files["certificate"],
+            files["certificate_key"],
+            files["intermediate_certificate"],
+        )
+    except PortwayError:
+        _services().delete(request.user, cert)  # nothing was stored; do not leave an empty one
+        raise
+    return cert
+
+
+@page
+def certificate_create(request: HttpRequest) -> HttpResponse:
+    """Upload a custom certificate. action=validate only checks the files."""
+    if request.method != "POST":
+        return _form(request, {})
+    nice_name = request.POST.get("nice_name", "").strip()
+    errors = FormErrors()
+    files = _read_uploads(request, errors)
+    summary = _validate(files, errors)
+    if request.POST.get("action") == "validate":
+        partial = bool(request.htmx)
+        return _form(
+            request,
+            {"nice_name": nice_name, "errors": errors, "summary": summary, "partial": partial},
+            status=200 if partial or not errors else 400,
+        )
+    if not errors and summary is not None:
+        try:
+            cert = _save(request, nice_name, files, summary)
+        except PortwayError as exc:
+            errors.absorb(exc)
+        else:
+            names = ", ".join(cert.domain_names) or "no names"
+            messages.success(request, f"Certificate {cert} added; it covers {names}.")
+            return redirect("certificates:list")
+    return _form(request, {"nice_name": nice_name, "errors": errors}, status=400)
