@@ -145,14 +145,16 @@ def split_domains(text: str) -> list[str]:
     return [part for part in re.split(r"[\s,]+", text) if part]
 
 
-def _int_or_error(raw: str, field: str, errors: FormErrors, *, what: str) -> int | None:
+def _port(raw: str, field: str, errors: FormErrors) -> int | str:
+    """The port as an int when it is one from 1 to 65535; otherwise a friendly message in
+    `errors` and the raw text, which the service rejects too (so it never saves it)."""
     raw = raw.strip()
     if not raw:
-        errors.add(field, f"enter {what}")
-        return None
-    if not _PORT.match(raw):
-        errors.add(field, f"{what} must be a whole number from 1 to 65535")
-        return None
+        errors.add(field, "enter the port the service listens on (1-65535)")
+        return raw
+    if not _PORT.match(raw) or not 1 <= int(raw) <= 65535:
+        errors.add(field, f"{raw!r} is not a port: use a whole number from 1 to 65535")
+        return int(raw) if raw.isdigit() else raw
     return int(raw)
 
 
@@ -227,7 +229,11 @@ class HostForm:
         return cls(values, locations)
 
     def to_data(self, *, is_admin: bool) -> tuple[dict[str, Any], FormErrors]:
-        """The service's `data` dict, and the errors found before asking the service."""
+        """The service's `data` dict, and friendlier messages for what is already wrong.
+
+        Invalid values stay in `data` as typed so the service rejects them along with
+        everything else it finds; the form then shows one message per field.
+        """
         errors = FormErrors()
         v = self.values
         data: dict[str, Any] = {
@@ -235,14 +241,11 @@ class HostForm:
             "forward_scheme": v["forward_scheme"],
             "forward_host": v["forward_host"],
         }
-        port = _int_or_error(v["forward_port"], "forward_port", errors, what="a port")
-        if port is not None:
-            data["forward_port"] = port
+        data["forward_port"] = _port(v["forward_port"], "forward_port", errors)
         for name in ("access_list_id", "certificate_id"):
             raw = str(v[name]).strip() or "0"
-            if raw.isdigit():
-                data[name] = int(raw)
-            else:
+            data[name] = int(raw) if raw.isdigit() else raw
+            if not raw.isdigit():
                 errors.add(name, "choose one of the listed options")
         for name in BOOLEAN_FIELDS:
             data[name] = bool(v[name])
@@ -257,11 +260,9 @@ class HostForm:
                 "forward_path": loc["forward_path"].strip(),
                 "advanced_config": loc["advanced_config"],
             }
-            loc_port = _int_or_error(
-                loc["forward_port"], f"locations/{index}/forward_port", errors, what="a port"
+            item["forward_port"] = _port(
+                loc["forward_port"], f"locations/{index}/forward_port", errors
             )
-            if loc_port is not None:
-                item["forward_port"] = loc_port
             locations.append(item)
         data["locations"] = locations
         return data, errors
@@ -340,19 +341,22 @@ def _saved(request: HttpRequest, host, verb: str) -> HttpResponse:  # noqa: ANN0
 
 def _submit(request: HttpRequest, host=None) -> HttpResponse:  # noqa: ANN001
     form = HostForm.from_post(request.POST)
-    data, errors = form.to_data(is_admin=request.user.is_admin)
-    if not errors:
-        try:
-            if host is None:
-                saved = services.create_proxy_host(request.user, data)
-            else:
-                saved = services.update_proxy_host(request.user, host.pk, data)
-        except NotFound as exc:
-            raise Http404(exc.message) from exc
-        except PortwayError as exc:
-            errors = FormErrors.of(exc)
+    data, local = form.to_data(is_admin=request.user.is_admin)
+    try:
+        # With `local` errors, `data` holds a value the service's schema refuses, so
+        # nothing is saved and its answer lists every other problem as well.
+        if host is None:
+            saved = services.create_proxy_host(request.user, data)
         else:
-            return _saved(request, saved, "created" if host is None else "saved")
+            saved = services.update_proxy_host(request.user, host.pk, data)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except PortwayError as exc:
+        errors = FormErrors.of(exc)
+        for field, reasons in local.fields.items():
+            errors.fields[field] = reasons
+    else:
+        return _saved(request, saved, "created" if host is None else "saved")
     return _form_page(request, form, host=host, errors=errors, status=400)
 
 
