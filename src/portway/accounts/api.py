@@ -1,7 +1,153 @@
-"""API: status, tokens, users (NPM's /api/, /api/tokens, /api/users)."""
+"""API: status, tokens, users (NPM's /api/, /api/tokens, /api/users).
+
+Views only translate between HTTP and `services`; every rule lives there.
+"""
 
 from __future__ import annotations
 
-from ninja import Router
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Router, Status
+
+from portway.accounts import services
+from portway.accounts.models import User
+from portway.accounts.schemas import (
+    AuthChange,
+    LoginAsOut,
+    PermissionsUpdate,
+    StatusOut,
+    TokenOut,
+    TokenRequest,
+    UserCreate,
+    UserOut,
+    UserUpdate,
+)
+from portway.core.api import BearerAuth
+from portway.core.wire import iso
 
 router = Router(tags=["accounts"])
+
+
+class FirstRunAuth:
+    """Admits a request without credentials while no user exists (NPM's first run).
+
+    Listed after BearerAuth on POST /api/users only: a request that does carry a token
+    is judged by the token; one without a token passes here only before setup.
+    `services.create_user` re-checks under a lock, so a race cannot create two.
+    """
+
+    FIRST_RUN = "first-run"
+
+    def __call__(self, request: HttpRequest) -> str | None:
+        return None if User.objects.exists() else self.FIRST_RUN
+
+
+def _actor(request: HttpRequest) -> User | None:
+    """The authenticated user, or None on the first-run path."""
+    auth = getattr(request, "auth", None)
+    return auth if isinstance(auth, User) else None
+
+
+def _user_out(user: User, expand: str | None) -> dict[str, Any]:
+    return services.serialize_user(user, services.parse_expand(expand, services.USER_EXPANDS))
+
+
+# --- status and tokens -----------------------------------------------------------------
+
+
+@router.get("/", auth=None, response=StatusOut, summary="Health and setup status")
+def status(request: HttpRequest) -> dict[str, Any]:
+    """`setup` is true once an admin exists; before that POST /users creates one."""
+    return {"status": "OK", "setup": services.is_setup(), "version": services.version()}
+
+
+@router.post("/tokens", auth=None, response=TokenOut, summary="Log in")
+def create_token(request: HttpRequest, payload: TokenRequest) -> dict[str, str]:
+    """Exchange e-mail and password for a bearer token (401 on a bad login)."""
+    _, token, expires = services.login(
+        payload.identity, payload.secret, scope=payload.scope, expiry=payload.expiry
+    )
+    return {"token": token, "expires": iso(expires)}
+
+
+@router.get("/tokens", response=TokenOut, summary="Refresh a token")
+def refresh_token(request: HttpRequest, expiry: str | None = None) -> dict[str, str]:
+    r"""A new token for the caller; `expiry` matches ^\d+(y|Q|M|w|d|h|m|s|ms)$, at most 1y."""
+    token, expires = services.refresh_token(request.auth, expiry)
+    return {"token": token, "expires": iso(expires)}
+
+
+# --- users -------------------------------------------------------------------------------
+
+
+@router.get("/users", response=list[UserOut], exclude_none=True, summary="List users")
+def list_users(
+    request: HttpRequest, query: str | None = None, expand: str | None = None
+) -> list[dict[str, Any]]:
+    """Admin only. `query` filters by name or e-mail substring; ordered by name."""
+    names = services.parse_expand(expand, services.USER_EXPANDS)
+    return [services.serialize_user(u, names) for u in services.list_users(request.auth, query)]
+
+
+@router.post(
+    "/users",
+    auth=[BearerAuth(), FirstRunAuth()],
+    response={201: UserOut},
+    exclude_none=True,
+    summary="Create a user",
+)
+def create_user(request: HttpRequest, payload: UserCreate, expand: str | None = None) -> Status:
+    """Admin only, except while no user exists: then the first user, forced to admin."""
+    fields = payload.model_dump(exclude_unset=True, exclude={"auth"})
+    user = services.create_user(
+        _actor(request), **fields, password=payload.auth.secret if payload.auth else None
+    )
+    return Status(201, _user_out(user, expand))
+
+
+@router.get("/users/{user_id}", response=UserOut, exclude_none=True, summary="Get a user")
+def get_user(request: HttpRequest, user_id: str, expand: str | None = None) -> dict[str, Any]:
+    """`user_id` is an id or `me`; non-admins may only read themselves."""
+    return _user_out(services.resolve_user(request.auth, user_id), expand)
+
+
+@router.put("/users/{user_id}", response=UserOut, exclude_none=True, summary="Update a user")
+def update_user(
+    request: HttpRequest, user_id: str, payload: UserUpdate, expand: str | None = None
+) -> dict[str, Any]:
+    """Change name, nickname, email, roles or is_disabled (any subset, at least one)."""
+    target = services.resolve_user(request.auth, user_id)
+    user = services.update_user(request.auth, target, payload.model_dump(exclude_unset=True))
+    return _user_out(user, expand)
+
+
+@router.delete("/users/{user_id}", response=bool, summary="Delete a user")
+def delete_user(request: HttpRequest, user_id: str) -> bool:
+    """Admin only; the user's hosts and certificates pass to the caller."""
+    services.delete_user(request.auth, services.resolve_user(request.auth, user_id))
+    return True
+
+
+@router.put("/users/{user_id}/auth", response=bool, summary="Change a password")
+def change_password(request: HttpRequest, user_id: str, payload: AuthChange) -> bool:
+    """`current` is required for one's own password; the user's old tokens stop working."""
+    target = services.resolve_user(request.auth, user_id)
+    services.change_password(request.auth, target, payload.secret, payload.current)
+    return True
+
+
+@router.put("/users/{user_id}/permissions", response=bool, summary="Set permissions")
+def set_permissions(request: HttpRequest, user_id: str, payload: PermissionsUpdate) -> bool:
+    """Admin only: visibility and per-section levels."""
+    target = services.resolve_user(request.auth, user_id)
+    services.set_permissions(request.auth, target, payload.model_dump(exclude_unset=True))
+    return True
+
+
+@router.post("/users/{user_id}/login", response=LoginAsOut, exclude_none=True, summary="Act as")
+def login_as(request: HttpRequest, user_id: str) -> dict[str, Any]:
+    """Admin only: a token for another user, as NPM's "sign in as"."""
+    target = services.resolve_user(request.auth, user_id)
+    token, expires = services.login_as(request.auth, target)
+    return {"token": token, "expires": iso(expires), "user": services.serialize_user(target)}
