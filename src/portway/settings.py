@@ -72,6 +72,16 @@ TEMPLATES = [
     },
 ]
 
+try:  # MariaDB/MySQL through pure-Python PyMySQL; mysqlclient, if installed, wins
+    import MySQLdb  # noqa: F401
+except ImportError:
+    try:
+        import pymysql
+
+        pymysql.install_as_MySQLdb()
+    except ImportError:
+        pass
+
 DATABASES = {"default": conf.database_settings(DATA_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
