@@ -1,0 +1,99 @@
+"""The dashboard's counts and activity, and the page shell (assets, messages)."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from portway.hosts.models import ProxyHost
+from portway.nginx.models import AuditLogEntry
+from portway.web import assets
+
+
+def count(html: str, card: str) -> str:
+    """The number shown in a dashboard stat card."""
+    start = html.index(f'id="{card}"')
+    marker = "data-count>"
+    at = html.index(marker, start) + len(marker)
+    return html[at : html.index("<", at)]
+
+
+@pytest.mark.django_db
+class TestDashboard:
+    def test_empty_installation_invites_to_add_a_host(self, ui: Client):
+        html = ui.get("/").content.decode()
+        assert "No proxy hosts yet" in html
+        assert 'href="/proxy-hosts/new"' in html
+        assert count(html, "stat-hosts-total") == "0"
+
+    def test_host_counts_by_status(self, ui: Client, make_host):
+        make_host("a.example.test")
+        make_host("b.example.test")
+        offline = make_host("c.example.test")
+        ProxyHost.objects.filter(pk=offline.pk).update(nginx_online=False, nginx_err="boom")
+        make_host("d.example.test", enabled=False)
+        html = ui.get("/").content.decode()
+        assert count(html, "stat-hosts-total") == "4"
+        assert count(html, "stat-hosts-online") == "2"
+        assert count(html, "stat-hosts-offline") == "1"
+        assert count(html, "stat-hosts-disabled") == "1"
+        assert "No proxy hosts yet" not in html
+
+    def test_certificates_expiring_within_30_days(self, ui: Client, make_certificate):
+        make_certificate("Long", ["long.example.test"], days=200)
+        make_certificate("Soon", ["soon.example.test"], days=10)
+        html = ui.get("/").content.decode()
+        assert 'data-count="certificates">2<' in html
+        assert 'data-count="expiring">1<' in html
+        assert "Soon" in html and "days left" in html
+
+    def test_recent_audit_entries_for_admins(self, ui: Client, make_host):
+        make_host("audited.example.test")
+        html = ui.get("/").content.decode()
+        assert "created proxy host audited.example.test" in html
+
+    def test_members_do_not_see_the_audit_log(self, member_ui: Client, admin, make_host):
+        make_host("secret.example.test")
+        AuditLogEntry.objects.create(user=admin, object_type="user", action="created")
+        html = member_ui.get("/").content.decode()
+        assert "secret.example.test" not in html
+        assert "visible to administrators" in html
+
+    def test_member_counts_only_their_own_hosts(self, member_ui: Client, member, make_host):
+        make_host("admins.example.test")
+        make_host("mine.example.test", owner=member)
+        html = member_ui.get("/").content.decode()
+        assert count(html, "stat-hosts-total") == "1"
+
+
+@pytest.mark.django_db
+class TestShell:
+    def test_built_assets_are_linked(self, ui: Client, monkeypatch, tmp_path):
+        manifest = tmp_path / "manifest.json"
+        manifest.write_text("{}")
+        monkeypatch.setattr(assets, "MANIFEST", manifest)
+        html = ui.get("/").content.decode()
+        assert '<link rel="stylesheet" href="/static/vendor/tabler/css/tabler.min.css">' in html
+        assert "/static/vendor/tabler/js/tabler.min.js" in html
+        assert "/static/django_htmx/htmx-2.min.js" in html
+        assert 'id="assets-missing"' not in html
+
+    @pytest.mark.parametrize("url", ["/", "/login"])
+    def test_missing_assets_show_how_to_build_them(self, client, ui, monkeypatch, tmp_path, url):
+        monkeypatch.setattr(assets, "MANIFEST", tmp_path / "absent.json")
+        html = (ui if url == "/" else client).get(url).content.decode()
+        assert 'id="assets-missing"' in html
+        assert "npm ci &amp;&amp; npm run build" in html
+        assert "tabler.min.css" not in html
+
+    def test_system_check_warns_when_assets_are_missing(self, monkeypatch, tmp_path):
+        from portway.web.apps import check_assets
+
+        monkeypatch.setattr(assets, "MANIFEST", tmp_path / "absent.json")
+        [warning] = check_assets()
+        assert warning.id == "portway.W001"
+        assert "npm ci && npm run build" in warning.hint
+
+    def test_page_titles(self, ui: Client):
+        assert "<title>Dashboard · Portway</title>" in ui.get("/").content.decode()
+        assert "<title>Proxy Hosts · Portway</title>" in ui.get("/proxy-hosts").content.decode()
