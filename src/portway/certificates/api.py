@@ -1,7 +1,314 @@
-"""API: /api/nginx/certificates."""
+"""API: /api/nginx/certificates (NPM's certificate endpoints, same wire format).
+
+    GET    /                 list (?expand=owner,proxy_hosts  ?query=<nice_name part>)
+    POST   /                 create: {"provider": "other", "nice_name"} → 201
+                             ({"provider": "letsencrypt", ...} is validated, then refused)
+    POST   /validate         multipart certificate, certificate_key[, intermediate_certificate]
+    GET    /{id}             one certificate (?expand=...)
+    DELETE /{id}             → true; 409 while hosts use it
+    POST   /{id}/upload      multipart certificate, certificate_key[, intermediate_certificate]
+
+No response ever contains private key material.
+"""
 
 from __future__ import annotations
 
-from ninja import Router
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from django.core.files.uploadedfile import UploadedFile as DjangoUploadedFile
+from django.http import HttpRequest
+from ninja import File, Router, Schema, Status, UploadedFile
+from pydantic import ConfigDict, Field
+
+from portway.certificates import pem, services
+from portway.certificates.models import Certificate
+from portway.core.errors import FieldError
+
+try:
+    from portway.core.wire import iso as _wire_iso
+except ImportError:  # core.wire is being written concurrently
+    _wire_iso = None
 
 router = Router(tags=["certificates"])
+
+EXPANDABLE = ("owner", "proxy_hosts", "redirection_hosts", "dead_hosts", "streams")
+UPLOAD_FIELDS = (pem.CERTIFICATE_FIELD, pem.KEY_FIELD, pem.INTERMEDIATE_FIELD)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """`YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC, or None."""
+    if dt is None:
+        return None
+    if _wire_iso is not None:
+        return _wire_iso(dt)
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+class CertificateCreate(Schema):
+    """POST body. provider "other" needs nice_name; "letsencrypt" needs domain_names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Literal["letsencrypt", "other"]
+    nice_name: str | None = None
+    domain_names: list[Any] | None = None
+    meta: dict[str, Any] | None = None
+
+
+class UserOut(Schema):
+    id: int
+    created_on: str
+    modified_on: str
+    is_disabled: bool
+    email: str
+    name: str
+    nickname: str
+    avatar: str
+    roles: list[str]
+
+
+class CertificateOut(Schema):
+    """NPM's certificate object; expanded relations appear only when asked for."""
+
+    id: int
+    created_on: str
+    modified_on: str
+    owner_user_id: int
+    provider: str
+    nice_name: str
+    domain_names: list[str]
+    expires_on: str | None
+    meta: dict[str, Any]
+    owner: UserOut | None = None
+    proxy_hosts: list[dict[str, Any]] | None = None
+    redirection_hosts: list[dict[str, Any]] | None = None
+    dead_hosts: list[dict[str, Any]] | None = None
+    streams: list[dict[str, Any]] | None = None
+
+
+class Dates(Schema):
+    from_: int = Field(alias="from", description="notBefore, Unix seconds")
+    to: int = Field(description="notAfter, Unix seconds")
+
+
+class CertificateInfoOut(Schema):
+    cn: str
+    issuer: str
+    dates: Dates
+
+
+class ValidateOut(Schema):
+    certificate: CertificateInfoOut
+    certificate_key: bool
+    intermediate_certificate: CertificateInfoOut | None = None
+
+
+class UploadOut(Schema):
+    """NPM answers with the uploaded files; the key is only confirmed, never echoed."""
+
+    certificate: str
+    certificate_key: bool
+    intermediate_certificate: str | None = None
+
+
+# --------------------------------------------------------------------------- wire
+
+
+def user_wire(user: Any) -> dict[str, Any]:
+    """NPM's user object with exactly its fields (strict clients reject extra keys)."""
+    return {
+        "id": user.pk,
+        "created_on": iso(user.created_on),
+        "modified_on": iso(user.modified_on),
+        "is_disabled": bool(user.is_disabled),
+        "email": user.email,
+        "name": user.name,
+        "nickname": user.nickname,
+        "avatar": user.avatar,
+        "roles": list(user.roles),
+    }
+
+
+def _host_wire(host: Any) -> dict[str, Any]:
+    """A host embedded by `?expand=proxy_hosts`: the hosts app's own wire form if present."""
+    try:
+        from portway.hosts.api import host_wire
+    except ImportError:
+        host_wire = None
+    if host_wire is not None:
+        return host_wire(host)
+    data = {
+        "id": host.pk,
+        "created_on": iso(host.created_on),
+        "modified_on": iso(host.modified_on),
+        "owner_user_id": host.owner_id,
+        "domain_names": host.domain_names,
+        "certificate_id": host.certificate_id or 0,
+        "enabled": bool(host.enabled),
+        "meta": dict(host.meta or {}),
+    }
+    return data
+
+
+def certificate_wire(cert: Certificate, expand: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+    """NPM's certificate object; `expand` adds owner / hosts. Never any key material."""
+    data: dict[str, Any] = {
+        "id": cert.pk,
+        "created_on": iso(cert.created_on),
+        "modified_on": iso(cert.modified_on),
+        "owner_user_id": cert.owner_id,
+        "provider": cert.provider,
+        "nice_name": cert.nice_name,
+        "domain_names": list(cert.domain_names or []),
+        "expires_on": iso(cert.expires_on),
+        "meta": services.public_meta(cert.meta),
+    }
+    if "owner" in expand:
+        data["owner"] = user_wire(cert.owner)
+    for relation in ("proxy_hosts", "redirection_hosts", "dead_hosts", "streams"):
+        if relation in expand:
+            manager = getattr(cert, relation, None)
+            data[relation] = [_host_wire(h) for h in manager.all()] if manager else []
+    return data
+
+
+def _expand(raw: str | None) -> set[str]:
+    wanted = {part.strip() for part in (raw or "").split(",") if part.strip()}
+    unknown = sorted(wanted - set(EXPANDABLE))
+    if unknown:
+        raise FieldError("expand", f"{unknown[0]!r} is not one of {', '.join(EXPANDABLE)}")
+    return wanted
+
+
+def _related(queryset: Any, expand: set[str]) -> Any:
+    if "owner" in expand:
+        queryset = queryset.select_related("owner")
+    for relation in ("proxy_hosts", "redirection_hosts", "dead_hosts", "streams"):
+        if relation in expand and hasattr(Certificate, relation):
+            queryset = queryset.prefetch_related(relation)
+    return queryset
+
+
+def _read(request: HttpRequest, name: str, upload: DjangoUploadedFile | None) -> bytes | None:
+    """An upload field's bytes: the file part, or a plain form field holding PEM text.
+
+    Raises:
+        FieldError: the field is larger than 1 MiB.
+    """
+    limit = pem.MAX_FILE_BYTES
+    too_large = f"is too large; a certificate or key file is at most {limit // 1024} KiB"
+    if upload is not None:
+        if upload.size is not None and upload.size > limit:
+            raise FieldError(name, too_large)
+        data = upload.read(limit + 1)
+    else:
+        text = request.POST.get(name)
+        if text is None:
+            return None
+        data = text.encode("utf-8")
+    if len(data) > limit:
+        raise FieldError(name, too_large)
+    return data
+
+
+def _files(
+    request: HttpRequest,
+    certificate: DjangoUploadedFile | None,
+    certificate_key: DjangoUploadedFile | None,
+    intermediate_certificate: DjangoUploadedFile | None,
+) -> tuple[bytes, bytes, bytes | None]:
+    cert_data = _read(request, pem.CERTIFICATE_FIELD, certificate)
+    key_data = _read(request, pem.KEY_FIELD, certificate_key)
+    inter_data = _read(request, pem.INTERMEDIATE_FIELD, intermediate_certificate)
+    if cert_data is None:
+        raise FieldError(pem.CERTIFICATE_FIELD, "is required")
+    if key_data is None:
+        raise FieldError(pem.KEY_FIELD, "is required")
+    return cert_data, key_data, inter_data
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@router.get("", response=list[CertificateOut], exclude_unset=True, summary="List certificates")
+def list_certificates(request: HttpRequest, expand: str | None = None, query: str | None = None):
+    wanted = _expand(expand)
+    queryset = _related(services.list_certificates(request.auth, query), wanted)
+    return [certificate_wire(cert, wanted) for cert in queryset]
+
+
+@router.post("", response={201: CertificateOut}, exclude_unset=True, summary="Create a certificate")
+def create_certificate(request: HttpRequest, payload: CertificateCreate):
+    cert = services.create(
+        request.auth,
+        payload.provider,
+        nice_name=payload.nice_name,
+        domain_names=payload.domain_names,
+        meta=payload.meta,
+    )
+    return Status(201, certificate_wire(cert))
+
+
+@router.post(
+    "/validate",
+    response=ValidateOut,
+    by_alias=True,
+    exclude_unset=True,
+    summary="Check a certificate and key without storing them",
+)
+def validate_certificate(
+    request: HttpRequest,
+    certificate: UploadedFile | None = File(None),
+    certificate_key: UploadedFile | None = File(None),
+    intermediate_certificate: UploadedFile | None = File(None),
+):
+    cert_data, key_data, inter_data = _files(
+        request, certificate, certificate_key, intermediate_certificate
+    )
+    return services.validate(cert_data, key_data, inter_data)
+
+
+@router.get(
+    "/{certificate_id}", response=CertificateOut, exclude_unset=True, summary="Get a certificate"
+)
+def get_certificate(request: HttpRequest, certificate_id: int, expand: str | None = None):
+    wanted = _expand(expand)
+    cert = services.get_certificate(request.auth, certificate_id)
+    return certificate_wire(cert, wanted)
+
+
+@router.delete("/{certificate_id}", response=bool, summary="Delete a certificate")
+def delete_certificate(request: HttpRequest, certificate_id: int):
+    services.delete(request.auth, services.get_certificate(request.auth, certificate_id))
+    return True
+
+
+@router.post(
+    "/{certificate_id}/upload",
+    response=UploadOut,
+    exclude_unset=True,
+    summary="Upload the PEM files of a custom certificate",
+)
+def upload_certificate(
+    request: HttpRequest,
+    certificate_id: int,
+    certificate: UploadedFile | None = File(None),
+    certificate_key: UploadedFile | None = File(None),
+    intermediate_certificate: UploadedFile | None = File(None),
+):
+    cert = services.get_certificate(request.auth, certificate_id)
+    cert_data, key_data, inter_data = _files(
+        request, certificate, certificate_key, intermediate_certificate
+    )
+    services.upload(request.auth, cert, cert_data, key_data, inter_data)
+    stored = cert.fullchain_path.read_bytes().decode("ascii")
+    leaf_end = stored.index("-----END CERTIFICATE-----\n") + len("-----END CERTIFICATE-----\n")
+    result: dict[str, Any] = {"certificate": stored[:leaf_end], "certificate_key": True}
+    if stored[leaf_end:]:
+        result["intermediate_certificate"] = stored[leaf_end:]
+    return result
