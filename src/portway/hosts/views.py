@@ -153,7 +153,7 @@ def _port(raw: str, field: str, errors: FormErrors) -> int | str:
         errors.add(field, "enter the port the service listens on (1-65535)")
         return raw
     if not _PORT.match(raw) or not 1 <= int(raw) <= 65535:
-        errors.add(field, f"{raw!r} is not a port: use a whole number from 1 to 65535")
+        errors.add(field, f"{raw!r} is not a port (1-65535)")
         return int(raw) if raw.isdigit() else raw
     return int(raw)
 

@@ -40,9 +40,8 @@ def _certificate_counts(user) -> dict | None:
         "total": certs.count(),
         "expiring": certs.filter(expires_on__gt=now, expires_on__lte=now + EXPIRY_WINDOW).count(),
         "expired": certs.filter(expires_on__lte=now).count(),
-        "expiring_list": list(
-            certs.filter(expires_on__lte=now + EXPIRY_WINDOW).order_by("expires_on")[:5]
-        ),
+        # soonest first: what needs attention is at the top
+        "soonest": list(certs.filter(expires_on__isnull=False).order_by("expires_on")[:5]),
     }
 
 

@@ -9,6 +9,7 @@ from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import timesince
 
 from portway.web.assets import BUILD_COMMAND, assets_built
 
@@ -104,8 +105,13 @@ def expiry_badge(expires_on) -> SafeString:
 
 
 @register.filter
-def cert_expiring(expires_on) -> bool:
-    return expires_on is not None and expires_on - timezone.now() <= EXPIRY_WARNING
+def ago(moment) -> str:
+    """'just now', '5 minutes ago', '2 days ago'."""
+    if moment is None:
+        return ""
+    if timezone.now() - moment < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(moment).split(',')[0]} ago"
 
 
 @register.simple_tag

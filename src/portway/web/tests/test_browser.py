@@ -1,0 +1,252 @@
+"""End to end in headless Chromium: setup → login → certificate upload → proxy host.
+
+Runs against pytest-django's `live_server` (the real Django app in a thread, static files
+included). Needs the built UI assets (`npm ci && npm run build`) and Debian's chromium.
+Set PORTWAY_SCREENSHOT_DIR=docs/screenshots to refresh the README's screenshots.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portway.web.assets import BUILD_COMMAND, assets_built
+
+from .conftest import leaf
+
+CHROMIUM = os.environ.get("PORTWAY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+EMAIL = "ada@example.com"
+PASSWORD = "correct horse battery"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def browser_page(monkeypatch) -> Iterator:
+    """A Chromium page (1280×800) that fails the test on JavaScript errors."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (set PORTWAY_CHROMIUM)")
+    assert assets_built(), f"UI assets are not built: run `{BUILD_COMMAND}` first"
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
+    # are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    errors: list[str] = []
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        browser.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+@pytest.fixture
+def screenshot_dir(tmp_path: Path) -> Path:
+    directory = Path(os.environ.get("PORTWAY_SCREENSHOT_DIR") or tmp_path / "screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def test_setup_login_certificate_and_proxy_host(
+    live_server, transactional_db, browser_page, screenshot_dir: Path, tmp_path: Path
+):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    base = live_server.url
+
+    # --- first run: every page leads to setup ----------------------------------------------
+    page.goto(base + "/proxy-hosts")
+    expect(page).to_have_url(base + "/setup")
+    expect(page.get_by_role("heading", name="Welcome to Portway")).to_be_visible()
+    page.fill("#id_name", "Ada Admin")
+    page.fill("#id_email", EMAIL)
+    page.fill("#id_password", PASSWORD)
+    page.fill("#id_password2", PASSWORD + "typo")
+    page.click("text=Create administrator")
+    expect(page.locator('[data-error-for="password2"]')).to_have_text(
+        "The two passwords do not match."
+    )
+    page.fill("#id_password", PASSWORD)
+    page.fill("#id_password2", PASSWORD)
+    page.click("text=Create administrator")
+    expect(page).to_have_url(base + "/")
+    expect(page.locator("#messages")).to_contain_text("Welcome to Portway, Ada Admin")
+
+    # --- log out through the user menu, log back in ----------------------------------------
+    page.click("#user-menu")
+    page.click("#logout-button")
+    expect(page).to_have_url(base + "/login")
+    expect(page.locator("#messages")).to_contain_text("You have been signed out.")
+    page.fill("#id_email", EMAIL)
+    page.fill("#id_password", "wrong password")
+    page.click("button[type=submit]")
+    expect(page.locator("#login-error")).to_contain_text("Invalid e-mail address or password")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(base + "/")
+    expect(page.locator("#stat-hosts-total [data-count]")).to_have_text("0")
+
+    # --- upload a custom certificate, validating it first ----------------------------------
+    issued = leaf(["app.example.test", "*.app.example.test"])
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "privkey.pem"
+    cert_file.write_bytes(issued.cert_pem)
+    key_file.write_bytes(issued.key_pem())
+    page.goto(base + "/certificates")
+    expect(page.locator("#certificates-empty")).to_contain_text("No certificates yet")
+    page.click("#add-certificate")
+    page.fill("#id_nice_name", "App wildcard")
+    page.set_input_files("#id_certificate", str(cert_file))
+    page.set_input_files("#id_certificate_key", str(key_file))
+    page.click("#validate-certificate")
+    result = page.locator('[data-validation="ok"]')
+    expect(result).to_be_visible()
+    expect(result.locator('[data-field="cn"]')).to_have_text("app.example.test")
+    expect(result.locator('[data-field="issuer"]')).to_contain_text("Portway UI Test Root")
+    expect(page).to_have_url(base + "/certificates/new")  # validating did not navigate
+    page.click("#save-certificate")
+    expect(page).to_have_url(base + "/certificates")
+    expect(page.locator("#messages")).to_contain_text("Certificate App wildcard added")
+    expect(page.locator("#certificates tbody tr")).to_have_count(1)
+
+    # --- the proxy host form: every tab, inline errors, then a valid host ------------------
+    page.click("text=Proxy Hosts")
+    expect(page.locator("#hosts-empty")).to_contain_text("No proxy hosts yet")
+    page.click("#hosts-empty >> text=Add proxy host")
+    expect(page).to_have_url(base + "/proxy-hosts/new")
+    page.fill("#id_domain_names", "app.example.test\nwww.app.example.test")
+    page.fill("#id_forward_host", "127.0.0.1")
+    page.fill("#id_forward_port", "8080")
+    page.check("#id_allow_websocket_upgrade")
+
+    page.click("#tab-locations-link")
+    page.click("#add-location")
+    page.click("#add-location")
+    expect(page.locator("[data-location]")).to_have_count(2)
+    page.fill("#location-0-path", "/api")
+    page.fill("#location-0-forward_host", "127.0.0.1")
+    page.fill("#location-0-forward_port", "9000")
+    page.fill("#location-0-forward_path", "/v1")
+    page.locator("[data-location]").nth(1).locator("[data-remove-location]").click()
+    expect(page.locator("[data-location]")).to_have_count(1)
+
+    page.click("#tab-ssl-link")
+    expect(page.locator("#id_ssl_forced")).to_be_disabled()  # no certificate chosen yet
+    page.select_option(
+        "#id_certificate_id", label="App wildcard (app.example.test, *.app.example.test)"
+    )
+    expect(page.locator("#id_ssl_forced")).to_be_enabled()
+    page.check("#id_ssl_forced")
+    page.check("#id_http2_support")
+
+    page.click("#tab-advanced-link")
+    page.fill("#id_advanced_config", "client_max_body_size 20m;")
+    page.click("#tab-details-link")
+    expect(page.locator("#id_domain_names")).to_be_visible()
+    page.mouse.move(640, 700)
+    page.wait_for_timeout(300)  # let the tab fade finish
+    page.screenshot(path=str(screenshot_dir / "proxy-host-form.png"))
+
+    page.fill("#id_forward_port", "80800")
+    page.click("#save-proxy-host")
+    # the port is wrong: the Details tab opens with the message beside the field
+    expect(page.locator("#tab-details")).to_be_visible()
+    expect(page.locator('[data-error-for="forward_port"]')).to_contain_text("is not a port")
+    expect(page.locator("#id_forward_port")).to_have_class(re.compile("is-invalid"))
+    expect(page.locator("#location-0-path")).to_have_value("/api")  # nothing typed was lost
+    expect(page.locator("#id_certificate_id")).to_have_value(str(_certificate_id()))
+    page.fill("#id_forward_port", "8080")
+    page.click("#save-proxy-host")
+    expect(page).to_have_url(base + "/proxy-hosts")
+    row = page.locator("#proxy-hosts tbody tr").first
+    expect(row).to_contain_text("www.app.example.test")
+    expect(row).to_contain_text("http://127.0.0.1:8080")
+    expect(row).to_contain_text("App wildcard")
+    expect(row.locator("[data-status]")).to_have_count(1)
+
+    from portway.hosts.models import ProxyHost
+
+    host = ProxyHost.objects.get()
+    assert host.domain_names == ["app.example.test", "www.app.example.test"]
+    assert host.locations[0]["path"] == "/api" and host.locations[0]["forward_port"] == 9000
+    assert host.ssl_forced and host.http2_support and host.allow_websocket_upgrade
+    assert host.certificate.nice_name == "App wildcard"
+    assert host.advanced_config == "client_max_body_size 20m;"
+
+    # --- the list: search, the nginx error popover, disable with confirmation --------------
+    _more_hosts(host.owner)
+    page.reload()
+    expect(page.locator("#proxy-hosts tbody tr")).to_have_count(4)
+    page.fill("#host-search", "grafana")
+    expect(page.locator("#proxy-hosts tbody tr")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"/proxy-hosts\?q=grafana$"))
+    page.fill("#host-search", "")
+    expect(page.locator("#proxy-hosts tbody tr")).to_have_count(4)
+
+    offline = page.locator('[data-status="offline"]')
+    offline.hover()
+    expect(page.locator(".popover")).to_contain_text('unknown directive "proxy_bufering"')
+
+    grafana = page.locator("#proxy-hosts tbody tr", has_text="grafana.home.test")
+    grafana.get_by_role("button", name="Disable grafana.home.test").click()
+    expect(page.locator("#confirm-modal")).to_be_visible()
+    expect(page.locator("#confirm-modal-text")).to_contain_text("Disable grafana.home.test?")
+    page.click("#confirm-modal-ok")
+    expect(grafana.locator('[data-status="disabled"]')).to_be_visible()
+    expect(page.locator("#messages")).to_contain_text("Proxy host grafana.home.test disabled.")
+
+    # --- the dashboard adds it up ----------------------------------------------------------
+    page.click("text=Dashboard")
+    expect(page.locator("#stat-hosts-total [data-count]")).to_have_text("4")
+    expect(page.locator("#stat-hosts-disabled [data-count]")).to_have_text("1")
+    expect(page.locator("#stat-hosts-offline [data-count]")).to_have_text("1")
+    expect(page.locator("#recent-activity")).to_contain_text("created proxy host")
+    page.screenshot(path=str(screenshot_dir / "dashboard.png"), full_page=True)
+
+
+def _certificate_id() -> int:
+    from portway.certificates.models import Certificate
+
+    return Certificate.objects.get().pk
+
+
+def _more_hosts(owner) -> None:
+    """A few more hosts through the service, one of them rejected by nginx."""
+    from portway.hosts import services
+    from portway.hosts.models import ProxyHost
+
+    for names, upstream, port in [
+        (["grafana.home.test"], "10.0.0.12", 3000),
+        (["nextcloud.home.test", "cloud.home.test"], "10.0.0.20", 8080),
+        (["media.home.test"], "10.0.0.31", 8096),
+    ]:
+        services.create_proxy_host(
+            owner,
+            {
+                "domain_names": names,
+                "forward_scheme": "http",
+                "forward_host": upstream,
+                "forward_port": port,
+                "block_exploits": True,
+            },
+        )
+    ProxyHost.objects.filter(first_domain="media.home.test").update(
+        nginx_online=False,
+        nginx_err='nginx: [emerg] unknown directive "proxy_bufering" in proxy_host/4.conf:12',
+    )
