@@ -11,21 +11,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from portway.certificates import services
 from portway.core.errors import NotFound, PermissionDenied, PortwayError
 from portway.web import queries
 from portway.web.decorators import page
 from portway.web.forms import FormErrors
 
 MAX_UPLOAD_BYTES = 1024 * 1024  # a PEM file is a few kilobytes; a chain a few more
-
-
-def _services():  # noqa: ANN202
-    """The certificates service, imported on use (it is developed alongside this UI)."""
-    from portway.certificates import services
-
-    return services
-
-
 UPLOAD_FIELDS = {
     "certificate": "Certificate",
     "certificate_key": "Private key",
@@ -38,7 +30,7 @@ UPLOAD_FIELDS = {
 
 def _list_context(request: HttpRequest) -> dict[str, Any]:
     try:
-        certs = list(_services().list_certificates(request.user).prefetch_related("proxy_hosts"))
+        certs = list(services.list_certificates(request.user).prefetch_related("proxy_hosts"))
         denied = ""
     except PermissionDenied as exc:
         certs, denied = [], exc.message
@@ -59,9 +51,9 @@ def certificate_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def certificate_delete(request: HttpRequest, cert_id: int) -> HttpResponse:
     try:
-        cert = _services().get_certificate(request.user, cert_id)
+        cert = services.get_certificate(request.user, cert_id)
         name = str(cert)
-        _services().delete(request.user, cert)
+        services.delete(request.user, cert)
     except NotFound:
         messages.error(request, f"Certificate {cert_id} no longer exists.")
     except PortwayError as exc:  # Conflict (409): still used by hosts
@@ -129,7 +121,7 @@ def _validate(files: dict[str, bytes | None], errors: FormErrors) -> dict[str, A
     if errors:
         return None
     try:
-        result = _services().validate(
+        result = services.validate(
             files["certificate"], files["certificate_key"], files["intermediate_certificate"]
         )
     except PortwayError as exc:
@@ -156,9 +148,9 @@ def _form(request: HttpRequest, context: dict[str, Any], status: int = 200) -> H
 
 def _save(request: HttpRequest, nice_name: str, files: dict, summary: dict):  # noqa: ANN202
     name = nice_name or (summary["certificate"] or {}).get("cn") or "Custom certificate"
-    cert = _services().create_custom(request.user, name)
+    cert = services.create_custom(request.user, name)
     try:
-        _services().upload(
+        services.upload(
             request.user,
             cert,
             files["certificate"],
@@ -166,7 +158,7 @@ def _save(request: HttpRequest, nice_name: str, files: dict, summary: dict):  # 
             files["intermediate_certificate"],
         )
     except PortwayError:
-        _services().delete(request.user, cert)  # nothing was stored; do not leave an empty one
+        services.delete(request.user, cert)  # nothing was stored; do not leave an empty one
         raise
     return cert
 
