@@ -113,6 +113,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "portway": {"handlers": ["console"], "level": os.environ.get("PORTWAY_LOG_LEVEL", "INFO")},
+        "portway": {
+            "handlers": ["console"],
+            "level": os.environ.get("PORTWAY_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
     },
 }

@@ -6,10 +6,11 @@ from portway.accounts.api import router as accounts_router
 from portway.certificates.api import router as certificates_router
 from portway.core.api import api
 from portway.hosts.api import router as hosts_router
-from portway.nginx.api import audit_router, reports_router, settings_router
+from portway.nginx.api import audit_router, reports_router, settings_router, status_router
 
 api.add_router("/nginx/proxy-hosts", hosts_router)
 api.add_router("/nginx/certificates", certificates_router)
+api.add_router("/nginx", status_router)
 api.add_router("/settings", settings_router)
 api.add_router("/audit-log", audit_router)
 api.add_router("/reports", reports_router)

@@ -14,9 +14,10 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
+from ninja.utils import check_csrf
 
 from portway import __version__
-from portway.core.errors import NotAuthenticated, PortwayError
+from portway.core.errors import NotAuthenticated, PermissionDenied, PortwayError
 
 log = logging.getLogger("portway.api")
 
@@ -24,12 +25,19 @@ log = logging.getLogger("portway.api")
 class BearerAuth(HttpBearer):
     """`Authorization: Bearer <token>`, re-checking the user on every request.
 
-    A logged-in UI session is accepted too, so the browser can call the API it renders.
+    A logged-in UI session is accepted too, so the browser can call the API it renders;
+    then Django's CSRF check applies, as it does to the UI's forms (a cookie alone must
+    not let a page on a neighbouring site change anything).
     """
 
     def __call__(self, request: HttpRequest) -> Any:
         header = request.headers.get("Authorization", "")
         if not header and getattr(request, "user", None) and request.user.is_authenticated:
+            if check_csrf(request) is not None:
+                raise PermissionDenied(
+                    "CSRF check failed: send the X-CSRFToken header with a session, "
+                    "or use a Bearer token"
+                )
             return request.user
         return super().__call__(request)
 

@@ -1,9 +1,120 @@
-"""API: /api/settings, /api/audit-log, /api/reports."""
+"""API: /api/settings, /api/audit-log, /api/reports, and Portway's /api/nginx/status."""
 
 from __future__ import annotations
 
-from ninja import Router
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Router, Schema
+from pydantic import ConfigDict
+
+from portway.core.errors import NotFound, PermissionDenied
+from portway.core.wire import iso
+from portway.hosts.api import user_wire
+from portway.hosts.models import ProxyHost
+from portway.nginx import services
+from portway.nginx.models import AuditLogEntry, Setting
 
 settings_router = Router(tags=["settings"])
 audit_router = Router(tags=["audit-log"])
 reports_router = Router(tags=["reports"])
+status_router = Router(tags=["nginx"])
+
+
+def setting_wire(setting: Setting) -> dict[str, Any]:
+    return {
+        "id": setting.id,
+        "name": setting.name,
+        "description": setting.description,
+        "value": setting.value,
+        "meta": setting.meta or {},
+    }
+
+
+class SettingUpdate(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    value: Any
+    meta: Any = None
+
+
+def _admin(request: HttpRequest) -> None:
+    if not request.auth.is_admin:
+        raise PermissionDenied("Only administrators may read or change settings")
+
+
+@settings_router.get("", summary="List settings")
+def list_settings(request: HttpRequest):
+    _admin(request)
+    return [setting_wire(services.get_setting(key)) for key in Setting.DEFAULTS]
+
+
+@settings_router.get("/{setting_id}", summary="Get a setting")
+def get_setting(request: HttpRequest, setting_id: str):
+    _admin(request)
+    return setting_wire(services.get_setting(setting_id))
+
+
+@settings_router.put("/{setting_id}", summary="Change a setting")
+def put_setting(request: HttpRequest, setting_id: str, payload: SettingUpdate):
+    _admin(request)
+    services.get_setting(setting_id)
+    return setting_wire(services.set_default_site(request.auth, payload.value, payload.meta))
+
+
+def audit_wire(entry: AuditLogEntry, expand: set[str]) -> dict[str, Any]:
+    data = {
+        "id": entry.pk,
+        "created_on": iso(entry.created_on),
+        "modified_on": iso(entry.modified_on),
+        "user_id": entry.user_id or 0,
+        "object_type": entry.object_type,
+        "object_id": entry.object_id,
+        "action": entry.action,
+        "meta": entry.meta or {},
+    }
+    if "user" in expand:
+        data["user"] = user_wire(entry.user) if entry.user else None
+    return data
+
+
+@audit_router.get("", summary="Audit log, newest first (paged)")
+def audit_log(
+    request: HttpRequest,
+    expand: str | None = None,
+    query: str | None = None,
+    offset: int = 0,
+    limit: int = 100,
+):
+    _admin(request)
+    entries = AuditLogEntry.objects.select_related("user")
+    if query:
+        entries = entries.filter(object_type__icontains=query) | entries.filter(
+            action__icontains=query
+        )
+    wanted = {p.strip() for p in (expand or "").split(",") if p.strip()}
+    limit = max(1, min(limit, 1000))
+    offset = max(0, offset)
+    return [
+        audit_wire(e, wanted)
+        for e in entries.order_by("-created_on", "-id")[offset : offset + limit]
+    ]
+
+
+@audit_router.get("/{entry_id}", summary="One audit log entry")
+def audit_entry(request: HttpRequest, entry_id: int, expand: str | None = None):
+    _admin(request)
+    entry = AuditLogEntry.objects.select_related("user").filter(pk=entry_id).first()
+    if entry is None:
+        raise NotFound(f"Audit log entry {entry_id} not found")
+    return audit_wire(entry, {p.strip() for p in (expand or "").split(",") if p.strip()})
+
+
+@reports_router.get("/hosts", summary="Host counts")
+def host_report(request: HttpRequest):
+    return {"proxy": ProxyHost.objects.count(), "redirection": 0, "stream": 0, "dead": 0}
+
+
+@status_router.get("/status", summary="Portway: apply engine status")
+def nginx_status(request: HttpRequest):
+    return services.apply_status()

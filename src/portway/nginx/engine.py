@@ -365,7 +365,14 @@ class Engine:
                     return ApplyReport(generation, outcomes)
                 # _go_live already pointed `live` back at the config nginx still serves
                 if not self._isolate(_located(reload_error), served, texts, reject):
-                    return ApplyReport(None, outcomes, error=reload_error)
+                    culprits = _reload_suspects(reload_error, served, last_good)
+                    if not culprits:
+                        return ApplyReport(None, outcomes, error=reload_error)
+                    message = _strip_log_prefix(reload_error)
+                    for key in culprits:
+                        if served[key] == texts.get(key):
+                            self._rejected[key] = (_digest(texts[key]), message)
+                        reject(key, message)
                 continue
             shutil.rmtree(directory, ignore_errors=True)
             if not self._isolate(result.errors, served, texts, reject):
@@ -413,8 +420,7 @@ class Engine:
 
         from portway.hosts.models import ProxyHost
 
-        if report.generation is None and report.error:
-            return
+        failed = report.generation is None
         current = {
             f"proxy-{pk}": (online, err)
             for pk, online, err in ProxyHost.objects.filter(enabled=True).values_list(
@@ -422,11 +428,43 @@ class Engine:
             )
         }
         for key, outcome in report.hosts.items():
+            if failed and outcome.online:
+                continue  # nothing went live: only the rejections are news
             if current.get(key) != (outcome.online, outcome.error):
                 ProxyHost.objects.filter(pk=int(key.split("-")[1])).update(
                     nginx_online=outcome.online, nginx_err=outcome.error
                 )
         close_old_connections()
+
+
+def _strip_log_prefix(text: str) -> str:
+    """nginx log lines without their timestamp and pid: the message a person reads."""
+    lines = []
+    for line in text.splitlines():
+        match = re.search(r"\[(?:emerg|alert|crit|error)\] (?:\d+#\d+: )?(.*)$", line)
+        lines.append(match.group(1) if match else line)
+    return "; ".join(dict.fromkeys(lines))
+
+
+def _reload_suspects(error: str, served: dict[str, str], last_good: dict[str, str]) -> list[str]:
+    """Hosts to blame for a reload error that names no file.
+
+    Only hosts changed since the live generation can have caused it. A bind() failure
+    names an address: the changed hosts whose config listens on that port are the
+    culprits (Portway's own listeners were bound before).
+    """
+    changed = [key for key, text in served.items() if text != last_good.get(key)]
+    bind = re.search(r"bind\(\) to (\S+) failed", error)
+    if bind:
+        port = bind.group(1).rsplit(":", 1)[-1]
+        listening = [
+            key
+            for key in changed
+            if re.search(rf"\blisten\b[^;]*\b{re.escape(port)}\b", served[key])
+        ]
+        if listening:
+            return listening
+    return changed
 
 
 def _located(text: str) -> list[tuple[str | None, int | None, str]]:
@@ -460,6 +498,7 @@ class ApplyWorker:
         self._requested = 0
         self._completed = 0
         self._stop = False
+        self.applies = 0  # how many applies ran (many requests fold into few applies)
         self._thread = threading.Thread(target=self._run, name="nginx-apply", daemon=True)
 
     def start(self) -> ApplyWorker:
@@ -504,6 +543,7 @@ class ApplyWorker:
             with self._cond:
                 target = self._requested
             try:
+                self.applies += 1
                 self.engine.apply()
             except Exception:  # keep serving; the next request retries
                 log.exception("apply failed")

@@ -226,14 +226,33 @@ class NginxSupervisor:
         )
 
     def _reload_failure(self, offset: int) -> str | None:
+        """nginx's [emerg] lines written since `offset`, once nginx has finished failing.
+
+        A failed reload can take seconds (nginx retries bind() five times, 500 ms apart);
+        returning at the first line would let its later lines look like the next
+        reload's failure, so this waits until the log has been quiet for 0.7 s.
+        """
+        text = self._log_since(offset)
+        if "[emerg]" not in text:
+            return None
+        quiet_since = time.monotonic()
+        size = len(text)
+        deadline = quiet_since + 10
+        while time.monotonic() - quiet_since < 0.7 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            text = self._log_since(offset)
+            if len(text) != size:
+                size, quiet_since = len(text), time.monotonic()
+        errors = [line for line in text.splitlines() if "[emerg]" in line]
+        return "\n".join(errors)
+
+    def _log_since(self, offset: int) -> str:
         try:
             with open(self.error_log, "rb") as handle:
                 handle.seek(offset)
-                text = handle.read().decode(errors="replace")
+                return handle.read().decode(errors="replace")
         except OSError:
-            return None
-        errors = [line for line in text.splitlines() if "[emerg]" in line]
-        return "\n".join(errors) if errors else None
+            return ""
 
     def stop(self, timeout: float = 15) -> None:
         """Graceful stop (SIGQUIT), SIGKILL after `timeout` seconds."""

@@ -1,0 +1,199 @@
+"""The apply engine against a real nginx: isolation, rollback, folding, in-flight requests."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from portway.testing.process import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_broken_advanced_config_leaves_other_hosts_serving(portway, upstreams):
+    good = upstreams("good")
+    portway.create_proxy_host(["good.example.com"], good.port)
+    wait_for(lambda: portway.upstream_of("good.example.com") == "good")
+
+    broken = portway.create_proxy_host(
+        ["broken.example.com"], good.port, advanced_config="this_is_not_a_directive on;"
+    )
+    assert broken["meta"]["nginx_online"] is False
+    assert 'unknown directive "this_is_not_a_directive"' in broken["meta"]["nginx_err"]
+
+    # another change after it must still go live, with the broken host left out
+    other = upstreams("other")
+    portway.create_proxy_host(["other.example.com"], other.port)
+    wait_for(lambda: portway.upstream_of("other.example.com") == "other")
+    assert portway.upstream_of("good.example.com") == "good"
+    status, _, _ = portway.http("broken.example.com")
+    assert status == 200  # the default site, not an error from nginx
+    assert portway.upstream_of("broken.example.com") is None
+
+    status, host = portway.api("GET", f"/api/nginx/proxy-hosts/{broken['id']}")
+    assert host["meta"]["nginx_online"] is False
+    assert "unknown directive" in host["meta"]["nginx_err"]
+
+
+def test_rejected_update_keeps_last_good_config_live(portway, upstreams):
+    first, second = upstreams("first"), upstreams("second")
+    host = portway.create_proxy_host(["keep.example.com"], first.port)
+    wait_for(lambda: portway.upstream_of("keep.example.com") == "first")
+
+    status, body = portway.api(
+        "PUT",
+        f"/api/nginx/proxy-hosts/{host['id']}",
+        {"forward_port": second.port, "advanced_config": "proxy_buffering maybe;"},
+    )
+    assert status == 200
+    assert body["meta"]["nginx_online"] is False
+    assert "proxy_buffering" in body["meta"]["nginx_err"]
+    wait_for(lambda: portway.api("GET", "/api/nginx/status")[1]["pending"] is False)
+    time.sleep(0.3)
+    # nginx never saw the bad version: the previous config (first upstream) still serves
+    assert portway.upstream_of("keep.example.com") == "first"
+
+    status, body = portway.api(
+        "PUT", f"/api/nginx/proxy-hosts/{host['id']}", {"advanced_config": ""}
+    )
+    assert body["meta"]["nginx_online"] is True
+    wait_for(lambda: portway.upstream_of("keep.example.com") == "second")
+    wait_for(
+        lambda: (
+            portway.api("GET", f"/api/nginx/proxy-hosts/{host['id']}")[1]["meta"]["nginx_err"]
+            is None
+        )
+    )
+
+
+def test_reload_failure_is_attributed_to_the_host(portway, upstreams):
+    """`listen` on the admin port passes `nginx -t` but fails at reload (bind in use)."""
+    good = upstreams("good")
+    portway.create_proxy_host(["good.example.com"], good.port)
+    wait_for(lambda: portway.upstream_of("good.example.com") == "good")
+    bad = portway.create_proxy_host(
+        ["steal.example.com"], good.port, advanced_config=f"listen 127.0.0.1:{portway.admin_port};"
+    )
+    host = wait_for(
+        lambda: (
+            (h := portway.api("GET", f"/api/nginx/proxy-hosts/{bad['id']}")[1])["meta"][
+                "nginx_online"
+            ]
+            is False
+            and h
+        )
+    )
+    assert "Address already in use" in host["meta"]["nginx_err"]
+    assert portway.upstream_of("good.example.com") == "good"
+    assert portway.api("GET", "/api/")[0] == 200
+    later = upstreams("later")
+    portway.create_proxy_host(["later.example.com"], later.port)
+    wait_for(lambda: portway.upstream_of("later.example.com") == "later")
+
+
+def test_many_changes_fold_into_few_reloads(portway, upstreams):
+    upstream = upstreams("bulk")
+    before = portway.api("GET", "/api/nginx/status")[1]["applies"]
+
+    def create(i: int) -> int:
+        return portway.api(
+            "POST",
+            "/api/nginx/proxy-hosts",
+            {
+                "domain_names": [f"bulk{i}.example.com"],
+                "forward_scheme": "http",
+                "forward_host": "127.0.0.1",
+                "forward_port": upstream.port,
+            },
+        )[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(create, range(40))) == {201}
+    wait_for(lambda: portway.api("GET", "/api/nginx/status")[1]["pending"] is False)
+    for i in range(40):
+        assert portway.upstream_of(f"bulk{i}.example.com") == "bulk"
+    applies = portway.api("GET", "/api/nginx/status")[1]["applies"] - before
+    assert 1 <= applies < 40
+
+
+def test_requests_in_flight_survive_an_apply(portway, upstreams):
+    """A slow download started before an apply completes intact after the reload."""
+    import socket
+
+    slow_port_holder: dict[str, int] = {}
+
+    def slow_server() -> None:
+        with socket.socket() as srv:
+            srv.bind(("127.0.0.1", 0))
+            srv.listen(1)
+            slow_port_holder["port"] = srv.getsockname()[1]
+            conn, _ = srv.accept()
+            with conn:
+                conn.recv(65536)
+                body = b"x" * 100
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n")
+                for i in range(10):
+                    time.sleep(0.2)
+                    conn.sendall(body[i * 10 : (i + 1) * 10])
+
+    thread = threading.Thread(target=slow_server, daemon=True)
+    thread.start()
+    wait_for(lambda: "port" in slow_port_holder)
+    portway.create_proxy_host(["slow.example.com"], slow_port_holder["port"])
+    wait_for(lambda: portway.api("GET", "/api/nginx/status")[1]["pending"] is False)
+    time.sleep(0.3)
+
+    result: dict[str, object] = {}
+
+    def fetch() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", portway.http_port, timeout=30)
+        conn.request("GET", "/", headers={"Host": "slow.example.com"})
+        response = conn.getresponse()
+        result["status"] = response.status
+        result["body"] = response.read()
+
+    client = threading.Thread(target=fetch)
+    client.start()
+    time.sleep(0.5)  # the response is streaming now
+    other = upstreams("other")
+    portway.create_proxy_host(["during.example.com"], other.port)
+    wait_for(lambda: portway.upstream_of("during.example.com") == "other")
+    client.join(30)
+    assert result == {"status": 200, "body": b"x" * 100}
+
+
+def test_unresolvable_upstream_answers_502_until_the_name_resolves(portway, upstreams, dns_server):
+    good = upstreams("good")
+    portway.create_proxy_host(["good.example.com"], good.port)
+    ghost = portway.create_proxy_host(["ghost.example.com"], good.port, forward_host="bar")
+    assert ghost["meta"]["nginx_online"] is True
+    portway.restart()
+    assert portway.upstream_of("good.example.com") == "good"
+    assert portway.http("ghost.example.com")[0] == 502
+    dns_server.records["bar"] = "127.0.0.1"
+    wait_for(lambda: portway.upstream_of("ghost.example.com") == "good", timeout=30)
+
+
+def test_nginx_is_restarted_if_it_dies(portway, upstreams):
+    import os
+    import signal
+
+    good = upstreams("good")
+    portway.create_proxy_host(["good.example.com"], good.port)
+    wait_for(lambda: portway.upstream_of("good.example.com") == "good")
+    pid = int((portway.data_dir / "nginx" / "run" / "nginx.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: portway.upstream_of("good.example.com") == "good", timeout=30)
+
+
+def test_stopping_portway_stops_nginx(portway):
+    import os
+
+    pid = int((portway.data_dir / "nginx" / "run" / "nginx.pid").read_text())
+    assert portway.stop() == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

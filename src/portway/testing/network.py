@@ -1,0 +1,143 @@
+"""Loopback-only network helpers for tests: free ports, a real upstream, a real DNS server.
+
+Everything here binds 127.0.0.1; tests never send traffic anywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _UpstreamHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: UpstreamServer
+
+    def log_message(self, *args: object) -> None:  # keep test output quiet
+        pass
+
+    def _answer(self) -> None:
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.end_headers()
+            self.wfile.write(f"upgraded:{self.server.name}\n".encode())
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = json.dumps(
+            {
+                "upstream": self.server.name,
+                "path": self.path,
+                "host": self.headers.get("Host"),
+                "x_forwarded_proto": self.headers.get("X-Forwarded-Proto"),
+                "x_forwarded_for": self.headers.get("X-Forwarded-For"),
+                "authorization": self.headers.get("Authorization"),
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
+
+
+class UpstreamServer(ThreadingHTTPServer):
+    """A real HTTP server on 127.0.0.1 answering JSON that names itself and the request.
+
+    Answers `{"upstream": name, "path", "host", "x_forwarded_proto", ...}`; a request with
+    `Upgrade: websocket` gets `101 Switching Protocols` and a line `upgraded:<name>`.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, name: str, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _UpstreamHandler)
+        self.name = name
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def __enter__(self) -> UpstreamServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class DNSServer(socketserver.ThreadingUDPServer):
+    """An authoritative-for-everything DNS server on 127.0.0.1 with editable A records.
+
+    `records["bar"] = "127.0.0.1"` makes `bar` resolve; other names get NXDOMAIN.
+    Used as PORTWAY_RESOLVER so nginx's and Portway's lookups stay on loopback.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, port: int = 0) -> None:
+        self.records: dict[str, str] = {}
+        super().__init__(("127.0.0.1", port), _DNSHandler)
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> DNSServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _DNSHandler(socketserver.BaseRequestHandler):
+    server: DNSServer
+
+    def handle(self) -> None:
+        data, sock = self.request
+        try:
+            query = dns.message.from_wire(data)
+        except Exception:
+            return
+        response = dns.message.make_response(query)
+        response.flags |= 0x0400  # AA
+        question = query.question[0] if query.question else None
+        if question is not None:
+            name = question.name.to_text(omit_final_dot=True).lower()
+            address = self.server.records.get(name)
+            if address is None:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            elif question.rdtype == dns.rdatatype.A:
+                response.answer.append(dns.rrset.from_text(question.name, 1, "IN", "A", address))
+        sock.sendto(response.to_wire(), self.client_address)

@@ -1,0 +1,319 @@
+"""A real `portway serve` for end-to-end tests: real nginx on 127.0.0.1 high ports.
+
+    with PortwayProcess(tmp_path) as pw:
+        host = pw.create_proxy_host(["app.example.com"], upstream.port)
+        status, headers, body = pw.http("app.example.com", "/")
+
+The database is the one DB_* selects; for PostgreSQL and MariaDB each process gets a
+fresh database of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from portway.testing.network import free_port
+
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "changeme123"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy; AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except (OSError, http.client.HTTPException) as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+class _Database:
+    """A throwaway PostgreSQL or MariaDB database when DB_* asks for one."""
+
+    def __init__(self) -> None:
+        self.env: dict[str, str] = {}
+        self.name = "portway_e2e_" + uuid.uuid4().hex[:10]
+        self.kind = (
+            "postgres"
+            if os.environ.get("DB_POSTGRES_HOST")
+            else "mysql"
+            if os.environ.get("DB_MYSQL_HOST")
+            else "sqlite"
+        )
+
+    def create(self) -> None:
+        if self.kind == "postgres":
+            self._postgres(f'CREATE DATABASE "{self.name}"')
+            self.env["DB_POSTGRES_NAME"] = self.name
+        elif self.kind == "mysql":
+            self._mysql(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4")
+            self.env["DB_MYSQL_NAME"] = self.name
+
+    def drop(self) -> None:
+        try:
+            if self.kind == "postgres":
+                self._postgres(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            elif self.kind == "mysql":
+                self._mysql(f"DROP DATABASE IF EXISTS `{self.name}`")
+        except Exception:  # best effort: a leftover test database is harmless
+            pass
+
+    def _postgres(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(
+            host=os.environ["DB_POSTGRES_HOST"],
+            port=int(os.environ.get("DB_POSTGRES_PORT", "5432")),
+            user=os.environ.get("DB_POSTGRES_USER", "postgres"),
+            password=os.environ.get("DB_POSTGRES_PASSWORD", ""),
+            dbname="postgres",
+            autocommit=True,
+        ) as conn:
+            conn.execute(sql)
+
+    def _mysql(self, sql: str) -> None:
+        import pymysql
+
+        conn = pymysql.connect(
+            host=os.environ["DB_MYSQL_HOST"],
+            port=int(os.environ.get("DB_MYSQL_PORT", "3306")),
+            user=os.environ.get("DB_MYSQL_USER", "root"),
+            password=os.environ.get("DB_MYSQL_PASSWORD", ""),
+        )
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql)
+        finally:
+            conn.close()
+
+
+class PortwayProcess:
+    """Runs `portway serve` with its own data directory and loopback ports.
+
+    Args:
+        data_dir: where the installation keeps its state (kept across restart()).
+        env: extra environment (e.g. PORTWAY_RESOLVER for a test DNS server).
+        admin: create the initial admin through INITIAL_ADMIN_* (False: fresh setup).
+    """
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, admin: bool = True):
+        self.data_dir = Path(data_dir)
+        self.admin_port = free_port()
+        self.http_port = free_port()
+        self.https_port = free_port()
+        self.extra_env = dict(env or {})
+        self.admin = admin
+        self.database = _Database()
+        self.proc: subprocess.Popen | None = None
+        self._token: str | None = None
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-portway.log"
+
+    # ----- lifecycle ------------------------------------------------------------------
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTWAY_")}
+        env.update(
+            PORTWAY_DATA_DIR=str(self.data_dir),
+            PORTWAY_ADMIN_PORT=str(self.admin_port),
+            PORTWAY_HTTP_PORT=str(self.http_port),
+            PORTWAY_HTTPS_PORT=str(self.https_port),
+            PORTWAY_BIND_ADDRESS="127.0.0.1",
+            # nginx must never ask a DNS server off this machine during tests
+            PORTWAY_RESOLVER=self.extra_env.get("PORTWAY_RESOLVER", "127.0.0.1:9"),
+        )
+        if self.admin:
+            env.update(INITIAL_ADMIN_EMAIL=ADMIN_EMAIL, INITIAL_ADMIN_PASSWORD=ADMIN_PASSWORD)
+        env.update(self.database.env)
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 60) -> PortwayProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.proc is None and not self.database.env:
+            self.database.create()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "portway", "serve"],
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        try:
+            wait_for(self._ready, timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"portway serve did not start:\n{self.log()}") from exc
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"portway serve exited ({self.proc.returncode}):\n{self.log()}")
+        status, _ = self.api("GET", "/api/", auth=False)
+        if status != 200:
+            return False
+        with socket.create_connection(("127.0.0.1", self.http_port), timeout=1):
+            return True
+
+    def stop(self, timeout: float = 30) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def restart(self) -> PortwayProcess:
+        self.stop()
+        self._token = None
+        return self.start()
+
+    def close(self) -> None:
+        self.stop()
+        self.database.drop()
+
+    def __enter__(self) -> PortwayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-6000:]
+        except OSError:
+            return ""
+
+    # ----- admin API ------------------------------------------------------------------
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            status, body = self.api(
+                "POST",
+                "/api/tokens",
+                {"identity": ADMIN_EMAIL, "secret": ADMIN_PASSWORD},
+                auth=False,
+            )
+            assert status == 200, body
+            self._token = body["token"]
+        return self._token
+
+    def api(
+        self, method: str, path: str, body: Any = None, auth: bool = True, token: str | None = None
+    ) -> tuple[int, Any]:
+        """Call the admin API; returns (status, decoded JSON or text)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=60)
+        headers = {"Accept": "application/json"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if auth:
+            headers["Authorization"] = f"Bearer {token or self.token}"
+        conn.request(method, path, payload, headers)
+        response = conn.getresponse()
+        raw = response.read()
+        conn.close()
+        try:
+            return response.status, json.loads(raw)
+        except ValueError:
+            return response.status, raw.decode(errors="replace")
+
+    def create_proxy_host(self, domains: list[str], port: int, **fields: Any) -> dict:
+        body = {
+            "domain_names": domains,
+            "forward_scheme": "http",
+            "forward_host": "127.0.0.1",
+            "forward_port": port,
+            **fields,
+        }
+        status, data = self.api("POST", "/api/nginx/proxy-hosts", body)
+        assert status == 201, data
+        return data
+
+    # ----- traffic through nginx ------------------------------------------------------
+    def http(
+        self,
+        host: str,
+        path: str = "/",
+        *,
+        https: bool = False,
+        sni: str | None = None,
+        headers: dict[str, str] | None = None,
+        method: str = "GET",
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request to nginx with the given Host header (and SNI for HTTPS)."""
+        if https:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            conn: http.client.HTTPConnection = _SNIConnection(
+                "127.0.0.1", self.https_port, sni=sni if sni is not None else host, context=context
+            )
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host)
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        body = response.read()
+        result = (response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+        conn.close()
+        return result
+
+    def served_certificate(self, sni: str | None) -> x509.Certificate:
+        """The leaf certificate nginx presents for `sni` (None: no SNI at all)."""
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with (
+            socket.create_connection(("127.0.0.1", self.https_port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=sni) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+        return x509.load_der_x509_certificate(der)
+
+    def upstream_of(self, host: str, path: str = "/", **kwargs: Any) -> str | None:
+        """Name of the upstream that answered, or None for a non-200 answer."""
+        status, _, body = self.http(host, path, **kwargs)
+        if status != 200:
+            return None
+        try:
+            return json.loads(body).get("upstream")
+        except ValueError:
+            return None
+
+
+class _SNIConnection(http.client.HTTPSConnection):
+    """HTTPSConnection whose SNI is chosen independently of the Host header."""
+
+    def __init__(self, host: str, port: int, sni: str, context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=10, context=context)
+        self._sni = sni
+        self._ctx = context
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._ctx.wrap_socket(sock, server_hostname=self._sni or None)
