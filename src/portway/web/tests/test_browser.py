@@ -1,12 +1,17 @@
 """End to end in headless Chromium: setup → login → certificate upload → proxy host.
 
-Runs against pytest-django's `live_server` (the real Django app in a thread, static files
-included). Needs the built UI assets (`npm ci && npm run build`) and Debian's chromium.
+`test_ui_flow_on_live_server` drives pytest-django's `live_server` (the Django app in a
+thread, static files included) through every page. `test_ui_flow_through_real_nginx`
+drives a real `portway serve` (real nginx on loopback ports, see portway.testing.process)
+and checks that the host created in the browser answers through nginx over HTTPS.
+
+Needs the built UI assets (`npm ci && npm run build`) and Debian's chromium.
 Set PORTWAY_SCREENSHOT_DIR=docs/screenshots to refresh the README's screenshots.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -30,6 +35,7 @@ CHROMIUM_ARGS = [
 ]
 EMAIL = "ada@example.com"
 PASSWORD = "correct horse battery"
+CERT_LABEL = "App wildcard (app.example.test, *.app.example.test)"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -48,7 +54,7 @@ def browser_page(monkeypatch) -> Iterator:
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 800})
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(20_000)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         yield page
@@ -63,15 +69,13 @@ def screenshot_dir(tmp_path: Path) -> Path:
     return directory
 
 
-def test_setup_login_certificate_and_proxy_host(
-    live_server, transactional_db, browser_page, screenshot_dir: Path, tmp_path: Path
-):
+# --- steps shared by both tests ------------------------------------------------------------
+
+
+def first_run_setup(page, base: str) -> None:
+    """Every page leads to /setup; a typo in the second password is caught inline."""
     from playwright.sync_api import expect
 
-    page = browser_page
-    base = live_server.url
-
-    # --- first run: every page leads to setup ----------------------------------------------
     page.goto(base + "/proxy-hosts")
     expect(page).to_have_url(base + "/setup")
     expect(page.get_by_role("heading", name="Welcome to Portway")).to_be_visible()
@@ -89,7 +93,10 @@ def test_setup_login_certificate_and_proxy_host(
     expect(page).to_have_url(base + "/")
     expect(page.locator("#messages")).to_contain_text("Welcome to Portway, Ada Admin")
 
-    # --- log out through the user menu, log back in ----------------------------------------
+
+def logout_and_login(page, base: str) -> None:
+    from playwright.sync_api import expect
+
     page.click("#user-menu")
     page.click("#logout-button")
     expect(page).to_have_url(base + "/login")
@@ -103,12 +110,16 @@ def test_setup_login_certificate_and_proxy_host(
     expect(page).to_have_url(base + "/")
     expect(page.locator("#stat-hosts-total [data-count]")).to_have_text("0")
 
-    # --- upload a custom certificate, validating it first ----------------------------------
+
+def upload_certificate(page, base: str, tmp_path: Path):
+    """Validate, then save, a wildcard certificate for app.example.test. Returns it."""
+    from playwright.sync_api import expect
+
     issued = leaf(["app.example.test", "*.app.example.test"])
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "privkey.pem"
     cert_file.write_bytes(issued.cert_pem)
     key_file.write_bytes(issued.key_pem())
-    page.goto(base + "/certificates")
+    page.click("text=Certificates")
     expect(page.locator("#certificates-empty")).to_contain_text("No certificates yet")
     page.click("#add-certificate")
     page.fill("#id_nice_name", "App wildcard")
@@ -124,15 +135,22 @@ def test_setup_login_certificate_and_proxy_host(
     expect(page).to_have_url(base + "/certificates")
     expect(page.locator("#messages")).to_contain_text("Certificate App wildcard added")
     expect(page.locator("#certificates tbody tr")).to_have_count(1)
+    return issued
 
-    # --- the proxy host form: every tab, inline errors, then a valid host ------------------
+
+def create_proxy_host(
+    page, base: str, *, port: int, api_port: int, screenshot: Path | None = None
+) -> None:
+    """Fill every tab of the form, trip the port check once, then save."""
+    from playwright.sync_api import expect
+
     page.click("text=Proxy Hosts")
     expect(page.locator("#hosts-empty")).to_contain_text("No proxy hosts yet")
     page.click("#hosts-empty >> text=Add proxy host")
     expect(page).to_have_url(base + "/proxy-hosts/new")
     page.fill("#id_domain_names", "app.example.test\nwww.app.example.test")
     page.fill("#id_forward_host", "127.0.0.1")
-    page.fill("#id_forward_port", "8080")
+    page.fill("#id_forward_port", str(port))
     page.check("#id_allow_websocket_upgrade")
 
     page.click("#tab-locations-link")
@@ -141,16 +159,13 @@ def test_setup_login_certificate_and_proxy_host(
     expect(page.locator("[data-location]")).to_have_count(2)
     page.fill("#location-0-path", "/api")
     page.fill("#location-0-forward_host", "127.0.0.1")
-    page.fill("#location-0-forward_port", "9000")
-    page.fill("#location-0-forward_path", "/v1")
+    page.fill("#location-0-forward_port", str(api_port))
     page.locator("[data-location]").nth(1).locator("[data-remove-location]").click()
     expect(page.locator("[data-location]")).to_have_count(1)
 
     page.click("#tab-ssl-link")
     expect(page.locator("#id_ssl_forced")).to_be_disabled()  # no certificate chosen yet
-    page.select_option(
-        "#id_certificate_id", label="App wildcard (app.example.test, *.app.example.test)"
-    )
+    page.select_option("#id_certificate_id", label=CERT_LABEL)
     expect(page.locator("#id_ssl_forced")).to_be_enabled()
     page.check("#id_ssl_forced")
     page.check("#id_http2_support")
@@ -159,9 +174,10 @@ def test_setup_login_certificate_and_proxy_host(
     page.fill("#id_advanced_config", "client_max_body_size 20m;")
     page.click("#tab-details-link")
     expect(page.locator("#id_domain_names")).to_be_visible()
-    page.mouse.move(640, 700)
-    page.wait_for_timeout(300)  # let the tab fade finish
-    page.screenshot(path=str(screenshot_dir / "proxy-host-form.png"))
+    if screenshot:
+        page.mouse.move(640, 700)
+        page.wait_for_timeout(300)  # let the tab fade finish
+        page.screenshot(path=str(screenshot))
 
     page.fill("#id_forward_port", "80800")
     page.click("#save-proxy-host")
@@ -170,15 +186,32 @@ def test_setup_login_certificate_and_proxy_host(
     expect(page.locator('[data-error-for="forward_port"]')).to_contain_text("is not a port")
     expect(page.locator("#id_forward_port")).to_have_class(re.compile("is-invalid"))
     expect(page.locator("#location-0-path")).to_have_value("/api")  # nothing typed was lost
-    expect(page.locator("#id_certificate_id")).to_have_value(str(_certificate_id()))
-    page.fill("#id_forward_port", "8080")
+    expect(page.locator("#id_certificate_id option:checked")).to_have_text(CERT_LABEL)
+    page.fill("#id_forward_port", str(port))
     page.click("#save-proxy-host")
     expect(page).to_have_url(base + "/proxy-hosts")
     row = page.locator("#proxy-hosts tbody tr").first
     expect(row).to_contain_text("www.app.example.test")
-    expect(row).to_contain_text("http://127.0.0.1:8080")
+    expect(row).to_contain_text(f"http://127.0.0.1:{port}")
     expect(row).to_contain_text("App wildcard")
-    expect(row.locator("[data-status]")).to_have_count(1)
+
+
+# --- the tests -----------------------------------------------------------------------------
+
+
+def test_ui_flow_on_live_server(
+    live_server, transactional_db, browser_page, screenshot_dir: Path, tmp_path: Path
+):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    base = live_server.url
+    first_run_setup(page, base)
+    logout_and_login(page, base)
+    upload_certificate(page, base, tmp_path)
+    create_proxy_host(
+        page, base, port=8080, api_port=9000, screenshot=screenshot_dir / "proxy-host-form.png"
+    )
 
     from portway.hosts.models import ProxyHost
 
@@ -199,8 +232,7 @@ def test_setup_login_certificate_and_proxy_host(
     page.fill("#host-search", "")
     expect(page.locator("#proxy-hosts tbody tr")).to_have_count(4)
 
-    offline = page.locator('[data-status="offline"]')
-    offline.hover()
+    page.locator('[data-status="offline"]').hover()
     expect(page.locator(".popover")).to_contain_text('unknown directive "proxy_bufering"')
 
     grafana = page.locator("#proxy-hosts tbody tr", has_text="grafana.home.test")
@@ -220,10 +252,34 @@ def test_setup_login_certificate_and_proxy_host(
     page.screenshot(path=str(screenshot_dir / "dashboard.png"), full_page=True)
 
 
-def _certificate_id() -> int:
-    from portway.certificates.models import Certificate
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_ui_flow_through_real_nginx(browser_page, upstreams, tmp_path: Path):
+    from playwright.sync_api import expect
 
-    return Certificate.objects.get().pk
+    from portway.testing.process import PortwayProcess, wait_for
+
+    app, api = upstreams("app"), upstreams("api")
+    page = browser_page
+    with PortwayProcess(tmp_path / "data", admin=False) as portway:
+        base = f"http://127.0.0.1:{portway.admin_port}"
+        first_run_setup(page, base)
+        logout_and_login(page, base)
+        issued = upload_certificate(page, base, tmp_path)
+        create_proxy_host(page, base, port=app.port, api_port=api.port)
+
+        # nginx serves the host with the uploaded certificate; /api goes to its location
+        wait_for(lambda: portway.upstream_of("app.example.test", https=True) == "app", 30)
+        served = portway.served_certificate("www.app.example.test")
+        assert served.serial_number == issued.cert.serial_number
+        assert portway.upstream_of("www.app.example.test", "/api/x", https=True) == "api"
+        status, headers, body = portway.http("app.example.test", "/", https=True)
+        assert json.loads(body)["x_forwarded_proto"] == "https"
+        # Force SSL: plain HTTP is redirected
+        status, headers, _ = portway.http("app.example.test", "/page")
+        assert status == 301 and headers["location"] == "https://app.example.test/page"
+
+        page.reload()
+        expect(page.locator('[data-status="online"]')).to_have_count(1)
 
 
 def _more_hosts(owner) -> None:
