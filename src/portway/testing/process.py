@@ -251,6 +251,35 @@ class PortwayProcess:
         assert status == 201, data
         return data
 
+    def upload_certificate(
+        self, nice_name: str, certificate: bytes, key: bytes, intermediate: bytes | None = None
+    ) -> dict:
+        """Create a custom certificate and upload its PEMs (multipart, as NPM's UI does)."""
+        import requests
+
+        status, cert = self.api(
+            "POST", "/api/nginx/certificates", {"provider": "other", "nice_name": nice_name}
+        )
+        assert status == 201, cert
+        files = {
+            "certificate": ("cert.pem", certificate),
+            "certificate_key": ("key.pem", key),
+        }
+        if intermediate:
+            files["intermediate_certificate"] = ("chain.pem", intermediate)
+        response = requests.post(
+            f"http://127.0.0.1:{self.admin_port}/api/nginx/certificates/{cert['id']}/upload",
+            files=files,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        return self.api("GET", f"/api/nginx/certificates/{cert['id']}")[1]
+
+    def wait_applied(self, timeout: float = 30) -> None:
+        """Wait until no apply is pending (every change so far is live or rejected)."""
+        wait_for(lambda: self.api("GET", "/api/nginx/status")[1]["pending"] is False, timeout)
+
     # ----- traffic through nginx ------------------------------------------------------
     def http(
         self,
@@ -285,15 +314,21 @@ class PortwayProcess:
 
     def served_certificate(self, sni: str | None) -> x509.Certificate:
         """The leaf certificate nginx presents for `sni` (None: no SNI at all)."""
+        return self.tls_handshake(sni)[0]
+
+    def tls_handshake(self, sni: str | None) -> tuple[x509.Certificate, str | None]:
+        """(leaf certificate, ALPN protocol) of a handshake offering h2 and http/1.1."""
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+        context.set_alpn_protocols(["h2", "http/1.1"])
         with (
             socket.create_connection(("127.0.0.1", self.https_port), timeout=10) as raw,
             context.wrap_socket(raw, server_hostname=sni) as tls,
         ):
             der = tls.getpeercert(binary_form=True)
-        return x509.load_der_x509_certificate(der)
+            alpn = tls.selected_alpn_protocol()
+        return x509.load_der_x509_certificate(der), alpn
 
     def upstream_of(self, host: str, path: str = "/", **kwargs: Any) -> str | None:
         """Name of the upstream that answered, or None for a non-200 answer."""
