@@ -43,7 +43,9 @@ def page(view: Callable | None = None, *, public: bool = False, setup: bool = Fa
             if not setup and setup_needed():
                 return _redirect(request, "/setup")
             if not public and not request.user.is_authenticated:
-                target = request.get_full_path()
+                # Come back to the page the visitor was on: for a POST (an action button)
+                # or an HTMX request that is the page around it, not the action's URL.
+                target = request.get_full_path() if request.method == "GET" else "/"
                 if getattr(request, "htmx", False) and request.htmx.current_url_abs_path:
                     target = request.htmx.current_url_abs_path
                 query = urlencode({"next": target}) if target != "/" else ""

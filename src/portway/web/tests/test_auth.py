@@ -118,6 +118,15 @@ class TestLogin:
         expected = "/login" if url == "/" else "/login?next=" + url.replace("/", "%2F")
         assert response["Location"] == expected
 
+    def test_actions_after_the_session_expired_return_to_the_page(self, client, admin):
+        response = client.post("/proxy-hosts/1/delete")
+        assert response["Location"] == "/login"
+        response = client.post(
+            "/proxy-hosts/1/delete",
+            headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/proxy-hosts?q=a"},
+        )
+        assert response["HX-Redirect"] == "/login?next=%2Fproxy-hosts%3Fq%3Da"
+
     def test_login_page(self, client: Client, admin: User):
         response = client.get("/login")
         assert response.status_code == 200
