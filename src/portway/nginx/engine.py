@@ -203,6 +203,22 @@ class Engine:
         ):
             os.chmod(directory, 0o755)
         ensure_default_certificate(p.default_cert_dir)
+        self._warn_if_unreachable()
+
+    def _warn_if_unreachable(self) -> None:
+        """Say so when nginx's workers cannot reach the data directory (0700 parents)."""
+        if os.geteuid() != 0:
+            return
+        for parent in self.paths.data_dir.resolve().parents:
+            if not parent.stat().st_mode & 0o001:
+                log.warning(
+                    "nginx workers cannot enter %s (no search permission for others): asset "
+                    "caching and ACME HTTP-01 challenges under %s will fail; run chmod o+x %s",
+                    parent,
+                    self.paths.data_dir,
+                    parent,
+                )
+                return
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:

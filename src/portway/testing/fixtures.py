@@ -30,6 +30,28 @@ def dns_server() -> Iterator[DNSServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def shared_dns_server() -> Iterator[DNSServer]:
+    with DNSServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def shared_portway(
+    tmp_path_factory: pytest.TempPathFactory, shared_dns_server: DNSServer
+) -> Iterator[PortwayProcess]:
+    """One running Portway for a whole test module (tests use distinct domain names)."""
+    process = PortwayProcess(
+        tmp_path_factory.mktemp("portway") / "data",
+        env={"PORTWAY_RESOLVER": shared_dns_server.address},
+    )
+    try:
+        process.start()
+        yield process
+    finally:
+        process.close()
+
+
 @pytest.fixture
 def portway(tmp_path: Path, dns_server: DNSServer) -> Iterator[PortwayProcess]:
     """A running `portway serve` (real nginx) with a fresh installation and an admin."""

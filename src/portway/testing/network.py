@@ -72,8 +72,10 @@ class UpstreamServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, name: str, port: int = 0) -> None:
-        super().__init__(("127.0.0.1", port), _UpstreamHandler)
+    def __init__(self, name: str, port: int = 0, address: str = "127.0.0.1") -> None:
+        if ":" in address:
+            self.address_family = socket.AF_INET6
+        super().__init__((address, port), _UpstreamHandler)
         self.name = name
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 

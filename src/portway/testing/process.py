@@ -47,6 +47,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
 
 
+def _let_workers_traverse(directory: Path) -> None:
+    """Give "others" search (x) permission on `directory`'s ancestors.
+
+    nginx's workers run as www-data and must reach the cache, temp and challenge
+    directories under the data directory; pytest makes its temporary folders 0700.
+    """
+    for parent in directory.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(parent, (mode & 0o7777) | 0o001)
+
+
 class _Database:
     """A throwaway PostgreSQL or MariaDB database when DB_* asks for one."""
 
@@ -148,6 +160,7 @@ class PortwayProcess:
 
     def start(self, timeout: float = 60) -> PortwayProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        _let_workers_traverse(self.data_dir)
         if self.proc is None and not self.database.env:
             self.database.create()
         with open(self.log_path, "ab") as log:
