@@ -113,19 +113,23 @@ def spec_from_host(host) -> ProxyHostSpec:  # noqa: ANN001 - a hosts.models.Prox
     )
 
 
+def load_default_site() -> DefaultSite:
+    from portway.nginx.models import Setting
+
+    setting = Setting.get("default-site")
+    meta = setting.meta or {}
+    return DefaultSite(setting.value, str(meta.get("redirect") or ""), str(meta.get("html") or ""))
+
+
 def load_state() -> State:
     """Enabled hosts and settings from the database."""
     from portway.hosts.models import ProxyHost
-    from portway.nginx.models import Setting
 
     hosts = [
         spec_from_host(h)
         for h in ProxyHost.objects.filter(enabled=True).select_related("certificate").order_by("id")
     ]
-    setting = Setting.get("default-site")
-    meta = setting.meta or {}
-    site = DefaultSite(setting.value, str(meta.get("redirect") or ""), str(meta.get("html") or ""))
-    return State(hosts, site)
+    return State(hosts, load_default_site())
 
 
 def _digest(text: str) -> str:
@@ -274,8 +278,7 @@ class Engine:
     def _files(
         self, state: State, generation: str, host_files: list[ConfigFile]
     ) -> list[ConfigFile]:
-        names = sum(len(f.nodes) for f in host_files)  # cheap upper bound is fine for sizing
-        name_count = sum(len(h.domain_names) for h in state.hosts) + names
+        name_count = sum(len(h.domain_names) for h in state.hosts)
         return [
             self.renderer.main(generation, name_count),
             self.renderer.default_servers(state.default_site),
@@ -289,7 +292,7 @@ class Engine:
         before the full apply runs.
         """
         self.prepare()
-        state = load_state()
+        state = State([spec], load_default_site())  # the other hosts are not needed here
         host_file = self.renderer.proxy_host(spec)
         name = "preflight-" + self._new_generation_id()
         files = self._files(state, name, [host_file])

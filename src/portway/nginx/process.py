@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import re
 import shutil
 import signal
@@ -107,6 +108,33 @@ def live_generation(status_socket: Path) -> str | None:
         return None
 
 
+def _process_title(pid: int) -> str | None:
+    """The title nginx gave process `pid` (its cmdline), None once it has exited."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def accepting_workers(master_pid: int) -> list[int]:
+    """PIDs of the master's workers that still accept connections (Linux /proc)."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may contain spaces, so split after ')'
+        fields = stat.rsplit(")", 1)[-1].split()
+        is_child = len(fields) > 1 and int(fields[1]) == master_pid
+        if is_child and _process_title(int(entry.name)) == "nginx: worker process":
+            workers.append(int(entry.name))
+    return workers
+
+
 class NginxSupervisor:
     """Keeps one nginx master running on the live config.
 
@@ -175,6 +203,7 @@ class NginxSupervisor:
                 log.error(
                     "nginx exited with status %s; restarting in %.0fs", proc.returncode, backoff
                 )
+                self._reap_orphans(proc.pid)
                 if self._stopping.wait(backoff):
                     return
                 self.restarts += 1
@@ -187,6 +216,26 @@ class NginxSupervisor:
                 backoff = 1.0
             self._stopping.wait(0.5)
 
+    @staticmethod
+    def _reap_orphans(group: int) -> None:
+        """Stop workers left behind by a master that died (they hold the ports).
+
+        nginx runs in its own process group (start_new_session), so its workers can be
+        found by group even after the master is gone.
+        """
+        for sig, wait in ((signal.SIGQUIT, 3.0), (signal.SIGKILL, 1.0)):
+            try:
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                try:
+                    os.killpg(group, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.05)
+
     def reload(self, generation: str, timeout: float = 30) -> str | None:
         """Ask nginx to load the live config and wait until `generation` is served.
 
@@ -198,8 +247,28 @@ class NginxSupervisor:
                 self._spawn()
                 return self.wait_for_generation(generation, timeout)
             log_offset = self.error_log.stat().st_size if self.error_log.exists() else 0
+            old_workers = accepting_workers(self._proc.pid)
             self._proc.send_signal(signal.SIGHUP)
-        return self.wait_for_generation(generation, timeout, log_offset)
+        error = self.wait_for_generation(generation, timeout, log_offset)
+        if error is None:
+            self._wait_old_workers_stop_accepting(old_workers, timeout=10)
+        return error
+
+    @staticmethod
+    def _wait_old_workers_stop_accepting(pids: list[int], timeout: float) -> None:
+        """Wait until the previous workers closed their listening sockets.
+
+        The status server answering the new generation proves a new worker runs, but an
+        old worker may still accept a connection until it handles the shutdown signal;
+        then it retitles itself "worker process is shutting down" (it keeps serving the
+        requests already in flight). Only after that is the new config all a client sees.
+        """
+        deadline = time.monotonic() + timeout
+        remaining = list(pids)
+        while remaining and time.monotonic() < deadline:
+            remaining = [pid for pid in remaining if _process_title(pid) == "nginx: worker process"]
+            if remaining:
+                time.sleep(0.005)
 
     def wait_for_generation(
         self, generation: str, timeout: float, log_offset: int | None = None

@@ -185,9 +185,15 @@ def test_nginx_is_restarted_if_it_dies(portway, upstreams):
     good = upstreams("good")
     portway.create_proxy_host(["good.example.com"], good.port)
     wait_for(lambda: portway.upstream_of("good.example.com") == "good")
-    pid = int((portway.data_dir / "nginx" / "run" / "nginx.pid").read_text())
+    pid_file = portway.data_dir / "nginx" / "run" / "nginx.pid"
+    pid = int(pid_file.read_text())
     os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: pid_file.exists() and int(pid_file.read_text()) != pid, timeout=30)
     wait_for(lambda: portway.upstream_of("good.example.com") == "good", timeout=30)
+    # the new master took over the ports and applies changes (no orphaned old workers)
+    other = upstreams("after")
+    portway.create_proxy_host(["after.example.com"], other.port)
+    wait_for(lambda: portway.upstream_of("after.example.com") == "after", timeout=30)
 
 
 def test_stopping_portway_stops_nginx(portway):
