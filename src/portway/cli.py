@@ -151,6 +151,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine.supervisor = supervisor
     worker = ApplyWorker(engine).start()
     install(engine, worker)
+    from portway.certificates.renewal import RenewalScheduler
+
+    renewals = RenewalScheduler().start()  # also resumes ACME jobs a restart interrupted
 
     stop = threading.Event()
 
@@ -175,6 +178,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not stop.is_set():
             raise
     finally:
+        renewals.stop()
+        from portway.certificates.issuance import shutdown as stop_acme_jobs
+
+        stop_acme_jobs()
         worker.stop()
         supervisor.stop()
     return 0

@@ -1,14 +1,25 @@
 """API: /api/nginx/certificates (NPM's certificate endpoints, same wire format).
 
     GET    /                 list (?expand=owner,proxy_hosts  ?query=<nice_name part>)
-    POST   /                 create: {"provider": "other", "nice_name"} → 201
-                             ({"provider": "letsencrypt", ...} is validated, then refused)
+    POST   /                 create: {"provider": "other", "nice_name"} → 201;
+                             {"provider": "letsencrypt", "domain_names", "meta"} → 201 at
+                             once with meta.acme_status "pending"; issued in the background
     POST   /validate         multipart certificate, certificate_key[, intermediate_certificate]
+    GET    /dns-providers    [{"id", "name", "credentials", "propagation_seconds"}]
+    POST   /test-http        {"domains": [...]} → {"<domain>": "ok"|"no-host"|"404"|...}
     GET    /{id}             one certificate (?expand=...)
-    DELETE /{id}             → true; 409 while hosts use it
+    DELETE /{id}             → true; 409 while hosts use it; ACME certificates are revoked
     POST   /{id}/upload      multipart certificate, certificate_key[, intermediate_certificate]
+    POST   /{id}/renew       renew an ACME certificate now (background) → the certificate
+    GET    /{id}/download    zip of cert.pem, chain.pem, fullchain.pem (never the key)
+    GET    /{id}/events      the certificate's log (Portway): steps, failures, ACME problems
 
-No response ever contains private key material.
+ACME state is reported inside `meta` (NPM clients ignore unknown keys): acme_status
+(pending|ordering|validating|issuing|valid|failed), acme_step, acme_domains
+({name: pending|validating|valid|invalid}), acme_error, acme_error_domain, renewal
+({failures, last_attempt, next_attempt, last_error, renew_after}), warnings ([text],
+only when there is something to warn about: close to expiry, renewal failing).
+No response ever contains private key material or DNS credentials.
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from django.core.files.uploadedfile import UploadedFile as DjangoUploadedFile
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import File, Router, Schema, Status, UploadedFile
 from pydantic import ConfigDict, Field
 
@@ -91,6 +102,28 @@ class CertificateOut(Schema):
     streams: list[dict[str, Any]] | None = None
 
 
+class TestHttpIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    domains: list[Any]
+
+
+class DnsProviderOut(Schema):
+    id: str
+    name: str
+    credentials: str
+    propagation_seconds: int
+
+
+class EventOut(Schema):
+    id: int
+    created_on: str
+    action: str
+    level: str
+    message: str
+    detail: dict[str, Any]
+
+
 class Dates(Schema):
     from_: int = Field(alias="from", description="notBefore, Unix seconds")
     to: int = Field(description="notAfter, Unix seconds")
@@ -155,6 +188,31 @@ def _host_wire(host: Any) -> dict[str, Any]:
     return data
 
 
+def acme_meta(cert: Certificate) -> dict[str, Any]:
+    """The ACME state and expiry warnings, as extra `meta` keys."""
+    from portway.certificates import renewal
+
+    out: dict[str, Any] = {}
+    state = cert.acme or {}
+    if cert.provider == "letsencrypt":
+        out.update(
+            acme_status=state.get("status") or ("valid" if cert.has_files else "pending"),
+            acme_step=state.get("step") or "",
+            acme_domains=dict(state.get("domains") or {}),
+            acme_error=state.get("error") or "",
+            acme_error_domain=state.get("error_domain") or "",
+            acme_started_on=state.get("started_on"),
+            acme_finished_on=state.get("finished_on"),
+            renewal=dict(state.get("renewal") or {}),
+        )
+        next_renewal = renewal.renew_at(cert)
+        out["renewal"]["renew_after"] = iso(next_renewal)
+    found = renewal.warnings(cert)
+    if found:
+        out["warnings"] = found
+    return out
+
+
 def certificate_wire(cert: Certificate, expand: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
     """NPM's certificate object; `expand` adds owner / hosts. Never any key material."""
     data: dict[str, Any] = {
@@ -166,7 +224,7 @@ def certificate_wire(cert: Certificate, expand: set[str] = frozenset()) -> dict[
         "nice_name": cert.nice_name,
         "domain_names": list(cert.domain_names or []),
         "expires_on": iso(cert.expires_on),
-        "meta": services.public_meta(cert.meta),
+        "meta": {**services.public_meta(cert.meta), **acme_meta(cert)},
     }
     if "owner" in expand:
         data["owner"] = user_wire(cert.owner)
@@ -274,6 +332,27 @@ def validate_certificate(
 
 
 @router.get(
+    "/dns-providers",
+    response=list[DnsProviderOut],
+    summary="DNS providers for the DNS challenge, with their credentials templates",
+)
+def dns_providers(request: HttpRequest):
+    from portway.certificates import dns_providers as providers
+
+    services.list_certificates(request.auth)  # the same permission as reading certificates
+    return providers.list_providers()
+
+
+@router.post(
+    "/test-http",
+    response=dict[str, str],
+    summary="Check from this server that names reach Portway over HTTP (port 80)",
+)
+def test_http(request: HttpRequest, payload: TestHttpIn):
+    return services.test_http(request.auth, payload.domains)
+
+
+@router.get(
     "/{certificate_id}", response=CertificateOut, exclude_unset=True, summary="Get a certificate"
 )
 def get_certificate(request: HttpRequest, certificate_id: int, expand: str | None = None):
@@ -312,3 +391,48 @@ def upload_certificate(
     if stored[leaf_end:]:
         result["intermediate_certificate"] = stored[leaf_end:]
     return result
+
+
+@router.post(
+    "/{certificate_id}/renew",
+    response=CertificateOut,
+    exclude_unset=True,
+    summary="Renew an ACME certificate now (in the background)",
+)
+def renew_certificate(request: HttpRequest, certificate_id: int):
+    cert = services.get_certificate(request.auth, certificate_id)
+    services.renew(request.auth, cert)
+    cert.refresh_from_db()
+    return certificate_wire(cert)
+
+
+@router.get(
+    "/{certificate_id}/download",
+    summary="Download the certificate and its chain as a zip of PEM files",
+)
+def download_certificate(request: HttpRequest, certificate_id: int):
+    cert = services.get_certificate(request.auth, certificate_id)
+    data = services.download(request.auth, cert)
+    response = HttpResponse(data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="certificate-{cert.pk}.zip"'
+    return response
+
+
+@router.get(
+    "/{certificate_id}/events",
+    response=list[EventOut],
+    summary="The certificate's log: issuance steps, renewals, failures with ACME details",
+)
+def certificate_events(request: HttpRequest, certificate_id: int):
+    cert = services.get_certificate(request.auth, certificate_id)
+    return [
+        {
+            "id": e.pk,
+            "created_on": iso(e.created_on),
+            "action": e.action,
+            "level": e.level,
+            "message": e.message,
+            "detail": e.detail or {},
+        }
+        for e in services.events(request.auth, cert)
+    ]

@@ -26,6 +26,11 @@ class Certificate(models.Model):
     domain_names = models.JSONField(default=list)
     expires_on = models.DateTimeField(null=True, blank=True)
     meta = models.JSONField(default=dict)
+    # ACME state of a letsencrypt certificate (see portway.certificates.issuance):
+    # {"status", "step", "domains": {name: state}, "error", "error_domain", "started_on",
+    #  "finished_on", "kind", "renewal": {"failures", "next_attempt", "last_attempt",
+    #  "last_error"}}. Never holds secrets.
+    acme = models.JSONField(default=dict, blank=True)
     created_on = models.DateTimeField(auto_now_add=True)
     modified_on = models.DateTimeField(auto_now=True)
 
@@ -51,3 +56,27 @@ class Certificate(models.Model):
     @property
     def has_files(self) -> bool:
         return self.fullchain_path.exists() and self.key_path.exists()
+
+
+class CertificateEvent(models.Model):
+    """One line of a certificate's log: issuance steps, renewals, revocation, failures.
+
+    `detail` keeps the full ACME problem document(s) of a failure for people who want
+    to dig further than the human message.
+    """
+
+    LEVELS = [("info", "info"), ("warning", "warning"), ("error", "error")]
+
+    certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="events")
+    created_on = models.DateTimeField(auto_now_add=True)
+    action = models.CharField(max_length=20)  # issue | renew | revoke | test
+    level = models.CharField(max_length=10, choices=LEVELS, default="info")
+    message = models.TextField()
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "certificate event"
+
+    def __str__(self) -> str:
+        return f"{self.certificate_id} {self.action}: {self.message[:60]}"

@@ -33,7 +33,7 @@ log = logging.getLogger("portway.certificates")
 PROVIDERS = ("letsencrypt", "other")
 MAX_NICE_NAME = 255
 MAX_META_BYTES = 64 * 1024
-LETSENCRYPT_UNAVAILABLE = "letsencrypt certificates are not available yet"
+MAX_ACME_NAMES = 100  # Let's Encrypt's limit of names per certificate
 # meta keys the server owns for uploaded certificates (see ParsedCertificate.as_meta)
 SERVER_META_KEYS = frozenset(
     {
@@ -275,33 +275,153 @@ def create_letsencrypt(
     nice_name: str | None = None,
     meta: dict | None = None,
 ) -> Certificate:
-    """Issue a certificate over ACME (not implemented yet: always refused, nothing saved).
+    """Request a certificate over ACME; it is issued in the background.
 
-    The request is validated first, so clients get the same field errors they will get once
-    issuance exists.
+    The row is created at once with `acme.status == "pending"`; a worker thread then runs
+    the order (`portway.certificates.issuance`). meta: `dns_challenge` (bool),
+    `dns_provider` + `dns_provider_credentials` (INI text, stored 0600 in a file, never in
+    the database), `propagation_seconds`, `key_type` ("ecdsa" default, or "rsa"),
+    `letsencrypt_email` (defaults to the user's e-mail).
 
     Raises:
         PermissionDenied: the user may not manage certificates.
-        FieldError: `domain_names/<i>`, `nice_name` or `meta` is invalid.
-        BadRequest: "letsencrypt certificates are not available yet".
+        FieldError: `domain_names/<i>`, `nice_name` or `meta/...` is invalid; a wildcard
+            name with the HTTP challenge.
     """
+    from portway.certificates import dns_providers, issuance
+
     _require(user, "manage")
     names = clean_domain_names(domain_names)
+    if len(names) > MAX_ACME_NAMES:
+        raise FieldError(
+            "domain_names", f"an ACME certificate covers at most {MAX_ACME_NAMES} names"
+        )
     name = clean_nice_name(nice_name) if nice_name else ", ".join(names)[:MAX_NICE_NAME]
-    return _issue_acme(user, names, name, clean_meta(meta))
+    raw_meta = dict(meta or {})
+    credentials = raw_meta.pop("dns_provider_credentials", None)
+    client_meta = clean_meta(raw_meta)
+    dns_challenge = bool(client_meta.get("dns_challenge"))
+    client_meta["dns_challenge"] = dns_challenge
+    key_type = client_meta.get("key_type") or "ecdsa"
+    if key_type not in ("ecdsa", "rsa"):
+        raise FieldError("meta/key_type", 'must be "ecdsa" or "rsa"')
+    client_meta["key_type"] = key_type
+    provider = None
+    if dns_challenge:
+        provider = dns_providers.get(client_meta.get("dns_provider"))
+        dns_providers.parse_credentials(provider, credentials)
+        seconds = client_meta.get("propagation_seconds")
+        if seconds in (None, ""):
+            client_meta["propagation_seconds"] = provider.propagation_seconds
+        elif isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds <= 3600:
+            raise FieldError(
+                "meta/propagation_seconds", "must be a whole number of seconds, 0-3600"
+            )
+    else:
+        for key in ("dns_provider", "propagation_seconds"):
+            client_meta.pop(key, None)
+        wildcards = [n for n in names if n.startswith("*.")]
+        if wildcards:
+            index = names.index(wildcards[0])
+            raise FieldError(
+                f"domain_names/{index}",
+                f"{wildcards[0]} is a wildcard name: wildcard certificates need the DNS "
+                "challenge (meta.dns_challenge true with a dns_provider)",
+            )
+    email = str(client_meta.get("letsencrypt_email") or getattr(user, "email", "") or "")
+    with transaction.atomic():
+        cert = Certificate.objects.create(
+            owner=user,
+            provider="letsencrypt",
+            nice_name=name,
+            domain_names=names,
+            meta=client_meta,
+            acme={"requested": names, "email": email},
+        )
+        if provider is not None:
+            dns_providers.write_credentials(issuance.credentials_path(cert), str(credentials))
+        issuance.start(cert, "issue")
+    return cert
 
 
-def _issue_acme(user: Any, domain_names: list[str], nice_name: str, meta: dict) -> Certificate:
-    """Obtain a certificate over ACME for already-validated names.
-
-    The ACME issue fills this in: create the row (provider "letsencrypt"), obtain the
-    certificate, store it with `_store_files` and `_record` as `upload` does, delete the
-    row if issuance fails, then `_request_apply()`. Until then nothing is saved.
+def renew(user: Any, cert: Certificate) -> Certificate:
+    """Renew an ACME certificate now (in the background, like issuance).
 
     Raises:
-        BadRequest: "letsencrypt certificates are not available yet".
+        PermissionDenied, NotFound; BadRequest: not an ACME certificate;
+        Conflict: an issuance or renewal of it is already running.
     """
-    raise BadRequest(LETSENCRYPT_UNAVAILABLE)
+    from portway.certificates import issuance
+
+    _require(user, "manage")
+    _check_visible(user, cert)
+    if cert.provider != "letsencrypt":
+        raise BadRequest(
+            f"Only Let's Encrypt certificates are renewed; certificate {cert.pk} is a custom "
+            "certificate: upload its new files instead"
+        )
+    if (cert.acme or {}).get("status") in issuance.IN_PROGRESS or issuance.is_running(cert):
+        raise Conflict(f"certificate {cert.pk} is already being issued or renewed")
+    with transaction.atomic():
+        issuance.start(cert, "renew" if cert.has_files else "issue")
+    return cert
+
+
+def download(user: Any, cert: Certificate) -> bytes:
+    """A zip of the certificate's public PEMs: cert.pem, chain.pem, fullchain.pem.
+
+    The private key is not included: private keys never leave Portway through the API.
+
+    Raises:
+        PermissionDenied, NotFound; BadRequest: no files yet.
+    """
+    import io
+    import zipfile
+
+    _require(user, "view")
+    _check_visible(user, cert)
+    if not cert.has_files:
+        raise BadRequest(f"certificate {cert.pk} has no files yet")
+    fullchain = cert.fullchain_path.read_bytes()
+    end = b"-----END CERTIFICATE-----\n"
+    leaf = fullchain[: fullchain.index(end) + len(end)]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("cert.pem", leaf)
+        archive.writestr("chain.pem", fullchain[len(leaf) :])
+        archive.writestr("fullchain.pem", fullchain)
+    return buffer.getvalue()
+
+
+def events(user: Any, cert: Certificate) -> list[Any]:
+    """The certificate's log, oldest first (issuance steps, renewals, failures)."""
+    _require(user, "view")
+    _check_visible(user, cert)
+    return list(cert.events.order_by("id"))
+
+
+def test_http(user: Any, domains: object) -> dict[str, str]:
+    """NPM's test-http: is each name served by this Portway on the HTTP port?
+
+    Checked from this server itself (see `portway.certificates.reachability`).
+
+    Raises:
+        PermissionDenied; FieldError: `domains/<i>` invalid.
+    """
+    from portway.certificates import reachability
+
+    _require(user, "view")
+    try:
+        names = fields.domain_names(domains)  # type: ignore[arg-type]
+    except fields.IndexedValueError as exc:
+        where = "domains" if exc.index is None else f"domains/{exc.index}"
+        raise FieldError(where, exc.reason) from exc
+    wildcards = [n for n in names if n.startswith("*.")]
+    if wildcards:
+        raise FieldError(
+            f"domains/{names.index(wildcards[0])}", "a wildcard name cannot be tested over HTTP"
+        )
+    return reachability.test_http(names)
 
 
 # --------------------------------------------------------------------------- upload
@@ -424,7 +544,7 @@ def users_of(cert: Certificate) -> dict[str, list[str]]:
     """
     found: dict[str, list[str]] = {}
     for relation in Certificate._meta.related_objects:
-        if not relation.one_to_many:
+        if not relation.one_to_many or relation.related_model._meta.app_label == "certificates":
             continue
         objects = getattr(cert, relation.get_accessor_name()).all().order_by("pk")
         names = sorted(getattr(obj, "first_domain", "") or str(obj) for obj in objects)
@@ -443,8 +563,22 @@ def _in_use_message(found: dict[str, list[str]]) -> str:
     return "certificate is used by " + "; ".join(parts)
 
 
+def _revoke_best_effort(cert: Certificate) -> bool:
+    """Revoke an ACME certificate before it is deleted; a failure only gets logged."""
+    from portway.certificates import acme
+
+    try:
+        acme.revoke(cert.fullchain_path.read_bytes(), str((cert.acme or {}).get("email") or ""))
+    except Exception as exc:  # best effort: deleting must work while the CA is unreachable
+        log.warning("certificate %s: revocation failed, deleting anyway: %s", cert.pk, exc)
+        return False
+    log.info("certificate %s (%s) revoked", cert.pk, ", ".join(cert.domain_names))
+    return True
+
+
 def delete(user: Any, cert: Certificate) -> None:
-    """Delete a certificate and its files.
+    """Delete a certificate and its files; an ACME certificate is revoked first (best
+    effort: deletion goes ahead when the CA cannot be reached).
 
     Raises:
         PermissionDenied, NotFound: the user may not manage / see this certificate.
@@ -456,6 +590,8 @@ def delete(user: Any, cert: Certificate) -> None:
     found = users_of(cert)
     if found:
         raise Conflict(_in_use_message(found))
+    if cert.provider == "letsencrypt" and cert.has_files:
+        _revoke_best_effort(cert)
     directory = cert.directory  # before delete() clears the pk
     try:
         with transaction.atomic():

@@ -61,3 +61,7 @@ def portway(tmp_path: Path, dns_server: DNSServer) -> Iterator[PortwayProcess]:
         yield process
     finally:
         process.close()
+
+
+# ACME test servers (pebble, pebble-challtestsrv, BIND 9): see portway.testing.acme
+from portway.testing.acme import acme, pebble_tls  # noqa: E402, F401

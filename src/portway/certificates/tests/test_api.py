@@ -150,11 +150,19 @@ def test_letsencrypt_injection_is_rejected_naming_the_item(api: Client, data_dir
     assert not (data_dir / "certificates").exists()
 
 
-def test_letsencrypt_is_not_available_yet(api: Client) -> None:
+def test_letsencrypt_request_answers_at_once_with_a_pending_certificate(
+    api: Client, django_capture_on_commit_callbacks: Any
+) -> None:
     payload = {"provider": "letsencrypt", "domain_names": ["ok.example"], "meta": {}}
-    message = error(api.post(BASE, payload, content_type="application/json"), 400)
-    assert message == "letsencrypt certificates are not available yet"
-    assert not Certificate.objects.exists()
+    with django_capture_on_commit_callbacks() as queued:  # the job is queued, not run here
+        response = api.post(BASE, payload, content_type="application/json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["provider"] == "letsencrypt" and body["domain_names"] == ["ok.example"]
+    assert body["expires_on"] is None
+    assert body["meta"]["acme_status"] == "pending"
+    assert body["meta"]["dns_challenge"] is False
+    assert len(queued) == 1
 
 
 def test_letsencrypt_without_names(api: Client) -> None:

@@ -10,7 +10,7 @@ from portway.accounts.models import User
 from portway.certificates import services
 from portway.certificates.models import Certificate
 from portway.certificates.pem import PemError
-from portway.core.errors import BadRequest, Conflict, FieldError, NotFound
+from portway.core.errors import Conflict, FieldError, NotFound
 from portway.hosts.models import ProxyHost
 from portway.testing import certs
 
@@ -51,8 +51,9 @@ def test_errors_are_domain_errors(admin: User) -> None:
     with pytest.raises(FieldError) as info:
         services.create_letsencrypt(admin, ["ok.example", "bad name.example"])
     assert info.value.field == "domain_names/1"
-    with pytest.raises(BadRequest):
-        services.create_letsencrypt(admin, ["ok.example"])
+    with pytest.raises(FieldError) as info:
+        services.create_letsencrypt(admin, ["ok.example", "*.ok.example"])
+    assert info.value.field == "domain_names/1"
     assert not Certificate.objects.exists()
 
 
