@@ -19,15 +19,18 @@ MAX_LABEL_LENGTH = 63
 # LDH labels, plus "_" which internal service names (Docker, Kubernetes) commonly carry.
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _FORBIDDEN = re.compile(r"""[;'"{}#\s\\$`]""")
+# In a regex location `$` (end anchor) and `\` (escape) are ordinary regex syntax; nginx
+# does not expand variables in a location pattern, and the renderer quotes what needs it.
+_FORBIDDEN_IN_REGEX = re.compile(r"""[;'"{}#\s`]""")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._~%/+:@!,=-]*$")
 _SAFE_REGEX = re.compile(r"^[A-Za-z0-9._~%/+:@!,=^$()|\[\]*?\\-]+$")
 _LOCATION_MODIFIERS = ("=", "^~", "~", "~*")
 
 
-def _reject_unsafe(value: str) -> None:
+def _reject_unsafe(value: str, forbidden: re.Pattern[str] = _FORBIDDEN) -> None:
     if value == "" or value.strip() == "":
         raise ValueError("must not be empty")
-    bad = _FORBIDDEN.search(value)
+    bad = forbidden.search(value)
     if bad:
         char = bad.group(0)
         shown = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", " ": "a space"}
@@ -174,10 +177,11 @@ def forward_host(raw: str) -> str:
 
 
 def location_path(raw: str) -> str:
-    """Validate a custom location: `/prefix`, or a modifier (`=`, `^~`, `~`, `~*`) and a path.
+    r"""Validate a custom location: `/prefix`, or a modifier (`=`, `^~`, `~`, `~*`) and a path.
 
-    Regex locations (`~`, `~*`) may use regex characters, but never `;`, quotes, braces,
-    `#` or whitespace, so the rendered `location` line cannot be broken out of.
+    Regex locations (`~`, `~*`) may use regex characters (including the `$` anchor and `\`
+    escapes, as in `~ \.php$`), but never `;`, quotes, braces, `#` or whitespace, so the
+    rendered `location` line cannot be broken out of.
     """
     if not isinstance(raw, str):
         raise ValueError("must be a string")
@@ -186,17 +190,21 @@ def location_path(raw: str) -> str:
     head, _, rest = value.partition(" ")
     if head in _LOCATION_MODIFIERS and rest:
         modifier, value = head, rest.strip()
-    _reject_unsafe(value)
     if modifier in ("~", "~*"):
+        _reject_unsafe(value, _FORBIDDEN_IN_REGEX)
         if not _SAFE_REGEX.match(value):
             raise ValueError(
                 f"{_quote(raw)} may use only letters, digits and the regex characters "
                 r"._~%/+:@!,=^$()|[]*?\-"
             )
-    elif not _SAFE_PATH.match(value):
-        raise ValueError(
-            f"{_quote(raw)} must start with '/' and use only letters, digits and ._~%/+:@!,=-"
-        )
+        if (len(value) - len(value.rstrip("\\"))) % 2 == 1:
+            raise ValueError(f"{_quote(raw)} must not end with a lone backslash")
+    else:
+        _reject_unsafe(value)
+        if not _SAFE_PATH.match(value):
+            raise ValueError(
+                f"{_quote(raw)} must start with '/' and use only letters, digits and ._~%/+:@!,=-"
+            )
     return f"{modifier} {value}" if modifier else value
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from portway.core.wire import iso
 from portway.hosts import services
@@ -43,18 +43,14 @@ def user_wire(user) -> dict[str, Any]:  # noqa: ANN001
 
 
 def certificate_wire(cert) -> dict[str, Any]:  # noqa: ANN001
-    """A certificate as embedded by `?expand=certificate` (never any key material)."""
-    return {
-        "id": cert.pk,
-        "created_on": iso(cert.created_on),
-        "modified_on": iso(cert.modified_on),
-        "owner_user_id": cert.owner_id,
-        "provider": cert.provider,
-        "nice_name": cert.nice_name,
-        "domain_names": cert.domain_names,
-        "expires_on": iso(cert.expires_on) if cert.expires_on else None,
-        "meta": {k: v for k, v in (cert.meta or {}).items() if "credential" not in k},
-    }
+    """A certificate as embedded by `?expand=certificate`: the certificates API's own object.
+
+    One definition, so what may leave the server (never key material or DNS credentials,
+    see `portway.certificates.services.public_meta`) is decided in one place.
+    """
+    from portway.certificates.api import certificate_wire as wire
+
+    return wire(cert)
 
 
 def host_wire(host: ProxyHost, expand: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
@@ -102,7 +98,7 @@ def list_hosts(request: HttpRequest, expand: str | None = None, query: str | Non
 @router.post("", response={201: dict}, summary="Create a proxy host")
 def create_host(request: HttpRequest, payload: ProxyHostCreate):
     host = services.create_proxy_host(request.auth, payload.model_dump(exclude_unset=True))
-    return 201, host_wire(services.get_proxy_host(request.auth, host.pk))
+    return Status(201, host_wire(services.get_proxy_host(request.auth, host.pk)))
 
 
 @router.get("/{host_id}", summary="Get a proxy host")

@@ -9,13 +9,58 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
 from portway.core import fields
 
+
+def _not_bool(value: Any) -> Any:
+    # pydantic's lax int takes true/false as 1/0; a boolean is never a port or an id.
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    return value
+
+
+NoBool = BeforeValidator(_not_bool)
 DomainName = Annotated[str, AfterValidator(fields.domain_name)]
 ForwardHost = Annotated[str, Field(max_length=255), AfterValidator(fields.forward_host)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+Port = Annotated[int, Field(ge=1, le=65535), NoBool]
+ObjectId = Annotated[int, Field(ge=0), NoBool]
+_OBJECT_ID: TypeAdapter[int] = TypeAdapter(ObjectId)
+
+
+def _certificate_id(value: Any) -> int | str:
+    """0 (none), a certificate id (numeric strings too), or "new"; one clear error otherwise.
+
+    A plain `int | Literal["new"]` union reports one error per member, with pydantic's
+    member names in the path (`certificate_id/constrained-int ...`).
+    """
+    if value == "new":
+        return value
+    try:
+        return _OBJECT_ID.validate_python(value)
+    except ValidationError:
+        raise ValueError('must be 0 (none), the id of a certificate, or "new"') from None
+
+
+CertificateId = Annotated[
+    int | str,
+    PlainValidator(_certificate_id),
+    WithJsonSchema(
+        {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "enum": ["new"]}]}
+    ),
+]
 AdvancedConfig = Annotated[str, Field(max_length=65536), AfterValidator(fields.balanced_config)]
 
 
@@ -56,8 +101,8 @@ class ProxyHostFields(BaseModel):
     forward_scheme: Literal["http", "https"] | None = None
     forward_host: ForwardHost | None = None
     forward_port: Port | None = None
-    access_list_id: Annotated[int, Field(ge=0)] | None = None
-    certificate_id: Annotated[int, Field(ge=0)] | Literal["new"] | None = None
+    access_list_id: ObjectId | None = None
+    certificate_id: CertificateId | None = None
     ssl_forced: bool | None = None
     hsts_enabled: bool | None = None
     hsts_subdomains: bool | None = None
@@ -93,4 +138,13 @@ class ProxyHostCreate(ProxyHostFields):
 
 
 class ProxyHostUpdate(ProxyHostFields):
-    """PUT body: any subset of the fields."""
+    """PUT body: any subset of the fields.
+
+    The four routing fields may be left out but not sent as null: a host always has them,
+    and a null would otherwise be read as "not given" and silently change nothing.
+    """
+
+    domain_names: DomainNames = None  # type: ignore[assignment]
+    forward_scheme: Literal["http", "https"] = None  # type: ignore[assignment]
+    forward_host: ForwardHost = None  # type: ignore[assignment]
+    forward_port: Port = None  # type: ignore[assignment]

@@ -107,12 +107,53 @@ def _check_names_free(names: list[str], exclude_id: int | None) -> None:
             )
 
 
-def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noqa: ANN001
-    changes_advanced = "advanced_config" in values and (values["advanced_config"] or "") != (
+def _check_advanced_config(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noqa: ANN001
+    """Raw nginx text, on the host or on a custom location, is for administrators only.
+
+    A non-admin may send back what is already there (the UI and NPM clients send the whole
+    object), but not add or change any of it.
+    """
+    if user.is_admin:
+        return
+    if "advanced_config" in values and (values["advanced_config"] or "") != (
         host.advanced_config or ""
-    )
-    if changes_advanced and not user.is_admin:
+    ):
         raise PermissionDenied("data/advanced_config may be set by administrators only")
+    existing = {loc.get("advanced_config") or "" for loc in host.locations or []}
+    for index, loc in enumerate(values.get("locations") or []):
+        text = loc.get("advanced_config") or ""
+        if text.strip() and text not in existing:
+            raise PermissionDenied(
+                f"data/locations/{index}/advanced_config may be set by administrators only"
+            )
+
+
+def _certificate(user, host: ProxyHost, cert_id: int) -> Certificate:  # noqa: ANN001
+    """The certificate `cert_id` if the user may use it; FieldError otherwise.
+
+    A user who sees only their own objects may link only their own certificates (or keep
+    the one the host already has); others' ids answer as if they did not exist.
+    """
+    certs = Certificate.objects.all()
+    if cert_id != host.certificate_id:
+        try:
+            from portway.accounts.permissions import visible_queryset
+        except ImportError:
+            pass
+        else:
+            certs = visible_queryset(user, "certificates", certs)
+    cert = certs.filter(pk=cert_id).first()
+    if cert is None:
+        raise FieldError("certificate_id", f"certificate {cert_id} does not exist")
+    if not cert.has_files:
+        raise FieldError(
+            "certificate_id", f"certificate {cert_id} has no certificate files uploaded yet"
+        )
+    return cert
+
+
+def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noqa: ANN001
+    _check_advanced_config(user, host, values)
     if "access_list_id" in values and values["access_list_id"]:
         raise FieldError("access_list_id", f"access list {values['access_list_id']} does not exist")
     if "certificate_id" in values:
@@ -124,14 +165,7 @@ def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noq
                 "upload a custom certificate and use its id",
             )
         if cert_id:
-            cert = Certificate.objects.filter(pk=cert_id).first()
-            if cert is None:
-                raise FieldError("certificate_id", f"certificate {cert_id} does not exist")
-            if not cert.has_files:
-                raise FieldError(
-                    "certificate_id", f"certificate {cert_id} has no certificate files uploaded yet"
-                )
-            host.certificate = cert
+            host.certificate = _certificate(user, host, cert_id)
         else:
             host.certificate = None
     if "meta" in values:
@@ -140,10 +174,11 @@ def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noq
             meta.pop(key, None)
         host.meta = meta
     if "locations" in values:
+        # exclude_unset drops a location's defaults too: fill them in here.
         values["locations"] = [
             {
                 "path": loc["path"],
-                "forward_scheme": loc["forward_scheme"],
+                "forward_scheme": loc.get("forward_scheme") or "http",
                 "forward_host": loc["forward_host"],
                 "forward_port": loc["forward_port"],
                 "forward_path": loc.get("forward_path") or "",
