@@ -410,7 +410,6 @@ class Dns01Solver:
         achalls = [
             achallenges.KeyAuthorizationAnnotatedChallenge(
                 challb=item.challb,
-                domain=item.authzr.body.identifier.value,
                 account_key=key,
                 identifier=item.authzr.body.identifier,
             )

@@ -219,7 +219,7 @@ class Pebble(_Process):
         http_port: where it sends HTTP-01 validation requests (Portway's nginx HTTP port).
         dns: "127.0.0.1:<port>" of the DNS server it resolves names and TXT records with.
         blocked: domains it refuses to issue for (`domainBlocklist`).
-        validity_days: lifetime of the certificates it issues (short to test renewal).
+        validity_seconds: lifetime of the certificates it issues (short to test renewal).
     """
 
     name = "pebble"
@@ -230,7 +230,7 @@ class Pebble(_Process):
         http_port: int,
         dns: str,
         blocked: list[str] | None = None,
-        validity_days: int | None = None,
+        validity_seconds: int | None = None,
     ) -> None:
         super().__init__()
         self.tls = tls
@@ -239,7 +239,7 @@ class Pebble(_Process):
         self.port = free_port()
         self.management_port = free_port()
         self.blocked = blocked or []
-        self.validity_days = validity_days
+        self.validity_seconds = validity_seconds
 
     @property
     def directory_url(self) -> str:
@@ -261,8 +261,8 @@ class Pebble(_Process):
             "externalAccountBindingRequired": False,
             "domainBlocklist": self.blocked,
         }
-        if self.validity_days is not None:
-            config["certificateValidityPeriod"] = self.validity_days * 86400
+        if self.validity_seconds is not None:
+            config["certificateValidityPeriod"] = self.validity_seconds
         path = self.workdir / "pebble-config.json"
         path.write_text(json.dumps({"pebble": config}))
         self._spawn(
@@ -454,7 +454,7 @@ def acme_stack(
     dns: str = "challtestsrv",
     pebble_http_port: int | None = None,
     blocked: list[str] | None = None,
-    validity_days: int | None = None,
+    validity_seconds: int | None = None,
     env: dict[str, str] | None = None,
 ) -> Iterator[AcmeStack]:
     """Start challtestsrv (or BIND 9), a Portway using it as resolver, and a pebble whose
@@ -471,7 +471,7 @@ def acme_stack(
                 http_port=pebble_http_port or portway.http_port,
                 dns=address,
                 blocked=blocked,
-                validity_days=validity_days,
+                validity_seconds=validity_seconds,
             )
         )
         portway.extra_env.update(pebble.portway_env())

@@ -97,3 +97,174 @@ def test_port_80_not_answering_is_reported(tmp_path, pebble_tls):
         assert meta["acme_status"] == "failed"
         assert "closed.acme.test: this server was not reachable on port 80" in meta["acme_error"]
         wait_for(lambda: stack.portway.api("GET", "/api/nginx/status")[0] == 200)
+
+
+def _nginx_pid(portway) -> int:  # noqa: ANN001
+    return int((portway.data_dir / "nginx" / "run" / "nginx.pid").read_text())
+
+
+def test_manual_renew_of_a_forced_ssl_hsts_host_is_served_without_restart(acme, upstreams):
+    pw = acme.portway
+    site = upstreams("hsts")
+    cert = acme.wait(acme.request(["hsts.acme.test"])["id"])
+    assert cert["meta"]["acme_status"] == "valid", cert["meta"]
+    pw.create_proxy_host(
+        ["hsts.acme.test"],
+        site.port,
+        certificate_id=cert["id"],
+        ssl_forced=True,
+        hsts_enabled=True,
+        hsts_subdomains=True,
+    )
+    pw.wait_applied()
+    first = pw.served_certificate("hsts.acme.test").serial_number
+    assert first == _serial(cert["meta"])
+    status, headers, _ = pw.http("hsts.acme.test", "/")
+    assert status == 301  # forced SSL: yet the challenge below still goes through on port 80
+    processes = (pw.proc.pid, _nginx_pid(pw))
+
+    status, body = pw.api("POST", f"/api/nginx/certificates/{cert['id']}/renew")
+    assert status == 200, body
+    assert body["meta"]["acme_status"] == "pending"
+    renewed = acme.wait(cert["id"])
+    assert renewed["meta"]["acme_status"] == "valid", renewed["meta"]
+    assert _serial(renewed["meta"]) != first
+    wait_for(lambda: pw.served_certificate("hsts.acme.test").serial_number != first, 20)
+    assert pw.served_certificate("hsts.acme.test").serial_number == _serial(renewed["meta"])
+    assert (pw.proc.pid, _nginx_pid(pw)) == processes  # nothing was restarted
+    status, headers, _ = pw.http("hsts.acme.test", "/", https=True)
+    assert status == 200 and "includeSubDomains" in headers["strict-transport-security"]
+    _, events = pw.api("GET", f"/api/nginx/certificates/{cert['id']}/events")
+    assert [e["action"] for e in events].count("renew") >= 3
+
+
+def test_download_is_a_zip_of_the_public_pems(acme):
+    import io
+    import zipfile
+
+    import requests
+
+    cert = acme.wait(acme.request(["download.acme.test"])["id"])
+    pw = acme.portway
+    response = requests.get(
+        f"http://127.0.0.1:{pw.admin_port}/api/nginx/certificates/{cert['id']}/download",
+        headers={"Authorization": f"Bearer {pw.token}"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert sorted(archive.namelist()) == ["cert.pem", "chain.pem", "fullchain.pem"]
+    assert b"PRIVATE KEY" not in response.content
+    from cryptography import x509
+
+    leaf = x509.load_pem_x509_certificate(archive.read("cert.pem"))
+    assert leaf.serial_number == _serial(cert["meta"])
+
+
+def test_delete_revokes_the_certificate(acme, upstreams):
+    pw = acme.portway
+    cert = acme.wait(acme.request(["revoke.acme.test"])["id"])
+    serial = _serial(cert["meta"])
+    assert acme.pebble.cert_status(serial)["Status"] == "Valid"
+    host = pw.create_proxy_host(
+        ["revoke.acme.test"], upstreams("r").port, certificate_id=cert["id"]
+    )
+    status, body = pw.api("DELETE", f"/api/nginx/certificates/{cert['id']}")
+    assert status == 409 and "revoke.acme.test" in body["error"]["message"]
+    assert acme.pebble.cert_status(serial)["Status"] == "Valid"  # refused: not revoked
+    assert pw.api("DELETE", f"/api/nginx/proxy-hosts/{host['id']}")[0] == 200
+    status, body = pw.api("DELETE", f"/api/nginx/certificates/{cert['id']}")
+    assert status == 200 and body is True
+    assert acme.pebble.cert_status(serial)["Status"] == "Revoked"
+
+
+def test_test_http_checks_reachability_from_this_server(acme):
+    acme.dns.add_a("elsewhere-http.acme.test", "127.0.0.2")
+    status, body = acme.portway.api(
+        "POST",
+        "/api/nginx/certificates/test-http",
+        {"domains": ["not-a-host-yet.acme.test", "elsewhere-http.acme.test"]},
+    )
+    assert status == 200, body
+    assert body == {"not-a-host-yet.acme.test": "ok", "elsewhere-http.acme.test": "failed"}
+
+
+def test_scheduler_renews_before_expiry_and_nginx_serves_the_new_one(tmp_path, pebble_tls):
+    from portway.testing.acme import acme_stack
+
+    # 15 s certificates are due when a third of their life is left: after about 10 s
+    env = {"PORTWAY_RENEW_INTERVAL": "1"}
+    with acme_stack(tmp_path / "data", pebble_tls, validity_seconds=15, env=env) as stack:
+        pw = stack.portway
+        cert = stack.wait(stack.request(["auto.acme.test"])["id"])
+        assert cert["meta"]["acme_status"] == "valid", cert["meta"]
+        pw.create_proxy_host(["auto.acme.test"], free_upstream_port(), certificate_id=cert["id"])
+        pw.wait_applied()
+        first = pw.served_certificate("auto.acme.test").serial_number
+        assert first == _serial(cert["meta"])
+        nginx = _nginx_pid(pw)
+        wait_for(lambda: pw.served_certificate("auto.acme.test").serial_number != first, 60, 0.5)
+        _, events = pw.api("GET", f"/api/nginx/certificates/{cert['id']}/events")
+        assert any(e["action"] == "renew" and "renewed" in e["message"] for e in events)
+        assert _nginx_pid(pw) == nginx
+
+
+def free_upstream_port() -> int:
+    from portway.testing.network import free_port
+
+    return free_port()
+
+
+# --------------------------------------------------------------------------- DNS-01
+
+
+def _dns_request(stack, domains, credentials, propagation_seconds=0):  # noqa: ANN001, ANN202
+    return stack.request(
+        domains,
+        dns_challenge=True,
+        dns_provider="rfc2136",
+        dns_provider_credentials=credentials,
+        propagation_seconds=propagation_seconds,
+    )
+
+
+def test_dns01_wildcard_through_rfc2136_and_bind9(tmp_path, pebble_tls, upstreams):
+    from portway.testing.acme import acme_stack
+
+    with acme_stack(tmp_path / "data", pebble_tls, dns="bind9") as stack:
+        bind, pw = stack.dns, stack.portway
+        pending = _dns_request(stack, ["*.dns01.test", "dns01.test"], bind.credentials())
+        assert "dns_provider_credentials" not in pending["meta"]
+        cert = stack.wait(pending["id"])
+        meta = cert["meta"]
+        assert meta["acme_status"] == "valid", meta
+        assert sorted(cert["domain_names"]) == ["*.dns01.test", "dns01.test"]
+        assert bind.txt("_acme-challenge.dns01.test") == []  # the plugin cleaned up
+        pw.create_proxy_host(["www.dns01.test"], upstreams("wild").port, certificate_id=cert["id"])
+        pw.wait_applied()
+        assert pw.served_certificate("www.dns01.test").serial_number == _serial(meta)
+        assert pw.upstream_of("www.dns01.test", https=True) == "wild"
+        secret = bind.key_secret
+        for path in ("/api/nginx/certificates", f"/api/nginx/certificates/{cert['id']}/events"):
+            assert secret not in str(pw.api("GET", path)[1])
+        assert secret not in pw.log()
+        stored = pw.data_dir / "certificates" / str(cert["id"]) / "dns-credentials.ini"
+        assert oct(stored.stat().st_mode & 0o777) == "0o600"
+
+
+def test_dns01_txt_record_not_seen_is_reported(tmp_path, pebble_tls):
+    from portway.testing.acme import Bind9, acme_stack
+
+    # the credentials point at a second BIND 9 for the same zone, which pebble never asks
+    with (
+        acme_stack(tmp_path / "data", pebble_tls, dns="bind9") as stack,
+        Bind9() as other,
+    ):
+        cert = stack.wait(_dns_request(stack, ["unseen.dns01.test"], other.credentials(), 1)["id"])
+        meta = cert["meta"]
+        assert meta["acme_status"] == "failed"
+        assert meta["acme_error"].startswith(
+            "unseen.dns01.test: the DNS TXT record _acme-challenge.unseen.dns01.test was not "
+            "seen by the certificate authority"
+        ), meta["acme_error"]
+        assert "propagation_seconds (now 1 s)" in meta["acme_error"]
