@@ -99,12 +99,15 @@ def validation_message(errors: list[dict]) -> str:
         reason = error.get("msg", "is invalid")
         if reason.startswith("Value error, "):
             reason = reason[len("Value error, ") :]
+        if not path:  # the body itself: absent, not JSON, or not an object
+            messages.append("data must be a JSON object")
+            continue
         if error.get("type") == "extra_forbidden":
             reason = "is not an allowed property"
         elif error.get("type") == "missing":
             reason = "is required"
-        messages.append(f"data/{path} {reason}" if path else reason)
-    return "; ".join(messages) or "Invalid request"
+        messages.append(f"data/{path} {reason}")
+    return "; ".join(dict.fromkeys(messages)) or "Invalid request"
 
 
 @api.exception_handler(NinjaValidationError)
