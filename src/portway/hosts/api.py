@@ -7,6 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router, Status
 
+from portway.accounts.services import serialize_user
 from portway.core.wire import iso
 from portway.hosts import services
 from portway.hosts.models import ProxyHost
@@ -25,21 +26,6 @@ BOOL_FIELDS = (
     "hsts_subdomains",
     "trust_forwarded_proto",
 )
-
-
-def user_wire(user) -> dict[str, Any]:  # noqa: ANN001
-    """NPM's user object with exactly its fields (strict clients reject extra keys)."""
-    return {
-        "id": user.pk,
-        "created_on": iso(user.created_on),
-        "modified_on": iso(user.modified_on),
-        "is_disabled": user.is_disabled,
-        "email": user.email,
-        "name": user.name,
-        "nickname": user.nickname,
-        "avatar": user.avatar,
-        "roles": user.roles,
-    }
 
 
 def certificate_wire(cert) -> dict[str, Any]:  # noqa: ANN001
@@ -77,7 +63,7 @@ def host_wire(host: ProxyHost, expand: set[str] = frozenset()) -> dict[str, Any]
     for name in BOOL_FIELDS:
         data[name] = bool(getattr(host, name))
     if "owner" in expand:
-        data["owner"] = user_wire(host.owner)
+        data["owner"] = serialize_user(host.owner)
     if "certificate" in expand:
         data["certificate"] = certificate_wire(host.certificate) if host.certificate else None
     if "access_list" in expand:

@@ -8,9 +8,9 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import ConfigDict
 
+from portway.accounts.services import serialize_user
 from portway.core.errors import NotFound, PermissionDenied
 from portway.core.wire import iso
-from portway.hosts.api import user_wire
 from portway.hosts.models import ProxyHost
 from portway.nginx import services
 from portway.nginx.models import AuditLogEntry, Setting
@@ -74,7 +74,7 @@ def audit_wire(entry: AuditLogEntry, expand: set[str]) -> dict[str, Any]:
         "meta": entry.meta or {},
     }
     if "user" in expand:
-        data["user"] = user_wire(entry.user) if entry.user else None
+        data["user"] = serialize_user(entry.user) if entry.user else None
     return data
 
 
