@@ -1,5 +1,6 @@
-"""UI pages for certificates: the list, custom certificate upload (with a Validate step)
-and delete."""
+"""UI pages for certificates: the list, custom certificate upload (with a Validate step),
+Let's Encrypt requests with a detail page showing live progress (HTMX polling), renew,
+download and delete."""
 
 from __future__ import annotations
 
@@ -189,3 +190,175 @@ def certificate_create(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Certificate {cert} added; it covers {names}.")
             return redirect("certificates:list")
     return _form(request, {"nice_name": nice_name, "errors": errors}, status=400)
+
+
+# --- Let's Encrypt (ACME) -------------------------------------------------------------------
+
+ACME_FIELDS = (
+    "domain_names",
+    "letsencrypt_email",
+    "dns_provider",
+    "dns_provider_credentials",
+    "propagation_seconds",
+    "key_type",
+)
+
+
+def _split_names(raw: str) -> list[str]:
+    return [part for part in raw.replace(",", "\n").split() if part.strip()]
+
+
+def _acme_form(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    from portway.certificates import dns_providers
+
+    errors = context.get("errors") or FormErrors()
+    values = {
+        "domain_names": "",
+        "letsencrypt_email": getattr(request.user, "email", ""),
+        "dns_challenge": False,
+        "dns_provider": "",
+        "dns_provider_credentials": "",
+        "propagation_seconds": "",
+        "key_type": "ecdsa",
+    }
+    values.update(context.get("values") or {})
+    return render(
+        request,
+        "certificates/acme_form.html",
+        {
+            "title": "Request a Let's Encrypt certificate",
+            "values": values,
+            "errors": errors,
+            "providers": dns_providers.PROVIDERS.values(),
+            "unclaimed": _acme_unclaimed(errors),
+        },
+        status=status,
+    )
+
+
+def _acme_unclaimed(errors: FormErrors) -> list[str]:
+    # the service names meta fields meta/<key>; the form shows them beside their inputs
+    claimed = ["domain_names", *(f"meta/{name}" for name in ACME_FIELDS[1:])]
+    return errors.unclaimed(claimed)
+
+
+@page
+def certificate_request(request: HttpRequest) -> HttpResponse:
+    """Request a Let's Encrypt certificate; then watch it on its own page."""
+    if request.method != "POST":
+        return _acme_form(request, {})
+    post = request.POST
+    values = {name: post.get(name, "").strip() for name in ACME_FIELDS}
+    values["dns_provider_credentials"] = post.get("dns_provider_credentials", "")
+    values["dns_challenge"] = post.get("dns_challenge") in ("on", "true", "1")
+    meta: dict[str, Any] = {
+        "dns_challenge": values["dns_challenge"],
+        "key_type": values["key_type"] or "ecdsa",
+    }
+    if values["letsencrypt_email"]:
+        meta["letsencrypt_email"] = values["letsencrypt_email"]
+    if values["dns_challenge"]:
+        meta["dns_provider"] = values["dns_provider"]
+        meta["dns_provider_credentials"] = values["dns_provider_credentials"]
+        if values["propagation_seconds"]:
+            try:
+                meta["propagation_seconds"] = int(values["propagation_seconds"])
+            except ValueError:
+                meta["propagation_seconds"] = values["propagation_seconds"]
+    errors = FormErrors()
+    try:
+        cert = services.create_letsencrypt(
+            request.user, _split_names(values["domain_names"]), meta=meta
+        )
+    except PortwayError as exc:
+        errors.absorb(exc)
+        values["dns_provider_credentials"] = ""  # never sent back to the browser
+        return _acme_form(request, {"values": values, "errors": errors}, status=400)
+    messages.success(request, f"Requesting a certificate for {', '.join(cert.domain_names)}.")
+    return redirect("certificates:detail", cert_id=cert.pk)
+
+
+@page
+def dns_template(request: HttpRequest) -> HttpResponse:
+    """The credentials textarea prefilled with the chosen provider's template (HTMX)."""
+    from portway.certificates import dns_providers
+
+    provider = dns_providers.PROVIDERS.get(request.GET.get("dns_provider", ""))
+    return render(
+        request,
+        "certificates/_dns_credentials.html",
+        {
+            "values": {"dns_provider_credentials": provider.credentials if provider else ""},
+            "provider": provider,
+            "errors": FormErrors(),
+        },
+    )
+
+
+def _detail_context(request: HttpRequest, cert_id: int) -> dict[str, Any]:
+    from portway.certificates import issuance, renewal
+
+    cert = services.get_certificate(request.user, cert_id)
+    state = cert.acme or {}
+    status = state.get("status") or ("valid" if cert.has_files else "")
+    return {
+        "title": str(cert),
+        "cert": cert,
+        "state": state,
+        "status": status,
+        "running": status in issuance.IN_PROGRESS,
+        "domains": list((state.get("domains") or {}).items()),
+        "events": list(cert.events.order_by("-id")[:50]),
+        "warnings": renewal.warnings(cert),
+        "renew_after": renewal.renew_at(cert),
+        "can_manage": queries.can_manage(request.user, "certificates"),
+    }
+
+
+@page
+def certificate_detail(request: HttpRequest, cert_id: int) -> HttpResponse:
+    try:
+        context = _detail_context(request, cert_id)
+    except NotFound:
+        messages.error(request, f"Certificate {cert_id} no longer exists.")
+        return redirect("certificates:list")
+    return render(request, "certificates/detail.html", context)
+
+
+@page
+def certificate_progress(request: HttpRequest, cert_id: int) -> HttpResponse:
+    """The live part of the detail page; it polls itself while a job runs (HTMX)."""
+    try:
+        context = _detail_context(request, cert_id)
+    except NotFound:
+        return HttpResponse(status=404)
+    return render(request, "certificates/_progress.html", context)
+
+
+@page
+@require_POST
+def certificate_renew(request: HttpRequest, cert_id: int) -> HttpResponse:
+    try:
+        cert = services.get_certificate(request.user, cert_id)
+        services.renew(request.user, cert)
+    except NotFound:
+        messages.error(request, f"Certificate {cert_id} no longer exists.")
+        return redirect("certificates:list")
+    except PortwayError as exc:
+        messages.error(request, f"Could not renew: {exc.message}.")
+    else:
+        messages.success(request, f"Renewing {cert}.")
+    return redirect("certificates:detail", cert_id=cert_id)
+
+
+@page
+def certificate_download(request: HttpRequest, cert_id: int) -> HttpResponse:
+    try:
+        cert = services.get_certificate(request.user, cert_id)
+        data = services.download(request.user, cert)
+    except PortwayError as exc:
+        messages.error(request, f"Could not download: {exc.message}.")
+        return redirect("certificates:list")
+    response = HttpResponse(data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="certificate-{cert.pk}.zip"'
+    return response

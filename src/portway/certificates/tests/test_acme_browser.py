@@ -1,0 +1,87 @@
+"""In headless Chromium against a real `portway serve` + pebble: request a certificate in
+the UI, watch the live progress turn it valid, and see nginx serve it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("PORTWAY_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+        "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture
+def page(monkeypatch):  # noqa: ANN201
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (set PORTWAY_CHROMIUM)")
+    from portway.web.assets import BUILD_COMMAND, assets_built
+
+    assert assets_built(), f"UI assets are not built: run `{BUILD_COMMAND}` first"
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    errors: list[str] = []
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(30_000)
+        tab = context.new_page()
+        tab.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield tab
+        browser.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def test_request_in_the_ui_and_watch_it_become_valid(acme, page):
+    from playwright.sync_api import expect
+
+    from portway.testing.process import ADMIN_EMAIL, ADMIN_PASSWORD
+
+    pw = acme.portway
+    base = f"http://127.0.0.1:{pw.admin_port}"
+    page.goto(base + "/login")
+    page.fill("#id_email", ADMIN_EMAIL)
+    page.fill("#id_password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(base + "/")
+
+    page.goto(base + "/certificates")
+    page.click("#request-letsencrypt")
+    expect(page).to_have_url(base + "/certificates/letsencrypt/new")
+    expect(page.locator("#dns-settings")).to_be_hidden()
+    page.check("#id_dns_challenge")
+    expect(page.locator("#dns-settings")).to_be_visible()
+    page.select_option("#id_dns_provider", "cloudflare")
+    expect(page.locator("#id_dns_provider_credentials")).to_have_value(
+        "# Cloudflare API token (Zone:DNS:Edit permission on the zone)\n"
+        "dns_cloudflare_api_token = 0123456789abcdef0123456789abcdef01234567"
+    )
+    page.uncheck("#id_dns_challenge")
+
+    page.fill("#id_domain_names", "*.ui.acme.test")  # a wildcard needs DNS: said inline
+    page.click("#request-certificate")
+    expect(page.locator('[data-error-for="domain_names"]')).to_contain_text("DNS challenge")
+
+    page.fill("#id_domain_names", "ui.acme.test\nwww.ui.acme.test")
+    page.click("#request-certificate")
+    expect(page).to_have_url(re.compile(r"/certificates/\d+$"))
+    progress = page.locator("#certificate-progress")
+    expect(progress).to_have_attribute("data-status", "valid", timeout=60_000)
+    expect(page.locator('[data-domain="www.ui.acme.test"]')).to_have_attribute(
+        "data-state", "valid"
+    )
+    expect(page.locator("#acme-status")).to_have_text("Valid")
+    expect(page.locator("#certificate-log")).to_contain_text("Certificate issued")
+    serial = page.locator("#certificate-serial").inner_text()
+
+    page.click("text=Back to list")
+    expect(page.locator("#certificates")).to_contain_text("ui.acme.test")
+    _, certs = pw.api("GET", "/api/nginx/certificates")
+    cert = next(c for c in certs if "ui.acme.test" in c["domain_names"])
+    assert cert["meta"]["serial"] == serial
