@@ -264,14 +264,21 @@ def _installed(cert: Certificate, kind: str, parsed: pem.ParsedCertificate, emai
 
 
 def _attach(cert: Certificate, attach: list[list[Any]]) -> None:
-    """Switch hosts created with certificate_id "new" to the issued certificate."""
-    for label, host_pk in attach:
+    """Switch hosts saved with certificate_id "new" to the issued certificate, with the
+    TLS options asked for then, unless their certificate was changed meanwhile."""
+    for entry in attach:
+        label, host_pk = entry[0], entry[1]
+        previous = entry[2] if len(entry) > 2 else None
+        tls = entry[3] if len(entry) > 3 else {}
         with contextlib.suppress(LookupError, ValueError):
             model = apps.get_model(label)
-            updated = model.objects.filter(pk=host_pk, certificate__isnull=True).update(
-                certificate=cert
+            hosts = model.objects.filter(pk=host_pk)
+            hosts = (
+                hosts.filter(certificate__isnull=True)
+                if previous is None
+                else hosts.filter(certificate_id=previous)
             )
-            if updated:
+            if hosts.update(certificate=cert, **{k: bool(v) for k, v in (tls or {}).items()}):
                 record(cert, "issue", f"Now used by {model._meta.verbose_name} {host_pk}")
 
 

@@ -274,6 +274,7 @@ def create_letsencrypt(
     *,
     nice_name: str | None = None,
     meta: dict | None = None,
+    attach: list[list[Any]] | None = None,
 ) -> Certificate:
     """Request a certificate over ACME; it is issued in the background.
 
@@ -281,7 +282,8 @@ def create_letsencrypt(
     the order (`portway.certificates.issuance`). meta: `dns_challenge` (bool),
     `dns_provider` + `dns_provider_credentials` (INI text, stored 0600 in a file, never in
     the database), `propagation_seconds`, `key_type` ("ecdsa" default, or "rsa"),
-    `letsencrypt_email` (defaults to the user's e-mail).
+    `letsencrypt_email` (defaults to the user's e-mail). attach: hosts to switch to the
+    certificate once issued (`[[app_label.Model, pk, previous certificate id, tls], ...]`).
 
     Raises:
         PermissionDenied: the user may not manage certificates.
@@ -336,12 +338,57 @@ def create_letsencrypt(
             nice_name=name,
             domain_names=names,
             meta=client_meta,
-            acme={"requested": names, "email": email},
+            acme={"requested": names, "email": email, "attach": list(attach or [])},
         )
         if provider is not None:
             dns_providers.write_credentials(issuance.credentials_path(cert), str(credentials))
         issuance.start(cert, "issue")
     return cert
+
+
+# NPM's host meta keys that describe the certificate requested with certificate_id "new"
+ACME_HOST_META = (
+    "letsencrypt_email",
+    "letsencrypt_agree",
+    "dns_challenge",
+    "dns_provider",
+    "dns_provider_credentials",
+    "propagation_seconds",
+    "key_type",
+)
+HOST_TLS_OPTIONS = ("ssl_forced", "http2_support", "hsts_enabled", "hsts_subdomains")
+
+
+def prepare_host_request(host: Any) -> dict:
+    """For a host saved with certificate_id "new": what to request and how to switch.
+
+    Takes NPM's certificate keys from the host's meta (the DNS credentials leave the
+    host's meta: they are stored only with the certificate), and remembers the TLS
+    options asked for, which apply once the host has its certificate. A host that had
+    no certificate starts without TLS; one that had a certificate keeps it until then.
+    """
+    meta = dict(host.meta or {})
+    wanted = {key: meta[key] for key in ACME_HOST_META if key in meta}
+    meta.pop("dns_provider_credentials", None)
+    host.meta = meta
+    return {
+        "meta": wanted,
+        "tls": {name: bool(getattr(host, name, False)) for name in HOST_TLS_OPTIONS},
+        "previous": host.certificate_id,
+    }
+
+
+def request_for_host(user: Any, host: Any, request: dict) -> Certificate:
+    """Request a certificate for `host`'s names (see `prepare_host_request`).
+
+    Raises:
+        FieldError, PermissionDenied: as `create_letsencrypt` (the caller's transaction
+            then undoes the host change too).
+    """
+    attach = [host._meta.label, host.pk, request.get("previous"), request.get("tls") or {}]
+    return create_letsencrypt(
+        user, list(host.domain_names), meta=request.get("meta") or {}, attach=[attach]
+    )
 
 
 def renew(user: Any, cert: Certificate) -> Certificate:

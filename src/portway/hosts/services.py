@@ -158,13 +158,9 @@ def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noq
         raise FieldError("access_list_id", f"access list {values['access_list_id']} does not exist")
     if "certificate_id" in values:
         cert_id = values.pop("certificate_id")
-        if cert_id == "new":
-            raise FieldError(
-                "certificate_id",
-                "requesting a Let's Encrypt certificate is not available yet; "
-                "upload a custom certificate and use its id",
-            )
-        if cert_id:
+        if cert_id == "new":  # a Let's Encrypt certificate for the host's names, linked once issued
+            host._acme_request = {}
+        elif cert_id:
             host.certificate = _certificate(user, host, cert_id)
         else:
             host.certificate = None
@@ -190,6 +186,10 @@ def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noq
         if value is None and name != "advanced_config":
             continue
         setattr(host, name, value if value is not None else "")
+    if getattr(host, "_acme_request", None) is not None:
+        from portway.certificates.services import prepare_host_request
+
+        host._acme_request = prepare_host_request(host)  # keeps TLS options, drops secrets
     # NPM's rules: each option needs the one before it.
     if host.certificate is None:
         host.ssl_forced = False
@@ -198,6 +198,14 @@ def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noq
         host.hsts_enabled = False
     if not host.hsts_enabled:
         host.hsts_subdomains = False
+
+
+def _request_certificate(user, host: ProxyHost) -> None:  # noqa: ANN001
+    """certificate_id "new": request it now; the host switches to it once it is issued."""
+    if getattr(host, "_acme_request", None) is not None:
+        from portway.certificates.services import request_for_host
+
+        request_for_host(user, host, host._acme_request)
 
 
 def _after_change(host: ProxyHost) -> None:
@@ -243,6 +251,7 @@ def create_proxy_host(user, data: dict[str, Any]) -> ProxyHost:  # noqa: ANN001
         if host.enabled:
             _check_names_free(host.domain_names, None)
         host.save()
+        _request_certificate(user, host)
         _audit(user, host, "created")
     _after_change(host)
     return host
@@ -261,6 +270,7 @@ def update_proxy_host(user, host_id: int, data: dict[str, Any]) -> ProxyHost:  #
         if host.enabled:
             _check_names_free(host.domain_names, host.pk)
         host.save()
+        _request_certificate(user, host)
         _audit(user, host, "updated")
     _after_change(host)
     return host

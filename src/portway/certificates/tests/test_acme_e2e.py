@@ -268,3 +268,29 @@ def test_dns01_txt_record_not_seen_is_reported(tmp_path, pebble_tls):
             "seen by the certificate authority"
         ), meta["acme_error"]
         assert "propagation_seconds (now 1 s)" in meta["acme_error"]
+
+
+def test_host_created_with_certificate_new_switches_to_https_once_issued(acme, upstreams):
+    pw = acme.portway
+    app = upstreams("newcert")
+    host = pw.create_proxy_host(
+        ["newcert.acme.test"], app.port, certificate_id="new", ssl_forced=True, hsts_enabled=True
+    )
+    assert host["certificate_id"] == 0 and host["ssl_forced"] is False  # no TLS until issued
+    _, certs = pw.api("GET", "/api/nginx/certificates")
+    cert = next(c for c in certs if c["domain_names"] == ["newcert.acme.test"])
+    cert = acme.wait(cert["id"])
+    assert cert["meta"]["acme_status"] == "valid", cert["meta"]
+    linked = wait_for(
+        lambda: (
+            (h := pw.api("GET", f"/api/nginx/proxy-hosts/{host['id']}")[1])["certificate_id"] and h
+        )
+    )
+    assert linked["certificate_id"] == cert["id"]
+    assert linked["ssl_forced"] is True and linked["hsts_enabled"] is True
+    pw.wait_applied()
+    wait_for(
+        lambda: pw.served_certificate("newcert.acme.test").serial_number == _serial(cert["meta"])
+    )
+    assert pw.http("newcert.acme.test", "/")[0] == 301
+    assert pw.upstream_of("newcert.acme.test", https=True) == "newcert"

@@ -148,7 +148,6 @@ BAD_INPUT = [
     ("cert-missing", "certificate_id", {"certificate_id": 999999}),
     ("cert-negative", "certificate_id", {"certificate_id": -1}),
     ("cert-word", "certificate_id", {"certificate_id": "abc"}),
-    ("cert-new", "certificate_id", {"certificate_id": "new"}),
     ("cert-bool", "certificate_id", {"certificate_id": True}),
     ("cert-fraction", "certificate_id", {"certificate_id": 1.5}),
     # ---------------------------------------------------------------- advanced_config
@@ -277,11 +276,20 @@ class TestBadInput(ProxyHostAPI):
         assert "no certificate files" in message
         self.rejected("put", url(self.host.pk), {"certificate_id": cert.pk}, field="certificate_id")
 
-    def test_certificate_new_is_a_clear_400(self) -> None:
-        message = self.rejected(
-            "post", BASE, self.body(certificate_id="new"), field="certificate_id"
-        )
-        assert "Let's Encrypt" in message and "not available" in message
+    def test_certificate_new_requests_a_certificate_linked_once_issued(
+        self, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        from portway.certificates.models import Certificate
+
+        with django_capture_on_commit_callbacks() as queued:  # the ACME job is not run here
+            host = self.create(certificate_id="new", ssl_forced=True)
+        assert len(queued) == 1
+        assert host["certificate_id"] == 0 and host["ssl_forced"] is False  # until issued
+        cert = Certificate.objects.get(provider="letsencrypt")
+        assert cert.domain_names == host["domain_names"]
+        assert cert.acme["attach"] == [["hosts.ProxyHost", host["id"], None, {
+            "ssl_forced": True, "http2_support": False, "hsts_enabled": False,
+            "hsts_subdomains": False}]]  # fmt: skip
 
     def test_missing_access_list_names_it(self) -> None:
         message = self.rejected("post", BASE, self.body(access_list_id=7), field="access_list_id")
