@@ -343,6 +343,7 @@ def create_letsencrypt(
         if provider is not None:
             dns_providers.write_credentials(issuance.credentials_path(cert), str(credentials))
         issuance.start(cert, "issue")
+        _audit(user, cert, "created")
     return cert
 
 
@@ -411,6 +412,7 @@ def renew(user: Any, cert: Certificate) -> Certificate:
         raise Conflict(f"certificate {cert.pk} is already being issued or renewed")
     with transaction.atomic():
         issuance.start(cert, "renew" if cert.has_files else "issue")
+        _audit(user, cert, "renewed")
     return cert
 
 
@@ -637,17 +639,44 @@ def delete(user: Any, cert: Certificate) -> None:
     found = users_of(cert)
     if found:
         raise Conflict(_in_use_message(found))
+    from portway.certificates import issuance
+
+    if issuance.is_running(cert):
+        raise Conflict(
+            f"certificate {cert.pk} is being issued or renewed right now; delete it when the "
+            "job has finished"
+        )
     if cert.provider == "letsencrypt" and cert.has_files:
         _revoke_best_effort(cert)
     directory = cert.directory  # before delete() clears the pk
     try:
         with transaction.atomic():
+            _audit(user, cert, "deleted")
             cert.delete()
     except (ProtectedError, IntegrityError) as exc:  # a host took it since the check
         found = users_of(cert)
         raise Conflict(_in_use_message(found) if found else "certificate is in use") from exc
     shutil.rmtree(directory, ignore_errors=True)
     _request_apply()
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def _audit(user: Any, cert: Certificate, action: str) -> None:
+    """NPM's audit log entry (object type "certificate"); skipped if the model is absent."""
+    try:
+        from portway.nginx.models import AuditLogEntry
+    except ImportError:
+        return
+    AuditLogEntry.objects.create(
+        user=user if getattr(user, "pk", None) else None,
+        object_type="certificate",
+        object_id=cert.pk,
+        action=action,
+        meta={"nice_name": cert.nice_name, "provider": cert.provider,
+              "domain_names": list(cert.domain_names or [])},
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- nginx

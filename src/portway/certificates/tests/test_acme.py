@@ -324,3 +324,19 @@ def test_wire_shows_renewal_and_warnings(api: Client, admin: Any) -> None:
     assert meta["acme_status"] == "valid"
     assert meta["renewal"]["renew_after"]
     assert meta["warnings"] and meta["warnings"][0].startswith("expires in 3 day")
+
+
+def test_requests_renewals_and_deletes_are_audited(
+    api: Client, admin: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from portway.nginx.models import AuditLogEntry
+
+    with django_capture_on_commit_callbacks():
+        cert = services.create_letsencrypt(admin, ["audit.example"])
+    Certificate.objects.filter(pk=cert.pk).update(acme={**cert.acme, "status": "failed"})
+    with django_capture_on_commit_callbacks():
+        assert api.post(f"{BASE}/{cert.pk}/renew").status_code == 200
+    assert api.delete(f"{BASE}/{cert.pk}").status_code == 200
+    entries = AuditLogEntry.objects.filter(object_type="certificate", object_id=cert.pk)
+    assert sorted(e.action for e in entries) == ["created", "deleted", "renewed"]
+    assert all(e.user_id == admin.pk for e in entries)

@@ -85,3 +85,22 @@ def test_request_in_the_ui_and_watch_it_become_valid(acme, page):
     _, certs = pw.api("GET", "/api/nginx/certificates")
     cert = next(c for c in certs if "ui.acme.test" in c["domain_names"])
     assert cert["meta"]["serial"] == serial
+
+    # a name that points elsewhere fails with the message that says so, live on the page
+    acme.dns.add_a("elsewhere-ui.acme.test", "127.0.0.2")
+    page.click("#request-letsencrypt")
+    page.fill("#id_domain_names", "elsewhere-ui.acme.test")
+    page.click("#request-certificate")
+    expect(page.locator("#certificate-progress")).to_have_attribute(
+        "data-status", "failed", timeout=60_000
+    )
+    expect(page.locator("#acme-error")).to_contain_text(
+        "elsewhere-ui.acme.test does not resolve to this server: it points to 127.0.0.2"
+    )
+    expect(page.locator('[data-domain="elsewhere-ui.acme.test"]')).to_have_attribute(
+        "data-state", "invalid"
+    )
+    page.click("text=ACME details")
+    expect(page.locator("#certificate-log")).to_contain_text("urn:ietf:params:acme:error:")
+    page.click("text=Back to list")
+    expect(page.locator('[data-acme-status="failed"]')).to_have_count(1)
