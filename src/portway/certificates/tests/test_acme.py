@@ -340,3 +340,32 @@ def test_requests_renewals_and_deletes_are_audited(
     entries = AuditLogEntry.objects.filter(object_type="certificate", object_id=cert.pk)
     assert sorted(e.action for e in entries) == ["created", "deleted", "renewed"]
     assert all(e.user_id == admin.pk for e in entries)
+
+
+def test_directory_url_settings(monkeypatch: Any) -> None:
+    monkeypatch.delenv("LE_SERVER", raising=False)
+    monkeypatch.delenv("LE_STAGING", raising=False)
+    assert acme.directory_url() == acme.PRODUCTION
+    monkeypatch.setenv("LE_STAGING", "1")
+    assert acme.directory_url() == acme.STAGING
+    monkeypatch.setenv("LE_SERVER", "https://acme.internal.example/dir")
+    assert acme.directory_url() == "https://acme.internal.example/dir"
+
+
+@pytest.mark.parametrize("provider_id", ["cloudflare", "rfc2136", "route53"])
+def test_each_provider_plugin_loads_its_credentials_offline(
+    provider_id: str, data_dir: Path
+) -> None:
+    from portway.certificates import dns_providers
+
+    provider = dns_providers.PROVIDERS[provider_id]
+    path = data_dir / "c" / "dns-credentials.ini"
+    text = provider.credentials.replace("192.0.2.1", "127.0.0.1")
+    dns_providers.parse_credentials(provider, text)
+    dns_providers.write_credentials(path, text)
+    plugin = dns_providers.authenticator(provider, path, 7)
+    if provider_id == "route53":
+        assert plugin.r53.meta.service_model.service_name == "route53"  # from the stored keys
+    else:
+        assert plugin.conf("propagation-seconds") == 7
+        plugin._setup_credentials()  # reads and checks the file, no network

@@ -50,6 +50,16 @@ def test_http01_certificate_is_issued_and_served_by_nginx(acme, upstreams):
     steps = [e["message"] for e in events]
     assert any("Ordering" in s for s in steps) and any("issued" in s for s in steps), steps
 
+    # one ACME account for the installation, registered with the requesting user's e-mail
+    import json
+    import stat
+
+    accounts = list((acme.portway.data_dir / "acme").glob("account-*.json"))
+    assert len(accounts) == 1
+    assert stat.S_IMODE(accounts[0].stat().st_mode) == 0o600
+    assert stat.S_IMODE(accounts[0].parent.stat().st_mode) == 0o700
+    assert json.loads(accounts[0].read_text())["email"] == "admin@example.com"
+
 
 def test_name_resolving_elsewhere_is_reported(acme):
     acme.dns.add_a("elsewhere.acme.test", "127.0.0.2")
@@ -233,13 +243,23 @@ def test_dns01_wildcard_through_rfc2136_and_bind9(tmp_path, pebble_tls, upstream
 
     with acme_stack(tmp_path / "data", pebble_tls, dns="bind9") as stack:
         bind, pw = stack.dns, stack.portway
-        pending = _dns_request(stack, ["*.dns01.test", "dns01.test"], bind.credentials())
+        pending = _dns_request(stack, ["*.dns01.test", "dns01.test"], bind.credentials(), 2)
         assert "dns_provider_credentials" not in pending["meta"]
         cert = stack.wait(pending["id"])
         meta = cert["meta"]
         assert meta["acme_status"] == "valid", meta
         assert sorted(cert["domain_names"]) == ["*.dns01.test", "dns01.test"]
         assert bind.txt("_acme-challenge.dns01.test") == []  # the plugin cleaned up
+        assert meta["propagation_seconds"] == 2
+        _, events = pw.api("GET", f"/api/nginx/certificates/{cert['id']}/events")
+        times = {e["message"].split(" ")[0]: e["created_on"] for e in events}
+        from datetime import datetime
+
+        def at(key: str) -> datetime:
+            return datetime.fromisoformat(times[key].replace("Z", "+00:00"))
+
+        # the plugin waited propagation_seconds between publishing and asking for validation
+        assert (at("Issuing") - at("Validating")).total_seconds() >= 2
         pw.create_proxy_host(["www.dns01.test"], upstreams("wild").port, certificate_id=cert["id"])
         pw.wait_applied()
         assert pw.served_certificate("www.dns01.test").serial_number == _serial(meta)
