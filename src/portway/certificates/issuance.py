@@ -23,8 +23,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,11 @@ STEP_TEXT = {
 CREDENTIALS_FILE = "dns-credentials.ini"
 MAX_WORKERS = 2
 
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
+# Daemon worker threads: stopping `portway serve` never waits for an order in progress
+# (it may be sleeping through a DNS propagation wait); the next start resumes it.
+_jobs: queue.Queue[tuple[int, str] | None] = queue.Queue()
+_workers: list[threading.Thread] = []
+_workers_lock = threading.Lock()
 _running: set[int] = set()
 _running_lock = threading.Lock()
 
@@ -110,17 +113,26 @@ def start(cert: Certificate, kind: str) -> None:
 
 def submit(pk: int, kind: str) -> bool:
     """Queue a job on the worker threads; False if one already runs for this certificate."""
-    global _executor
     with _running_lock:
         if pk in _running:
             return False
         _running.add(pk)
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="acme")
-        executor = _executor
-    executor.submit(_job, pk, kind)
+    with _workers_lock:
+        _workers[:] = [t for t in _workers if t.is_alive()]
+        while len(_workers) < MAX_WORKERS:
+            worker = threading.Thread(target=_work, name=f"acme-{len(_workers)}", daemon=True)
+            worker.start()
+            _workers.append(worker)
+    _jobs.put((pk, kind))
     return True
+
+
+def _work() -> None:
+    while True:
+        item = _jobs.get()
+        if item is None:
+            return
+        _job(*item)
 
 
 def _job(pk: int, kind: str) -> None:
@@ -148,11 +160,13 @@ def resume_interrupted() -> int:
 
 
 def shutdown() -> None:
-    global _executor
-    with _executor_lock:
-        executor, _executor = _executor, None
-    if executor is not None:
-        executor.shutdown(wait=False, cancel_futures=True)
+    """Drop queued jobs (they are resumed at the next start); running ones are abandoned."""
+    with contextlib.suppress(queue.Empty):
+        while True:
+            _jobs.get_nowait()
+    with _workers_lock:
+        for _ in _workers:
+            _jobs.put(None)
 
 
 # --------------------------------------------------------------------------- the job

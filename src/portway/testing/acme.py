@@ -465,18 +465,21 @@ def acme_stack(
         server: Any = stack.enter_context(ChallTestSrv() if dns == "challtestsrv" else Bind9())
         address = server.dns_address if dns == "challtestsrv" else server.address
         portway = PortwayProcess(data_dir, env={"PORTWAY_RESOLVER": address, **(env or {})})
-        pebble = stack.enter_context(
-            Pebble(
-                tls,
-                http_port=pebble_http_port or portway.http_port,
-                dns=address,
-                blocked=blocked,
-                validity_seconds=validity_seconds,
-            )
+        pebble = Pebble(
+            tls,
+            http_port=pebble_http_port or portway.http_port,
+            dns=address,
+            blocked=blocked,
+            validity_seconds=validity_seconds,
         )
+        # ports are only picked, not bound yet: never let two servers pick the same one
+        taken = {portway.admin_port, portway.http_port, portway.https_port}
+        while {pebble.port, pebble.management_port} & taken:
+            pebble.port, pebble.management_port = free_port(), free_port()
         portway.extra_env.update(pebble.portway_env())
         stack.callback(portway.close)
         portway.start()
+        stack.enter_context(pebble)
         yield AcmeStack(portway, pebble, server)
 
 

@@ -135,7 +135,7 @@ def test_manual_renew_of_a_forced_ssl_hsts_host_is_served_without_restart(acme, 
 
     status, body = pw.api("POST", f"/api/nginx/certificates/{cert['id']}/renew")
     assert status == 200, body
-    assert body["meta"]["acme_status"] == "pending"
+    assert body["meta"]["acme_status"] in ("pending", "ordering", "validating", "issuing")
     renewed = acme.wait(cert["id"])
     assert renewed["meta"]["acme_status"] == "valid", renewed["meta"]
     assert _serial(renewed["meta"]) != first
@@ -314,3 +314,22 @@ def test_host_created_with_certificate_new_switches_to_https_once_issued(acme, u
     )
     assert pw.http("newcert.acme.test", "/")[0] == 301
     assert pw.upstream_of("newcert.acme.test", https=True) == "newcert"
+
+
+def test_restart_during_issuance_is_quick_and_the_job_resumes(tmp_path, pebble_tls):
+    import time
+
+    from portway.testing.acme import acme_stack
+
+    with acme_stack(tmp_path / "data", pebble_tls, dns="bind9") as stack:
+        pw = stack.portway
+        # a long propagation wait keeps the order in "validating"
+        pending = _dns_request(stack, ["resume.dns01.test"], stack.dns.credentials(), 6)
+        stack.wait(pending["id"], ("validating",), timeout=20)
+        started = time.monotonic()
+        pw.restart()
+        assert time.monotonic() - started < 15  # stopping did not wait for the order
+        cert = stack.wait(pending["id"], timeout=60)
+        assert cert["meta"]["acme_status"] == "valid", cert["meta"]
+        _, events = pw.api("GET", f"/api/nginx/certificates/{pending['id']}/events")
+        assert any(e["message"] == "Resumed after a restart" for e in events)
