@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import unicodedata
@@ -34,6 +35,7 @@ PROVIDERS = ("letsencrypt", "other")
 MAX_NICE_NAME = 255
 MAX_META_BYTES = 64 * 1024
 MAX_ACME_NAMES = 100  # Let's Encrypt's limit of names per certificate
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}")
 # meta keys the server owns for uploaded certificates (see ParsedCertificate.as_meta)
 SERVER_META_KEYS = frozenset(
     {
@@ -330,7 +332,9 @@ def create_letsencrypt(
                 f"{wildcards[0]} is a wildcard name: wildcard certificates need the DNS "
                 "challenge (meta.dns_challenge true with a dns_provider)",
             )
-    email = str(client_meta.get("letsencrypt_email") or getattr(user, "email", "") or "")
+    email = str(client_meta.get("letsencrypt_email") or getattr(user, "email", "") or "").strip()
+    if "letsencrypt_email" in client_meta and not _EMAIL.fullmatch(email):
+        raise FieldError("meta/letsencrypt_email", "must be an e-mail address")
     with transaction.atomic():
         cert = Certificate.objects.create(
             owner=user,

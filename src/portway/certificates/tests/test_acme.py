@@ -369,3 +369,12 @@ def test_each_provider_plugin_loads_its_credentials_offline(
     else:
         assert plugin.conf("propagation-seconds") == 7
         plugin._setup_credentials()  # reads and checks the file, no network
+
+
+def test_letsencrypt_email_must_be_an_address(api: Client) -> None:
+    body = {
+        "provider": "letsencrypt",
+        "domain_names": ["mail.example"],
+        "meta": {"letsencrypt_email": "not an address"},
+    }
+    assert "meta/letsencrypt_email" in error(post(api, body), 400)
