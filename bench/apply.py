@@ -462,6 +462,8 @@ def helper_seed(args: argparse.Namespace) -> int:
             )
         )
     ProxyHost.objects.bulk_create(rows, batch_size=500)
+    for host in rows:  # bulk_create skips save(): keep the name index in step
+        host.sync_names()
     print(json.dumps({"seeded": len(rows)}))
     return 0
 

@@ -116,5 +116,11 @@ def database_settings(data_dir: Path) -> dict:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": sqlite_file,
-        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        # WAL lets the apply worker read while the API writes; IMMEDIATE takes the write
+        # lock at BEGIN so concurrent writers queue instead of failing mid-transaction.
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
     }

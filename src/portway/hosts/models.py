@@ -57,3 +57,28 @@ class ProxyHost(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.first_domain = self.domain_names[0] if self.domain_names else ""
         super().save(*args, **kwargs)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "domain_names" in update_fields:
+            self.sync_names()
+
+    def sync_names(self) -> None:
+        """Mirror `domain_names` into HostName rows (used for the uniqueness check)."""
+        HostName.objects.filter(host=self).delete()
+        HostName.objects.bulk_create(HostName(host=self, name=name) for name in self.domain_names)
+
+
+class HostName(models.Model):
+    """One server name of a host, indexed so "is this name taken?" is a single query.
+
+    `domain_names` on the host stays the source of truth (NPM's wire format); these rows
+    are rewritten from it on every save.
+    """
+
+    host = models.ForeignKey(ProxyHost, on_delete=models.CASCADE, related_name="names")
+    name = models.CharField(max_length=253, db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

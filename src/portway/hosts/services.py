@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from portway.certificates.models import Certificate
 from portway.core.errors import BadRequest, FieldError, InvalidFields, NotFound, PermissionDenied
-from portway.hosts.models import ProxyHost
+from portway.hosts.models import HostName, ProxyHost
 from portway.hosts.schemas import ProxyHostCreate, ProxyHostUpdate
 from portway.nginx.models import AuditLogEntry, Setting
 
@@ -92,18 +92,20 @@ def _lock_names() -> None:
 
 
 def _check_names_free(names: list[str], exclude_id: int | None) -> None:
-    taken: dict[str, ProxyHost] = {}
-    others = ProxyHost.objects.filter(enabled=True)
+    """Raise FieldError for the first name an other enabled host already serves.
+
+    Names are stored normalised (lowercase, no trailing dot), so equality is the
+    case-insensitive comparison NPM users expect; one indexed query whatever the count.
+    """
+    clashes = HostName.objects.filter(name__in=names, host__enabled=True)
     if exclude_id is not None:
-        others = others.exclude(pk=exclude_id)
-    for other in others.only("id", "domain_names"):
-        for name in other.domain_names:
-            taken[name] = other
+        clashes = clashes.exclude(host_id=exclude_id)
+    taken = dict(clashes.values_list("name", "host_id"))
     for index, name in enumerate(names):
         if name in taken:
             raise FieldError(
                 f"domain_names/{index}",
-                f"{name!r} is already used by enabled proxy host {taken[name].pk}",
+                f"{name!r} is already used by enabled proxy host {taken[name]}",
             )
 
 

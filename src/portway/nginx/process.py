@@ -288,7 +288,7 @@ class NginxSupervisor:
                     self._reload_failure(0) or f"nginx exited with status {self._proc.returncode}"
                 )
             time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+            delay = min(delay * 2, 0.02)
         return (
             self._reload_failure(log_offset or 0)
             or "nginx did not load the new configuration in time"
