@@ -32,6 +32,7 @@ MIME_TYPES = Path("/etc/nginx/mime.types")
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 HSTS_MAX_AGE = 63072000  # two years, NPM's value
 STATUS_PATH = "/__portway/generation"
+ACME_PREFIX = r"/\.well-known/acme-challenge/"
 _ASSET_EXTENSIONS = "css|js|mjs|jpe?g|gif|png|webp|avif|svg|ico|woff2?|ttf|eot|otf|mp4|webm"
 _DEFAULT_LOCATION = re.compile(r"^(?:(?!#).)*\blocation\s+/\s*\{", re.MULTILINE)
 
@@ -492,6 +493,10 @@ class Renderer:
                 d("ssl_certificate", host.certificate.fullchain),
                 d("ssl_certificate_key", host.certificate.key),
             ]
+        # Server-level rewrite-module directives (block-exploits `if`s, an admin's `return`
+        # in advanced config) run before any location is chosen; this `last` ends that
+        # phase for challenge requests first, so HTTP-01 always reaches the location.
+        server.append(d("rewrite", rf"^({ACME_PREFIX}.*)$", "$1", "last"))
         server.append(self._acme_location())
         if host.block_exploits:
             server.append(Comment("Block common exploits"))

@@ -150,3 +150,27 @@ def test_default_site_bad_input(pw, body):
     assert status == 400
     assert "data/" in data["error"]["message"] or "value" in data["error"]["message"]
     assert pw.api("GET", "/api/settings/default-site")[1] == before
+
+
+def test_acme_challenge_is_served_ahead_of_advanced_config_and_exploit_rules(pw, upstream):
+    """HTTP-01 must work for a host whose admin returns early or blocks odd clients."""
+    challenge_dir = pw.data_dir / "acme-challenge" / ".well-known" / "acme-challenge"
+    (challenge_dir / "tok-123_abc").write_text("tok-123_abc.thumbprint")
+    pw.create_proxy_host(
+        ["early.example.com"],
+        upstream.port,
+        block_exploits=True,
+        advanced_config="return 418;",
+    )
+    wait_for(lambda: pw.http("early.example.com", "/")[0] == 418)
+    status, _, body = pw.http(
+        "early.example.com",
+        "/.well-known/acme-challenge/tok-123_abc",
+        headers={"User-Agent": "python-requests/2.31"},
+    )
+    assert (status, body) == (200, b"tok-123_abc.thumbprint")
+    # names no host serves get it from the default server as well
+    status, _, body = pw.http(
+        "not-yet-a-host.example.com", "/.well-known/acme-challenge/tok-123_abc"
+    )
+    assert (status, body) == (200, b"tok-123_abc.thumbprint")
