@@ -66,6 +66,8 @@ class TestList:
         assert "https://127.0.0.1:8443" in html
         assert "http://[fd00::5]:8080" in html
         assert "App wildcard" in html and "HTTPS forced" in html
+        # the certificate's expiry is shown on the host too
+        assert certificate.expires_on.strftime("%Y-%m-%d") in html
         assert re.findall(r'data-status="(\w+)"', html) == ["online", "offline", "disabled"]
         # the nginx error is in the Offline badge's popover
         assert 'data-bs-toggle="popover"' in html
