@@ -32,6 +32,8 @@ from django.http import HttpRequest, HttpResponse
 from ninja import File, Router, Schema, Status, UploadedFile
 from pydantic import ConfigDict, Field
 
+from portway.accounts.schemas import UserOut
+from portway.accounts.services import serialize_user
 from portway.certificates import pem, services
 from portway.certificates.models import Certificate
 from portway.core.errors import FieldError
@@ -69,18 +71,6 @@ class CertificateCreate(Schema):
     nice_name: str | None = None
     domain_names: list[Any] | None = None
     meta: dict[str, Any] | None = None
-
-
-class UserOut(Schema):
-    id: int
-    created_on: str
-    modified_on: str
-    is_disabled: bool
-    email: str
-    name: str
-    nickname: str
-    avatar: str
-    roles: list[str]
 
 
 class CertificateOut(Schema):
@@ -152,21 +142,6 @@ class UploadOut(Schema):
 # --------------------------------------------------------------------------- wire
 
 
-def user_wire(user: Any) -> dict[str, Any]:
-    """NPM's user object with exactly its fields (strict clients reject extra keys)."""
-    return {
-        "id": user.pk,
-        "created_on": iso(user.created_on),
-        "modified_on": iso(user.modified_on),
-        "is_disabled": bool(user.is_disabled),
-        "email": user.email,
-        "name": user.name,
-        "nickname": user.nickname,
-        "avatar": user.avatar,
-        "roles": list(user.roles),
-    }
-
-
 def _host_wire(host: Any) -> dict[str, Any]:
     """A host embedded by `?expand=proxy_hosts`: the hosts app's own wire form if present."""
     try:
@@ -227,7 +202,7 @@ def certificate_wire(cert: Certificate, expand: set[str] = frozenset()) -> dict[
         "meta": {**services.public_meta(cert.meta), **acme_meta(cert)},
     }
     if "owner" in expand:
-        data["owner"] = user_wire(cert.owner)
+        data["owner"] = serialize_user(cert.owner)
     for relation in ("proxy_hosts", "redirection_hosts", "dead_hosts", "streams"):
         if relation in expand:
             manager = getattr(cert, relation, None)
