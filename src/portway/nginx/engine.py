@@ -75,6 +75,8 @@ class State:
 
     hosts: list[ProxyHostSpec]
     default_site: DefaultSite
+    # host key → modified_on when read: an outcome is recorded only on an unchanged row
+    versions: dict[str, dt.datetime] = field(default_factory=dict)
 
 
 def spec_from_host(host) -> ProxyHostSpec:  # noqa: ANN001 - a hosts.models.ProxyHost
@@ -125,11 +127,12 @@ def load_state() -> State:
     """Enabled hosts and settings from the database."""
     from portway.hosts.models import ProxyHost
 
-    hosts = [
-        spec_from_host(h)
-        for h in ProxyHost.objects.filter(enabled=True).select_related("certificate").order_by("id")
-    ]
-    return State(hosts, load_default_site())
+    rows = list(ProxyHost.objects.filter(enabled=True).select_related("certificate").order_by("id"))
+    return State(
+        [spec_from_host(h) for h in rows],
+        load_default_site(),
+        {f"proxy-{h.pk}": h.modified_on for h in rows},
+    )
 
 
 def _digest(text: str) -> str:
@@ -189,6 +192,7 @@ class Engine:
         # host key → (digest of a rendered text nginx rejected, nginx's message)
         self._rejected: dict[str, tuple[str, str]] = {}
         self.last_report: ApplyReport | None = None
+        self._versions: dict[str, dt.datetime] = {}
 
     # ----- filesystem ------------------------------------------------------------------
     def prepare(self) -> None:
@@ -322,11 +326,11 @@ class Engine:
         started = time.monotonic()
         with self._exclusive():
             report = self._apply_locked(go_live)
-        report.seconds = time.monotonic() - started
-        if not go_live:
-            return report
-        self.last_report = report
-        self._record(report)
+            report.seconds = time.monotonic() - started
+            if not go_live:
+                return report
+            self.last_report = report
+            self._record(report)
         log.info(
             "apply: generation %s, %d hosts, %d offline, %.2fs%s",
             report.generation,
@@ -340,6 +344,7 @@ class Engine:
     def _apply_locked(self, go_live: bool = True) -> ApplyReport:
         self.prepare()
         state = load_state()
+        self._versions = state.versions
         host_files = {spec.key: self.renderer.proxy_host(spec) for spec in state.hosts}
         texts = {key: f.text() for key, f in host_files.items()}
         last_good = self.live_host_texts()
@@ -450,9 +455,11 @@ class Engine:
             if failed and outcome.online:
                 continue  # nothing went live: only the rejections are news
             if current.get(key) != (outcome.online, outcome.error):
-                ProxyHost.objects.filter(pk=int(key.split("-")[1])).update(
-                    nginx_online=outcome.online, nginx_err=outcome.error
-                )
+                # A host edited since this apply read it has a newer status (its own
+                # preflight); the apply its edit requested will record the outcome.
+                ProxyHost.objects.filter(
+                    pk=int(key.split("-")[1]), modified_on=self._versions.get(key)
+                ).update(nginx_online=outcome.online, nginx_err=outcome.error)
         close_old_connections()
 
 

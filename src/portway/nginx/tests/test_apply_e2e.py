@@ -85,7 +85,8 @@ def test_reload_failure_is_attributed_to_the_host(portway, upstreams):
             ]
             is False
             and h
-        )
+        ),
+        timeout=45,  # a refused reload takes seconds: nginx retries bind() five times
     )
     assert "Address already in use" in host["meta"]["nginx_err"]
     assert portway.upstream_of("good.example.com") == "good"
