@@ -16,15 +16,18 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("portway")
 
 HELP = """Portway: a self-hosted reverse-proxy manager driving nginx.
 
-Settings come from the environment (see README.md): PORTWAY_DATA_DIR, PORTWAY_ADMIN_PORT,
-PORTWAY_HTTP_PORT, PORTWAY_HTTPS_PORT, PORTWAY_BIND_ADDRESS, PORTWAY_RESOLVER, PORTWAY_NGINX,
-INITIAL_ADMIN_EMAIL, INITIAL_ADMIN_PASSWORD, DB_SQLITE_FILE, DB_MYSQL_*, DB_POSTGRES_*,
+Settings come from the environment; README.md documents each: PORTWAY_DATA_DIR,
+PORTWAY_ADMIN_PORT, PORTWAY_HTTP_PORT, PORTWAY_HTTPS_PORT, PORTWAY_PUBLIC_HTTPS_PORT,
+PORTWAY_BIND_ADDRESS, PORTWAY_RESOLVER, PORTWAY_NGINX, PORTWAY_SECRET_KEY, PORTWAY_DEBUG,
+PORTWAY_LOG_LEVEL, PORTWAY_RENEW_*, INITIAL_ADMIN_EMAIL, INITIAL_ADMIN_PASSWORD,
+DB_SQLITE_FILE, DB_MYSQL_*, DB_POSTGRES_*, LE_STAGING, LE_SERVER, REQUESTS_CA_BUNDLE,
 DISABLE_IPV6, X_FRAME_OPTIONS.
 """
 
@@ -40,6 +43,19 @@ def _migrate() -> None:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
+
+
+def _make_database_private() -> None:
+    """An SQLite file holds password hashes and sessions: owner-only, also when it was
+    created before Portway set its umask."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        for suffix in ("", "-wal", "-shm"):
+            path = f"{database['NAME']}{suffix}"
+            if os.path.exists(path):
+                os.chmod(path, 0o600)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -63,6 +79,9 @@ def cmd_createadmin(args: argparse.Namespace) -> int:
     _migrate()
     from portway.accounts.models import User
 
+    if not 8 <= len(args.password) <= 64:
+        print("the password must be 8 to 64 characters long", file=sys.stderr)
+        return 2
     if User.objects.filter(email__iexact=args.email).exists():
         print(f"a user with e-mail {args.email} already exists", file=sys.stderr)
         return 1
@@ -72,14 +91,24 @@ def cmd_createadmin(args: argparse.Namespace) -> int:
 
 
 def _report(report: Any) -> int:
+    """Print an apply report; exit status 1 if nginx rejected anything."""
     offline = {k: o for k, o in report.hosts.items() if not o.online}
-    print(f"{len(report.hosts)} hosts, {len(offline)} offline")
+    print(f"{len(report.hosts)} hosts, {len(offline)} rejected by nginx")
     for key, outcome in sorted(offline.items()):
         print(f"  {key}: {outcome.error}")
     if report.error:
         print(f"error: {report.error}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if offline or report.error else 0
+
+
+def _running_master(pid_file: Any) -> int | None:
+    """PID of the nginx master named in `pid_file`, if that process is one."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except (OSError, ValueError):
+        return None
+    return pid if title.startswith(b"nginx: master process") else None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -100,13 +129,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from portway.nginx.engine import Engine
     from portway.nginx.render import Paths
 
+    _migrate()
     config = conf.load()
     engine = Engine(config)
     report = engine.apply()
-    pid_file = Paths(config.data_dir).pid_file
-    if report.generation and pid_file.exists():
-        os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
+    master = _running_master(Paths(config.data_dir).pid_file)
+    if report.generation and master:
+        os.kill(master, signal.SIGHUP)
         print(f"nginx reloaded with generation {report.generation}")
+    elif report.generation:
+        print(
+            f"no running Portway nginx for {config.data_dir}: the config was tested and "
+            "written, and goes live when `portway serve` starts"
+        )
     return _report(report)
 
 
@@ -122,6 +157,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = conf.load()
     _migrate()
+    _make_database_private()
     try:
         from portway.accounts.services import ensure_initial_admin
     except ImportError:
@@ -216,11 +252,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `portway` console script."""
+    from portway.conf import ConfigError
+    from portway.nginx.process import NginxNotFound
+
+    # Everything Portway writes (database, config, keys, logs) is private by default;
+    # what nginx's workers must read is opened up explicitly (Engine.prepare).
+    os.umask(0o077)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ConfigError, NginxNotFound) as exc:
+        print(f"portway: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

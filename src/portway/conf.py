@@ -49,6 +49,7 @@ class PortwayConfig:
         disable_ipv6: do not add [::] listeners (NPM's DISABLE_IPV6).
         nginx_binary: path of the nginx executable to run.
         resolver: DNS servers nginx uses for upstream names that did not resolve at apply time.
+        public_https_port: the HTTPS port clients use, for Force-SSL redirects.
     """
 
     data_dir: Path
@@ -60,6 +61,7 @@ class PortwayConfig:
     nginx_binary: str
     resolver: str
     x_frame_options: str
+    public_https_port: int = 443
 
 
 def load() -> PortwayConfig:
@@ -82,6 +84,9 @@ def load() -> PortwayConfig:
         nginx_binary=_env("PORTWAY_NGINX", "nginx") or "nginx",
         resolver=_env("PORTWAY_RESOLVER", "") or "",
         x_frame_options=x_frame,
+        # Where clients reach HTTPS (differs from https_port behind port forwarding);
+        # used in Force-SSL redirects.
+        public_https_port=_port("PORTWAY_PUBLIC_HTTPS_PORT", _port("PORTWAY_HTTPS_PORT", 443)),
     )
 
 

@@ -201,10 +201,13 @@ class Engine:
         os.chmod(p.data_dir, 0o711)  # workers traverse to the challenge webroot, never list
         for directory in (p.base, p.generations, p.run, p.temp, p.cache, p.logs):
             directory.mkdir(parents=True, exist_ok=True)
-        p.acme_webroot.mkdir(parents=True, exist_ok=True)
         (p.acme_webroot / ".well-known" / "acme-challenge").mkdir(parents=True, exist_ok=True)
+        # nginx's workers (www-data) read challenge files and write the cache and temp
+        # files; Portway's own umask (077) would otherwise shut them out.
         for directory in (
             p.base,
+            p.temp,
+            p.cache,
             p.acme_webroot,
             p.acme_webroot / ".well-known",
             p.acme_webroot / ".well-known" / "acme-challenge",

@@ -315,6 +315,12 @@ class Renderer:
         self.listeners = Listeners.from_config(config)
         self.resolver = resolver or UpstreamResolver(config.resolver.split())
 
+    @property
+    def _https_port_suffix(self) -> str:
+        """ ":port" for redirects to HTTPS when clients reach it on a non-standard port."""
+        port = self.config.public_https_port
+        return "" if port == 443 else f":{port}"
+
     # ----- main file -------------------------------------------------------------------
     def main(self, generation: str, name_count: int) -> ConfigFile:
         """nginx.conf: process settings, http-wide settings, includes, status server."""
@@ -601,10 +607,12 @@ class Renderer:
             nodes.append(
                 d(
                     "if",
-                    "($scheme",
+                    "(",
+                    "$scheme",
                     "=",
-                    "http)",
-                    block=[d("return", 301, "https://$host$request_uri")],
+                    "http",
+                    ")",
+                    block=[d("return", 301, f"https://$host{self._https_port_suffix}$request_uri")],
                 )
             )
         if host.certificate is not None and host.ssl_forced and host.hsts_enabled:

@@ -67,7 +67,8 @@ def test_each_name_reaches_its_upstream_over_https_with_the_uploaded_certificate
 def test_plain_http_is_redirected_and_hsts_is_sent(portway, club):
     status, headers, _ = portway.http("shuttle.club.example", "/path?q=1")
     assert status == 301
-    assert headers["location"] == "https://shuttle.club.example/path?q=1"
+    # HTTPS is on a high port here: the redirect keeps it (PORTWAY_PUBLIC_HTTPS_PORT)
+    assert headers["location"] == f"https://shuttle.club.example:{portway.https_port}/path?q=1"
     status, headers, _ = portway.http("jupyter.club.example", "/", https=True)
     assert status == 200
     assert headers["strict-transport-security"] == "max-age=63072000; preload"
@@ -135,6 +136,10 @@ def test_private_key_is_stored_0600_and_never_returned(portway, club):
 
     key_files = list((portway.data_dir / "certificates").rglob("privkey.pem"))
     assert key_files
+    # the database holds password hashes and sessions: owner-only as well
+    database = portway.data_dir / "database.sqlite"
+    if database.exists():
+        assert stat.S_IMODE(database.stat().st_mode) == 0o600
     for path in key_files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for path in ("/api/nginx/certificates", f"/api/nginx/certificates/{club['cert']['id']}"):

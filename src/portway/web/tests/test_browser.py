@@ -276,7 +276,8 @@ def test_ui_flow_through_real_nginx(browser_page, upstreams, tmp_path: Path):
         assert json.loads(body)["x_forwarded_proto"] == "https"
         # Force SSL: plain HTTP is redirected
         status, headers, _ = portway.http("app.example.test", "/page")
-        assert status == 301 and headers["location"] == "https://app.example.test/page"
+        assert status == 301
+        assert headers["location"] == f"https://app.example.test:{portway.https_port}/page"
 
         page.reload()
         expect(page.locator('[data-status="online"]')).to_have_count(1)
