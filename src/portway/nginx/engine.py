@@ -37,6 +37,7 @@ from portway import conf
 from portway.nginx.config import ConfigFile
 from portway.nginx.process import NginxSupervisor, nginx_binary, test_config
 from portway.nginx.render import (
+    ADVANCED_MARKER,
     CertificateRef,
     DefaultSite,
     LocationSpec,
@@ -311,7 +312,7 @@ class Engine:
             result = test_config(self.binary, directory / "nginx.conf", self.paths.base)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
-        message = None if result.ok else _host_message(result.errors)
+        message = None if result.ok else _host_message(result.errors, host_file.text())
         if message is None:
             if not result.ok:  # not this host's fault: the full apply will report it
                 log.warning("preflight failed outside the host's config: %s", result.output)
@@ -422,6 +423,7 @@ class Engine:
             match = _HOST_FILE.search(file or "")
             if match and match["key"] in served:
                 key = match["key"]
+                message = _host_message([(file, _line, message)], served[key]) or message
                 if served[key] == texts.get(key):
                     self._rejected[key] = (_digest(texts[key]), message)
                 reject(key, message)
@@ -502,12 +504,30 @@ def _located(text: str) -> list[tuple[str | None, int | None, str]]:
     return parse_errors(text)
 
 
-def _host_message(errors: list[tuple[str | None, int | None, str]]) -> str | None:
-    """nginx's message about a host file, the path trimmed to `line N`; None if none is."""
+def _host_message(errors: list[tuple[str | None, int | None, str]], text: str) -> str | None:
+    """nginx's message about the host file whose content is `text`; None if none is.
+
+    The file path (generated, meaningless to a person) is replaced by where the problem
+    is: the line of the administrator's advanced config when it is there, and the
+    offending line itself.
+    """
     for file, line, message in errors:
         if _HOST_FILE.search(file or ""):
-            return f"{message} (line {line} of the host's config)"
+            return f"{message} ({_where(text, line)})"
     return None
+
+
+def _where(text: str, line: int | None) -> str:
+    lines = text.splitlines()
+    if line is None or not 1 <= line <= len(lines):
+        return "in the host's generated config"
+    offending = lines[line - 1].strip()
+    marker = next((i for i, t in enumerate(lines) if t.strip() == ADVANCED_MARKER), None)
+    if marker is not None and line - 1 > marker:
+        # the advanced config ends where the server block's own directives resume
+        position = line - 1 - marker
+        return f"line {position} of the advanced config: {offending}"
+    return f"line {line} of the host's generated config: {offending}"
 
 
 # ----- background worker ---------------------------------------------------------------

@@ -32,6 +32,7 @@ MIME_TYPES = Path("/etc/nginx/mime.types")
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 HSTS_MAX_AGE = 63072000  # two years, NPM's value
 STATUS_PATH = "/__portway/generation"
+ADVANCED_MARKER = "# Advanced config (administrator)"  # the comment line before it
 ACME_PREFIX = r"/\.well-known/acme-challenge/"
 _ASSET_EXTENSIONS = "css|js|mjs|jpe?g|gif|png|webp|avif|svg|ico|woff2?|ttf|eot|otf|mp4|webm"
 _DEFAULT_LOCATION = re.compile(r"^(?:(?!#).)*\blocation\s+/\s*\{", re.MULTILINE)
@@ -575,7 +576,7 @@ class Renderer:
             args = [modifier, path] if modifier else [path]
             server.append(d("location", *args, block=inner))
         if host.advanced_config.strip():
-            server.append(Comment("Advanced config (administrator)"))
+            server.append(Comment(ADVANCED_MARKER[2:]))
             server.append(Raw(host.advanced_config))
         if not _DEFAULT_LOCATION.search(host.advanced_config) and not any(
             loc.path == "/" for loc in host.locations

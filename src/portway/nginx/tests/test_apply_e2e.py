@@ -24,6 +24,11 @@ def test_broken_advanced_config_leaves_other_hosts_serving(portway, upstreams):
     )
     assert broken["meta"]["nginx_online"] is False
     assert 'unknown directive "this_is_not_a_directive"' in broken["meta"]["nginx_err"]
+    # the place is given in the administrator's own text, not the generated file
+    assert (
+        "line 1 of the advanced config: this_is_not_a_directive on;"
+        in (broken["meta"]["nginx_err"])
+    )
 
     # another change after it must still go live, with the broken host left out
     other = upstreams("other")

@@ -338,6 +338,16 @@ class TestForm:
         assert host.domain_names == ["app.example.test", "new.example.test"]
         assert host.forward_port == 9090
 
+    def test_edit_page_shows_nginx_error(self, ui: Client, make_host):
+        host = make_host("broken.example.test")
+        assert "data-nginx-error" not in ui.get(f"/proxy-hosts/{host.pk}").content.decode()
+        ProxyHost.objects.filter(pk=host.pk).update(
+            nginx_online=False, nginx_err='unknown directive "this_is_wrong" (line 3)'
+        )
+        html = ui.get(f"/proxy-hosts/{host.pk}").content.decode()
+        assert "data-nginx-error" in html
+        assert "unknown directive &quot;this_is_wrong&quot; (line 3)" in html
+
     def test_edit_missing_host_is_404(self, ui: Client):
         assert ui.get("/proxy-hosts/424242").status_code == 404
 
