@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from portway.testing.browser import browser_page  # noqa: F401  (a fixture)
 from portway.testing.network import DNSServer, UpstreamServer
 from portway.testing.process import PortwayProcess
 

@@ -3,39 +3,16 @@ the UI, watch the live progress turn it valid, and see nginx serve it."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("PORTWAY_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-        "--disable-component-update", "--disable-sync"]  # fmt: skip
-
 
 @pytest.fixture
-def page(monkeypatch):  # noqa: ANN201
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (set PORTWAY_CHROMIUM)")
-    from portway.web.assets import BUILD_COMMAND, assets_built
-
-    assert assets_built(), f"UI assets are not built: run `{BUILD_COMMAND}` first"
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    errors: list[str] = []
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(30_000)
-        tab = context.new_page()
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield tab
-        browser.close()
-    assert errors == [], f"JavaScript errors: {errors}"
+def page(browser_page):  # noqa: ANN001, ANN201
+    return browser_page
 
 
 def test_request_in_the_ui_and_watch_it_become_valid(acme, page):

@@ -15,51 +15,17 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from portway.web.assets import BUILD_COMMAND, assets_built
-
 from .conftest import leaf
 
-CHROMIUM = os.environ.get("PORTWAY_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EMAIL = "ada@example.com"
 PASSWORD = "correct horse battery"
 CERT_LABEL = "App wildcard (app.example.test, *.app.example.test)"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture
-def browser_page(monkeypatch) -> Iterator:
-    """A Chromium page (1280×800) that fails the test on JavaScript errors."""
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (set PORTWAY_CHROMIUM)")
-    assert assets_built(), f"UI assets are not built: run `{BUILD_COMMAND}` first"
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
-    # are still plain synchronous code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    errors: list[str] = []
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        context.set_default_timeout(20_000)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
-        browser.close()
-    assert errors == [], f"JavaScript errors: {errors}"
 
 
 @pytest.fixture
