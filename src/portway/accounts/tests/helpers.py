@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from portway.accounts.models import Permission, User
 from portway.nginx.models import AuditLogEntry
+from portway.testing.wire import USER_KEYS  # noqa: F401  (re-exported for the tests)
 
-USER_KEYS = {
-    "id",
-    "created_on",
-    "modified_on",
-    "is_disabled",
-    "email",
-    "name",
-    "nickname",
-    "avatar",
-    "roles",
-}
 ISO_Z = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 
 

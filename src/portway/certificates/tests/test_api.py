@@ -21,34 +21,13 @@ from portway.certificates.models import Certificate
 from portway.certificates.tests.conftest import client_for
 from portway.hosts.models import ProxyHost
 from portway.testing import certs
+from portway.testing.wire import CERTIFICATE_KEYS, USER_KEYS
 
 pytestmark = pytest.mark.django_db
 
 BASE = "/api/nginx/certificates"
 NAMES = ["club.example", "*.club.example"]
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-FIELDS = {
-    "id",
-    "created_on",
-    "modified_on",
-    "owner_user_id",
-    "provider",
-    "nice_name",
-    "domain_names",
-    "expires_on",
-    "meta",
-}
-USER_FIELDS = {
-    "id",
-    "created_on",
-    "modified_on",
-    "is_disabled",
-    "email",
-    "name",
-    "nickname",
-    "avatar",
-    "roles",
-}
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +80,7 @@ def mode(path: Path) -> int:
 
 def test_create_custom(api: Client, admin: User) -> None:
     body = create(api, "  Club wildcard ")
-    assert set(body) == FIELDS
+    assert set(body) == CERTIFICATE_KEYS
     assert body["provider"] == "other"
     assert body["nice_name"] == "Club wildcard"
     assert body["domain_names"] == []
@@ -541,14 +520,14 @@ def test_list_order_query_and_expand(api: Client, admin: User) -> None:
         create(api, name)
     body = api.get(BASE).json()
     assert [c["nice_name"] for c in body] == ["Alpha", "beta site", "zeta"]
-    assert all(set(c) == FIELDS for c in body)
+    assert all(set(c) == CERTIFICATE_KEYS for c in body)
     assert [c["nice_name"] for c in api.get(BASE, {"query": "ET"}).json()] == [
         "beta site",
         "zeta",
     ]
     expanded = api.get(BASE, {"expand": "owner,proxy_hosts"}).json()
-    assert set(expanded[0]) == FIELDS | {"owner", "proxy_hosts"}
-    assert set(expanded[0]["owner"]) == USER_FIELDS
+    assert set(expanded[0]) == CERTIFICATE_KEYS | {"owner", "proxy_hosts"}
+    assert set(expanded[0]["owner"]) == USER_KEYS
     assert expanded[0]["owner"]["roles"] == ["admin"]
     assert expanded[0]["proxy_hosts"] == []
     assert error(api.get(BASE, {"expand": "secrets"}), 400).startswith("data/expand ")

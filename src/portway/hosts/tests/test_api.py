@@ -23,6 +23,7 @@ from portway.hosts.models import ProxyHost
 from portway.nginx.models import AuditLogEntry
 from portway.testing import certs
 from portway.testing.api import api_client, expect_error, make_admin, make_user, send
+from portway.testing.wire import CERTIFICATE_KEYS, USER_KEYS
 
 pytestmark = pytest.mark.django_db
 
@@ -62,28 +63,6 @@ HOST_KEYS = {
     "locations",
     "meta",
     *BOOL_FIELDS,
-}
-USER_KEYS = {
-    "id",
-    "created_on",
-    "modified_on",
-    "is_disabled",
-    "email",
-    "name",
-    "nickname",
-    "avatar",
-    "roles",
-}
-CERT_KEYS = {
-    "id",
-    "created_on",
-    "modified_on",
-    "owner_user_id",
-    "provider",
-    "nice_name",
-    "domain_names",
-    "expires_on",
-    "meta",
 }
 VALID = {
     "domain_names": ["app.example.com"],
@@ -658,7 +637,7 @@ class TestCertificateLinking(ProxyHostAPI):
             assert "privkey" not in text
             body = response.json()
             got = body[0] if isinstance(body, list) else body
-            assert set(got["certificate"]) == CERT_KEYS
+            assert set(got["certificate"]) == CERTIFICATE_KEYS
             assert got["certificate"]["id"] == self.cert.pk
             assert got["certificate"]["provider"] == "other"
             assert got["certificate"]["domain_names"] == CERT_NAMES
