@@ -58,6 +58,7 @@ def host_wire(host: ProxyHost, expand: set[str] = frozenset()) -> dict[str, Any]
             **(host.meta or {}),
             "nginx_online": host.nginx_online,
             "nginx_err": host.nginx_err,
+            "nginx_serving_previous": host.nginx_serving_previous,
         },
     }
     for name in BOOL_FIELDS:

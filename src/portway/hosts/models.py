@@ -45,6 +45,8 @@ class ProxyHost(models.Model):
     meta = models.JSONField(default=dict)
     nginx_online = models.BooleanField(default=True)
     nginx_err = models.TextField(null=True, blank=True, default=None)
+    # nginx rejected the current version, but the last accepted one is still served
+    nginx_serving_previous = models.BooleanField(default=False)
     created_on = models.DateTimeField(auto_now_add=True)
     modified_on = models.DateTimeField(auto_now=True)
 

@@ -21,7 +21,7 @@ from portway.hosts.schemas import ProxyHostCreate, ProxyHostUpdate
 from portway.nginx.models import AuditLogEntry, Setting
 
 log = logging.getLogger("portway.hosts")
-SERVER_META_KEYS = ("nginx_online", "nginx_err")
+SERVER_META_KEYS = ("nginx_online", "nginx_err", "nginx_serving_previous")
 SECTION = "proxy_hosts"
 
 
@@ -223,11 +223,22 @@ def _after_change(host: ProxyHost) -> None:
                 log.exception("preflight of proxy host %s failed to run", host.pk)
             else:
                 online = error is None
-                message = None if online else f"nginx rejected this host's config: {error}"
-                if (host.nginx_online, host.nginx_err) != (online, message):
-                    host.nginx_online, host.nginx_err = online, message
+                # a rejected edit of a host that is live leaves its last good config live
+                previous = not online and engine.has_live_config(f"proxy-{host.pk}")
+                if online:
+                    message = None
+                elif previous:
+                    message = (
+                        "nginx rejected this host's new config; its previous config is still "
+                        f"served. nginx said: {error}"
+                    )
+                else:
+                    message = f"nginx rejected this host's config: {error}"
+                status = (online, message, previous)
+                if (host.nginx_online, host.nginx_err, host.nginx_serving_previous) != status:
+                    host.nginx_online, host.nginx_err, host.nginx_serving_previous = status
                     ProxyHost.objects.filter(pk=host.pk).update(
-                        nginx_online=online, nginx_err=message
+                        nginx_online=online, nginx_err=message, nginx_serving_previous=previous
                     )
     request_apply()
 

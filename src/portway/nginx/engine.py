@@ -58,6 +58,7 @@ class HostOutcome:
 
     online: bool
     error: str | None = None
+    serving_previous: bool = False  # rejected, but its last good config stays live
 
 
 @dataclass
@@ -257,6 +258,10 @@ class Engine:
             )
         return directory
 
+    def has_live_config(self, key: str) -> bool:
+        """Whether the live generation serves host `key` (e.g. "proxy-5")."""
+        return (self.paths.live / "hosts" / f"{key}.conf").exists()
+
     def live_host_texts(self) -> dict[str, str]:
         """Host key → text of the live generation (the last good config of each host)."""
         hosts_dir = self.paths.live / "hosts"
@@ -363,6 +368,7 @@ class Engine:
                     False,
                     f"nginx rejected this host's new config; its previous config is still "
                     f"served. nginx said: {message}",
+                    serving_previous=True,
                 )
             else:
                 served.pop(key, None)
@@ -451,20 +457,24 @@ class Engine:
 
         failed = report.generation is None
         current = {
-            f"proxy-{pk}": (online, err)
-            for pk, online, err in ProxyHost.objects.filter(enabled=True).values_list(
-                "pk", "nginx_online", "nginx_err"
+            f"proxy-{pk}": (online, err, previous)
+            for pk, online, err, previous in ProxyHost.objects.filter(enabled=True).values_list(
+                "pk", "nginx_online", "nginx_err", "nginx_serving_previous"
             )
         }
         for key, outcome in report.hosts.items():
             if failed and outcome.online:
                 continue  # nothing went live: only the rejections are news
-            if current.get(key) != (outcome.online, outcome.error):
+            if current.get(key) != (outcome.online, outcome.error, outcome.serving_previous):
                 # A host edited since this apply read it has a newer status (its own
                 # preflight); the apply its edit requested will record the outcome.
                 ProxyHost.objects.filter(
                     pk=int(key.split("-")[1]), modified_on=self._versions.get(key)
-                ).update(nginx_online=outcome.online, nginx_err=outcome.error)
+                ).update(
+                    nginx_online=outcome.online,
+                    nginx_err=outcome.error,
+                    nginx_serving_previous=outcome.serving_previous,
+                )
         close_old_connections()
 
 

@@ -25,6 +25,10 @@ from portway.testing import certs
 from portway.testing.api import api_client, expect_error, make_admin, make_user, send
 from portway.testing.wire import CERTIFICATE_KEYS, USER_KEYS
 
+# Portway adds this beside NPM's nginx_online / nginx_err (a rejected edit whose
+# previous config is still served)
+LIVE = {"nginx_serving_previous": False}
+
 pytestmark = pytest.mark.django_db
 
 BASE = "/api/nginx/proxy-hosts"
@@ -226,7 +230,12 @@ class TestCreate(ProxyHostAPI):
         ]
         for name in BOOL_FIELDS:
             assert host[name] is self.FULL[name], name
-        assert host["meta"] == {**self.FULL["meta"], "nginx_online": True, "nginx_err": None}
+        assert host["meta"] == {
+            **self.FULL["meta"],
+            "nginx_online": True,
+            "nginx_err": None,
+            **LIVE,
+        }
 
     def test_minimal_body_gets_npm_defaults(self) -> None:
         host = self.create()
@@ -235,12 +244,17 @@ class TestCreate(ProxyHostAPI):
         assert host["enabled"] is True
         for name in set(BOOL_FIELDS) - {"enabled"}:
             assert host[name] is False, name
-        assert host["meta"] == {"nginx_online": True, "nginx_err": None}
+        assert host["meta"] == {"nginx_online": True, "nginx_err": None, **LIVE}
 
     def test_stored_meta_holds_only_the_clients_keys(self) -> None:
         meta = {"owner_tool": "ansible", "nginx_online": False, "nginx_err": "forged"}
         host = self.create(meta=meta)
-        assert host["meta"] == {"owner_tool": "ansible", "nginx_online": True, "nginx_err": None}
+        assert host["meta"] == {
+            "owner_tool": "ansible",
+            "nginx_online": True,
+            "nginx_err": None,
+            **LIVE,
+        }
         assert ProxyHost.objects.get(pk=host["id"]).meta == {"owner_tool": "ansible"}
 
     def test_created_disabled_is_stored_disabled(self) -> None:
@@ -258,7 +272,7 @@ class TestCreate(ProxyHostAPI):
         # Fixing it brings the host back online.
         response = send(self.api, "put", url(host["id"]), {"advanced_config": ""})
         assert response.status_code == 200, response.content
-        assert response.json()["meta"] == {"nginx_online": True, "nginx_err": None}
+        assert response.json()["meta"] == {"nginx_online": True, "nginx_err": None, **LIVE}
 
     def test_get_returns_what_create_returned(self) -> None:
         created = send(self.api, "post", BASE, self.FULL).json()
@@ -381,12 +395,12 @@ class TestUpdate(ProxyHostAPI):
         assert got["advanced_config"] == "proxy_read_timeout 90s;"
         assert got["locations"][0]["path"] == "/ws"
         assert got["locations"][0]["forward_scheme"] == "http"
-        assert got["meta"] == {"note": "moved", "nginx_online": True, "nginx_err": None}
+        assert got["meta"] == {"note": "moved", "nginx_online": True, "nginx_err": None, **LIVE}
 
     def test_put_meta_replaces_the_clients_meta(self) -> None:
         host = self.create(meta={"a": 1, "b": 2})
         response = send(self.api, "put", url(host["id"]), {"meta": {"c": 3}})
-        assert response.json()["meta"] == {"c": 3, "nginx_online": True, "nginx_err": None}
+        assert response.json()["meta"] == {"c": 3, "nginx_online": True, "nginx_err": None, **LIVE}
 
     def test_put_empty_body_is_400(self) -> None:
         host = self.create()
@@ -619,7 +633,7 @@ class TestCertificateLinking(ProxyHostAPI):
         for name, value in self.SSL.items():
             assert host[name] is value, name
         # nginx -t loaded the certificate and key
-        assert host["meta"] == {"nginx_online": True, "nginx_err": None}
+        assert host["meta"] == {"nginx_online": True, "nginx_err": None, **LIVE}
 
     def test_certificate_id_as_numeric_string(self) -> None:
         host = self.create(domain_names=["club.example"], certificate_id=str(self.cert.pk))

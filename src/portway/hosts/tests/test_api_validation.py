@@ -22,6 +22,10 @@ from portway.hosts.tests.test_api import (
 )
 from portway.testing.api import send
 
+# Portway adds this beside NPM's nginx_online / nginx_err (a rejected edit whose
+# previous config is still served)
+LIVE = {"nginx_serving_previous": False}
+
 pytestmark = pytest.mark.django_db
 
 LOCATION = {"path": "/api", "forward_host": "10.0.0.20", "forward_port": 9000}
@@ -420,7 +424,7 @@ class TestAcceptedInput(ProxyHostAPI):
     def test_regex_location_with_forward_path_passes_nginx(self) -> None:
         location = {**LOCATION, "path": "~ ^/api/(.*)$", "forward_path": "/v1"}
         host = self.create(locations=[location])
-        assert host["meta"] == {"nginx_online": True, "nginx_err": None}
+        assert host["meta"] == {"nginx_online": True, "nginx_err": None, **LIVE}
 
     def test_nulls_for_optional_fields_mean_not_given(self) -> None:
         host = self.create(access_list_id=None, advanced_config=None, locations=None, meta=None)

@@ -23,6 +23,7 @@ def test_broken_advanced_config_leaves_other_hosts_serving(portway, upstreams):
         ["broken.example.com"], good.port, advanced_config="this_is_not_a_directive on;"
     )
     assert broken["meta"]["nginx_online"] is False
+    assert broken["meta"]["nginx_serving_previous"] is False  # it never had a good config
     assert 'unknown directive "this_is_not_a_directive"' in broken["meta"]["nginx_err"]
     # the place is given in the administrator's own text, not the generated file
     assert (
@@ -56,6 +57,8 @@ def test_rejected_update_keeps_last_good_config_live(portway, upstreams):
     )
     assert status == 200
     assert body["meta"]["nginx_online"] is False
+    assert body["meta"]["nginx_serving_previous"] is True
+    assert "previous config is still served" in body["meta"]["nginx_err"]
     assert "proxy_buffering" in body["meta"]["nginx_err"]
     wait_for(lambda: portway.api("GET", "/api/nginx/status")[1]["pending"] is False)
     time.sleep(0.3)
@@ -194,7 +197,12 @@ def test_nginx_is_restarted_if_it_dies(portway, upstreams):
     pid_file = portway.data_dir / "nginx" / "run" / "nginx.pid"
     pid = int(pid_file.read_text())
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: pid_file.exists() and int(pid_file.read_text()) != pid, timeout=30)
+
+    def new_master() -> bool:
+        text = pid_file.read_text().strip() if pid_file.exists() else ""
+        return text.isdigit() and int(text) != pid  # nginx may be writing the file
+
+    wait_for(new_master, timeout=30)
     wait_for(lambda: portway.upstream_of("good.example.com") == "good", timeout=30)
     # the new master took over the ports and applies changes (no orphaned old workers)
     other = upstreams("after")

@@ -73,11 +73,13 @@ def initials(user) -> str:
 
 @register.inclusion_tag("web/_host_status.html")
 def host_status(host) -> dict:
-    """Online / Offline (with nginx's error in a popover) / Disabled."""
+    """Online / Error, previous config live / Offline (nginx's error in a popover) / Disabled."""
     if not host.enabled:
         state = "disabled"
     elif host.nginx_online:
         state = "online"
+    elif host.nginx_serving_previous:
+        state = "previous"
     else:
         state = "offline"
     return {"state": state, "host": host, "error": host.nginx_err or ""}
