@@ -338,6 +338,17 @@ class TestForm:
         assert host.domain_names == ["app.example.test", "new.example.test"]
         assert host.forward_port == 9090
 
+    def test_rejected_edit_with_previous_config_live_has_its_own_status(self, ui, make_host):
+        host = make_host("stale.example.test")
+        ProxyHost.objects.filter(pk=host.pk).update(
+            nginx_online=False,
+            nginx_serving_previous=True,
+            nginx_err="nginx rejected this host's new config; its previous config is still served",
+        )
+        html = ui.get("/proxy-hosts").content.decode()
+        assert re.findall(r'data-status="(\w+)"', html) == ["previous"]
+        assert "Previous config live" in html
+
     def test_edit_page_shows_nginx_error(self, ui: Client, make_host):
         host = make_host("broken.example.test")
         assert "data-nginx-error" not in ui.get(f"/proxy-hosts/{host.pk}").content.decode()
