@@ -200,6 +200,9 @@ def _server_block(run: CaseRun) -> None:
     good_step, paste_step = run.case["steps"]
     assert run.run_step(good_step)[0] == 201
     wait_for(lambda: run.portway.upstream_of("good.example.com") == "upstream-8080")
+    # nginx runs old and new workers side by side for ~100 ms after a reload: the
+    # change is live for every connection once the apply has finished
+    run.portway.wait_applied()
     status, data = run.run_step(paste_step)
     assert run.portway.upstream_of("good.example.com") == "upstream-8080"
     if status == 400:

@@ -18,6 +18,7 @@ def test_broken_advanced_config_leaves_other_hosts_serving(portway, upstreams):
     good = upstreams("good")
     portway.create_proxy_host(["good.example.com"], good.port)
     wait_for(lambda: portway.upstream_of("good.example.com") == "good")
+    portway.wait_applied()
 
     broken = portway.create_proxy_host(
         ["broken.example.com"], good.port, advanced_config="this_is_not_a_directive on;"

@@ -24,7 +24,10 @@ def pw(shared_portway):
 
 
 def _live(pw, name: str, expected: str = "main", **kwargs) -> None:  # noqa: ANN001
+    """Wait until `name` is served everywhere: answered, and the apply finished (the old
+    workers nginx keeps for ~100 ms after a reload no longer accept)."""
     wait_for(lambda: pw.upstream_of(name, **kwargs) == expected)
+    pw.wait_applied()
 
 
 def test_custom_location_with_forward_path(pw, upstream):
