@@ -46,7 +46,7 @@ if str(REPO / "src") not in sys.path:
     sys.path.insert(0, str(REPO / "src"))
 
 from portway.testing.network import free_port  # noqa: E402
-from portway.testing.process import PortwayProcess  # noqa: E402
+from portway.testing.process import PortwayProcess, terminate  # noqa: E402
 
 DOMAIN = "bench.test"
 BODY_A, BODY_B = "upstream-a", "upstream-b"
@@ -163,13 +163,7 @@ http {{
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
 
 def raw_get(

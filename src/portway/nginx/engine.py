@@ -35,7 +35,7 @@ from cryptography.x509.oid import NameOID
 
 from portway import conf
 from portway.nginx.config import ConfigFile
-from portway.nginx.process import NginxSupervisor, nginx_binary, test_config
+from portway.nginx.process import NginxSupervisor, nginx_binary, parse_errors, test_config
 from portway.nginx.render import (
     ADVANCED_MARKER,
     CertificateRef,
@@ -398,7 +398,7 @@ class Engine:
                     self._prune(directory)
                     return ApplyReport(generation, outcomes)
                 # _go_live already pointed `live` back at the config nginx still serves
-                if not self._isolate(_located(reload_error), served, texts, reject):
+                if not self._isolate(parse_errors(reload_error), served, texts, reject):
                     culprits = _reload_suspects(reload_error, served, last_good)
                     if not culprits:
                         return ApplyReport(None, outcomes, error=reload_error)
@@ -506,12 +506,6 @@ def _reload_suspects(error: str, served: dict[str, str], last_good: dict[str, st
         if listening:
             return listening
     return changed
-
-
-def _located(text: str) -> list[tuple[str | None, int | None, str]]:
-    from portway.nginx.process import parse_errors
-
-    return parse_errors(text)
 
 
 def _host_message(errors: list[tuple[str | None, int | None, str]], text: str) -> str | None:

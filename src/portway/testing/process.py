@@ -47,6 +47,20 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
 
 
+def terminate(proc: subprocess.Popen | None, timeout: float = 10) -> int | None:
+    """SIGTERM `proc`, SIGKILL after `timeout` seconds; its exit status (None if never run)."""
+    if proc is None:
+        return None
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 def _let_workers_traverse(directory: Path) -> None:
     """Give "others" search (x) permission on `directory`'s ancestors.
 
@@ -187,14 +201,7 @@ class PortwayProcess:
             return True
 
     def stop(self, timeout: float = 30) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return terminate(self.proc, timeout)
 
     def restart(self) -> PortwayProcess:
         self.stop()
