@@ -67,8 +67,10 @@ def list_proxy_hosts(user, query: str | None = None) -> QuerySet[ProxyHost]:  # 
     _require(user, "view")
     hosts = _visible(user, ProxyHost.objects.select_related("certificate", "owner"))
     if query:
-        matching = [h.pk for h in hosts if any(query.lower() in n for n in h.domain_names)]
-        hosts = hosts.filter(pk__in=matching)
+        # names are stored lowercase; the HostName rows make this one query
+        hosts = hosts.filter(
+            pk__in=HostName.objects.filter(name__contains=query.lower()).values("host_id")
+        )
     return hosts.order_by("first_domain", "id")
 
 
