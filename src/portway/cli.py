@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("portway")
@@ -101,16 +100,6 @@ def _report(report: Any) -> int:
     return 1 if offline or report.error else 0
 
 
-def _running_master(pid_file: Any) -> int | None:
-    """PID of the nginx master named in `pid_file`, if that process is one."""
-    try:
-        pid = int(pid_file.read_text().strip())
-        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except (OSError, ValueError):
-        return None
-    return pid if title.startswith(b"nginx: master process") else None
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     """Render every host into a scratch generation and run `nginx -t` on it."""
     _django()
@@ -127,13 +116,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
     _django()
     from portway import conf
     from portway.nginx.engine import Engine
+    from portway.nginx.process import stray_master
     from portway.nginx.render import Paths
 
     _migrate()
     config = conf.load()
     engine = Engine(config)
     report = engine.apply()
-    master = _running_master(Paths(config.data_dir).pid_file)
+    paths = Paths(config.data_dir)
+    master = stray_master(paths.pid_file, paths.base)
     if report.generation and master:
         os.kill(master, signal.SIGHUP)
         print(f"nginx reloaded with generation {report.generation}")
@@ -151,7 +142,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from waitress import create_server
 
     from portway import conf
-    from portway.nginx.engine import ApplyWorker, Engine, install
+    from portway.nginx.engine import ApplyWorker, Engine, install, request_apply
     from portway.nginx.process import NginxSupervisor
     from portway.wsgi import application
 
@@ -173,7 +164,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = Engine(config)
     paths = engine.paths
     supervisor = NginxSupervisor(
-        engine.binary, paths.live / "nginx.conf", paths.base, paths.status_socket, paths.error_log
+        engine.binary,
+        paths.live / "nginx.conf",
+        paths.base,
+        paths.status_socket,
+        paths.error_log,
+        pid_file=paths.pid_file,
+        # hosts saved while nginx was down (its ports taken) go live once it is back
+        on_restart=request_apply,
     )
     report = engine.apply()  # writes the live generation; nginx is not running yet
     if report.generation is None and not paths.live.exists():

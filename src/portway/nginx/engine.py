@@ -399,7 +399,9 @@ class Engine:
                     return ApplyReport(generation, outcomes)
                 # _go_live already pointed `live` back at the config nginx still serves
                 if not self._isolate(parse_errors(reload_error), served, texts, reject):
-                    culprits = _reload_suspects(reload_error, served, last_good)
+                    culprits = _reload_suspects(
+                        reload_error, served, last_good, self._own_listeners()
+                    )
                     if not culprits:
                         return ApplyReport(None, outcomes, error=reload_error)
                     message = _strip_log_prefix(reload_error)
@@ -435,6 +437,15 @@ class Engine:
                 reject(key, message)
                 found = True
         return found
+
+    def _own_listeners(self) -> set[str]:
+        """Portway's own listen addresses as nginx prints them in a bind() error
+        ("0.0.0.0:80", "[::]:443", "127.0.0.1:8080"): every host and the default site."""
+        address = self.config.bind_address
+        wildcard = {"0.0.0.0", "[::]"}
+        hosts = {f"[{address}]" if ":" in address else address} if address else wildcard
+        ports = (self.config.http_port, self.config.https_port)
+        return {f"{host}:{port}" for host in hosts for port in ports}
 
     def _previous_live(self) -> Path | None:
         return self.paths.live.resolve() if self.paths.live.exists() else None
@@ -487,17 +498,23 @@ def _strip_log_prefix(text: str) -> str:
     return "; ".join(dict.fromkeys(lines))
 
 
-def _reload_suspects(error: str, served: dict[str, str], last_good: dict[str, str]) -> list[str]:
+def _reload_suspects(
+    error: str, served: dict[str, str], last_good: dict[str, str], own_listeners: set[str]
+) -> list[str]:
     """Hosts to blame for a reload error that names no file.
 
     Only hosts changed since the live generation can have caused it. A bind() failure
     names an address: the changed hosts whose config listens on that port are the
-    culprits (Portway's own listeners were bound before).
+    culprits. A bind() failure on Portway's own listeners (`own_listeners`, e.g. held by
+    an nginx a killed Portway left behind, or by another program) is no host's fault:
+    nobody is blamed, so nothing is cached as a rejection and the next apply retries.
     """
     changed = [key for key, text in served.items() if text != last_good.get(key)]
-    bind = re.search(r"bind\(\) to (\S+) failed", error)
-    if bind:
-        port = bind.group(1).rsplit(":", 1)[-1]
+    binds = re.findall(r"bind\(\) to (\S+) failed", error)
+    if any(address in own_listeners for address in binds):
+        return []
+    if binds:
+        port = binds[0].rsplit(":", 1)[-1]
         listening = [
             key
             for key in changed

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +136,33 @@ def accepting_workers(master_pid: int) -> list[int]:
     return workers
 
 
+def stray_master(pid_file: Path, prefix: Path) -> int | None:
+    """PID of a running nginx master for `prefix` named in `pid_file`, else None.
+
+    The process title must be nginx's master title with this installation's prefix, so
+    a recycled pid (another program, another installation's nginx) is never taken for it.
+    """
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    title = _process_title(pid) or ""
+    if title.startswith("nginx: master process") and f"-p {prefix}/ " in f"{title} ":
+        return pid
+    return None
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until process `pid` no longer exists (it need not be our child)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        title = _process_title(pid)
+        if title is None or title == "":  # gone, or a zombie awaiting its parent's wait()
+            return True
+        time.sleep(0.02)
+    return _process_title(pid) in (None, "")
+
+
 class NginxSupervisor:
     """Keeps one nginx master running on the live config.
 
@@ -144,20 +172,35 @@ class NginxSupervisor:
         prefix: nginx prefix directory.
         status_socket: unix socket of the status server, to confirm reloads.
         error_log: nginx's error log, read when a reload does not take effect.
+        pid_file: nginx's pid file (the `pid` directive), to find an nginx that a killed
+            Portway left running.
+        on_restart: called (from the watcher thread) after nginx was restarted and
+            answers again, so the owner can apply what changed while it was down.
     """
 
     def __init__(
-        self, binary: str, conf_file: Path, prefix: Path, status_socket: Path, error_log: Path
+        self,
+        binary: str,
+        conf_file: Path,
+        prefix: Path,
+        status_socket: Path,
+        error_log: Path,
+        pid_file: Path | None = None,
+        on_restart: Callable[[], None] | None = None,
     ) -> None:
         self.binary = binary
         self.conf_file = conf_file
         self.prefix = prefix
         self.status_socket = status_socket
         self.error_log = error_log
+        self.pid_file = pid_file
+        self.on_restart = on_restart
         self._proc: subprocess.Popen | None = None
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._spawn_log_offset = 0
+        self._answered = False  # the current master has served its status page once
         self.restarts = 0
 
     @property
@@ -169,15 +212,47 @@ class NginxSupervisor:
         return self._proc.pid if self.running and self._proc else None
 
     def start(self, wait_generation: str | None = None, timeout: float = 30) -> None:
-        """Start nginx and a watcher thread that restarts it if it exits unexpectedly."""
+        """Start nginx and a watcher thread that restarts it if it exits unexpectedly.
+
+        An nginx left running by a Portway that was killed (SIGKILL, OOM: it could not
+        stop its child) still holds the ports; it is replaced first (`replace_stray`).
+        """
+        self.replace_stray()
         self._spawn()
         if wait_generation:
             self.wait_for_generation(wait_generation, timeout)
         self._thread = threading.Thread(target=self._watch, name="nginx-supervisor", daemon=True)
         self._thread.start()
 
+    def replace_stray(self, timeout: float = 10) -> int | None:
+        """Stop an nginx master of this installation that is not our child; its pid.
+
+        Replaced rather than adopted: an adopted master is not our child (no exit status
+        to watch), and it runs whatever binary and arguments an older Portway gave it.
+        SIGQUIT lets its workers finish the requests in flight; after `timeout` seconds
+        its process group (master and workers: nginx runs in a session of its own) is
+        killed. Connections are refused only between its exit and the new master's start.
+        """
+        if self.pid_file is None:
+            return None
+        pid = stray_master(self.pid_file, self.prefix)
+        if pid is None or (self._proc is not None and pid == self._proc.pid):
+            return None
+        log.warning("nginx (pid %s) left running by a previous Portway: replacing it", pid)
+        try:
+            os.kill(pid, signal.SIGQUIT)
+        except ProcessLookupError:
+            return pid
+        if not _wait_gone(pid, timeout):
+            log.warning("nginx (pid %s) did not stop in %.0fs; killing it", pid, timeout)
+            self._reap_orphans(pid)
+            _wait_gone(pid, 2)
+        return pid
+
     def _spawn(self) -> None:
         with self._lock:
+            self._spawn_log_offset = self.error_log.stat().st_size if self.error_log.exists() else 0
+            self._answered = False
             if self.status_socket.exists():
                 self.status_socket.unlink()  # a stale socket from a killed nginx blocks bind()
             self._proc = subprocess.Popen(
@@ -206,15 +281,45 @@ class NginxSupervisor:
                 self._reap_orphans(proc.pid)
                 if self._stopping.wait(backoff):
                     return
-                self.restarts += 1
-                try:
-                    self._spawn()
-                except OSError:
-                    log.exception("could not restart nginx")
+                with self._lock:
+                    if self._proc is not proc or self._stopping.is_set():
+                        continue  # a reload already started a new master meanwhile
+                    self.restarts += 1
+                    try:
+                        self._spawn()
+                    except OSError:
+                        log.exception("could not restart nginx")
+                        backoff = min(backoff * 2, 30.0)
+                        continue
+                    restarted = self._proc
                 backoff = min(backoff * 2, 30.0)
+                if self._await_answer(restarted, timeout=30) and self.on_restart:
+                    try:
+                        self.on_restart()
+                    except Exception:
+                        log.exception("nginx restart callback failed")
             elif proc is not None and proc.poll() is None:
                 backoff = 1.0
             self._stopping.wait(0.5)
+
+    def _await_answer(self, proc: subprocess.Popen | None, timeout: float) -> bool:
+        """Wait until master `proc` serves its status page; False if it exits first.
+
+        A master still starting up (nginx retries a busy port for 2.5 s) has no signal
+        handlers yet: SIGHUP would kill it instead of reloading it.
+        """
+        if proc is None:
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            if proc.poll() is not None:
+                return False
+            if live_generation(self.status_socket) is not None:
+                if proc is self._proc:
+                    self._answered = True
+                return True
+            time.sleep(0.02)
+        return False
 
     @staticmethod
     def _reap_orphans(group: int) -> None:
@@ -243,6 +348,8 @@ class NginxSupervisor:
         nginx refuses a config it cannot load and keeps its old workers).
         """
         with self._lock:
+            if self.running and not self._answered:
+                self._await_answer(self._proc, timeout)
             if not self.running or self._proc is None:
                 self._spawn()
                 return self.wait_for_generation(generation, timeout)
@@ -278,6 +385,7 @@ class NginxSupervisor:
         delay = 0.01
         while time.monotonic() < deadline:
             if live_generation(self.status_socket) == generation:
+                self._answered = True
                 return None
             if log_offset is not None:
                 failure = self._reload_failure(log_offset)
@@ -285,12 +393,13 @@ class NginxSupervisor:
                     return failure
             if self._proc is not None and self._proc.poll() is not None and log_offset is None:
                 return (
-                    self._reload_failure(0) or f"nginx exited with status {self._proc.returncode}"
+                    self._reload_failure(self._spawn_log_offset)
+                    or f"nginx exited with status {self._proc.returncode}"
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.02)
         return (
-            self._reload_failure(log_offset or 0)
+            self._reload_failure(self._spawn_log_offset if log_offset is None else log_offset)
             or "nginx did not load the new configuration in time"
         )
 

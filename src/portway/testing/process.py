@@ -203,6 +203,31 @@ class PortwayProcess:
     def stop(self, timeout: float = 30) -> int | None:
         return terminate(self.proc, timeout)
 
+    def kill(self) -> None:
+        """SIGKILL `portway serve` (a crash, the OOM killer): its nginx keeps running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def run_to_exit(self, timeout: float = 60) -> tuple[int, str]:
+        """Run `portway serve` expecting it to end by itself: (exit status, its output)."""
+        if not self.database.env:
+            self.database.create()
+        proc = subprocess.run(
+            [sys.executable, "-m", "portway", "serve"],
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+        )
+        return proc.returncode, proc.stdout + proc.stderr
+
+    def share_database_with(self, other: PortwayProcess) -> PortwayProcess:
+        """Use `other`'s database (PostgreSQL/MariaDB) instead of a fresh one."""
+        self.database = other.database
+        return self
+
     def restart(self) -> PortwayProcess:
         self.stop()
         self._token = None
@@ -210,7 +235,18 @@ class PortwayProcess:
 
     def close(self) -> None:
         self.stop()
+        self._stop_stray_nginx()
         self.database.drop()
+
+    def _stop_stray_nginx(self) -> None:
+        """Stop an nginx left running by a killed `portway serve` of this data dir."""
+        from portway.nginx.process import stray_master
+
+        base = self.data_dir / "nginx"
+        pid = stray_master(base / "run" / "nginx.pid", base)
+        if pid is not None:
+            os.kill(pid, signal.SIGQUIT)
+            wait_for(lambda: stray_master(base / "run" / "nginx.pid", base) is None, 15)
 
     def __enter__(self) -> PortwayProcess:
         return self.start()

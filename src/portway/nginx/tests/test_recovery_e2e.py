@@ -1,0 +1,112 @@
+"""A killed Portway recovers by itself: its orphaned nginx is replaced at the next start,
+and a port Portway's own listeners cannot bind is never blamed on a host."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from portway.nginx.engine import _reload_suspects
+from portway.nginx.process import stray_master
+from portway.testing.process import PortwayProcess, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e_db]
+
+
+def _nginx_master(portway: PortwayProcess) -> int | None:
+    base = portway.data_dir / "nginx"
+    return stray_master(base / "run" / "nginx.pid", base)
+
+
+def test_kill_9_during_a_burst_of_creates_then_restart_serves_every_acknowledged_host(
+    portway, upstreams
+):
+    upstream = upstreams("burst")
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def create_hosts() -> None:
+        for index in range(200):  # bounded: the kill ends it long before
+            if stop.is_set():
+                return
+            name = f"burst-{index}.example.test"
+            try:
+                status, _ = portway.api(
+                    "POST",
+                    "/api/nginx/proxy-hosts",
+                    {
+                        "domain_names": [name],
+                        "forward_scheme": "http",
+                        "forward_host": "127.0.0.1",
+                        "forward_port": upstream.port,
+                    },
+                )
+            except OSError:
+                return  # the server died under this request: not acknowledged
+            if status == 201:
+                acknowledged.append(name)
+
+    portway.token  # noqa: B018 - log in before the burst
+    burst = threading.Thread(target=create_hosts)
+    burst.start()
+    wait_for(lambda: len(acknowledged) >= 5, timeout=60)
+    orphan = _nginx_master(portway)
+    assert orphan is not None
+    portway.kill()
+    stop.set()
+    burst.join(timeout=60)
+    # the orphaned nginx still holds the ports and serves the old config
+    assert _nginx_master(portway) == orphan
+    with socket.create_connection(("127.0.0.1", portway.http_port), timeout=5):
+        pass
+
+    portway.start()  # same data dir and ports; no manual step in between
+
+    assert _nginx_master(portway) not in (None, orphan)
+    for name in acknowledged:
+        wait_for(lambda name=name: portway.upstream_of(name) == "burst", timeout=10)
+    status, hosts = portway.api("GET", "/api/nginx/proxy-hosts")
+    assert status == 200
+    offline = [h["domain_names"] for h in hosts if not h["meta"]["nginx_online"]]
+    assert offline == []
+
+
+def test_nginx_whose_ports_are_taken_starts_once_they_are_free(tmp_path, upstreams):
+    """Another program holds the HTTP port at start: nothing is blamed on the hosts saved
+    meanwhile, and they go live as soon as the port is free."""
+    upstream = upstreams("late")
+    portway = PortwayProcess(tmp_path / "data")
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", portway.http_port))
+    blocker.listen()
+    try:
+        portway.start()  # its readiness check connects to the blocker: fine here
+        host = portway.create_proxy_host(["late.example.test"], upstream.port)
+        portway.wait_applied()
+        status, current = portway.api("GET", f"/api/nginx/proxy-hosts/{host['id']}")
+        assert current["meta"]["nginx_online"] is True, current["meta"]
+        blocker.close()
+        wait_for(lambda: portway.upstream_of("late.example.test") == "late", timeout=60)
+        status, current = portway.api("GET", f"/api/nginx/proxy-hosts/{host['id']}")
+        assert current["meta"]["nginx_online"] is True
+        assert current["meta"]["nginx_err"] in (None, "")
+    finally:
+        blocker.close()
+        portway.close()
+
+
+def test_bind_failure_on_portways_own_listener_blames_no_host():
+    own = {"127.0.0.1:8080", "127.0.0.1:8443"}
+    changed = {"proxy-1": "server { listen 127.0.0.1:8080; }"}
+    error = (
+        "2026/01/01 00:00:00 [emerg] 1#1: bind() to 127.0.0.1:8080 failed "
+        "(98: Address already in use)"
+    )
+    assert _reload_suspects(error, changed, {}, own) == []
+    # a host's own extra listener on another port is still that host's fault
+    extra = {"proxy-2": "server { listen 127.0.0.1:8080; listen 9999; }"}
+    error_9999 = error.replace("127.0.0.1:8080", "0.0.0.0:9999")
+    assert _reload_suspects(error_9999, {**changed, **extra}, {}, own) == ["proxy-2"]
