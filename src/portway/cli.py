@@ -139,9 +139,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run Portway: nginx (supervised) + apply worker + admin web server, until stopped."""
     _django()
-    from waitress import create_server
-
     from portway import conf
+    from portway.admin_server import create_admin_server
     from portway.nginx.engine import ApplyWorker, Engine, install, request_apply
     from portway.nginx.process import NginxSupervisor
     from portway.wsgi import application
@@ -159,7 +158,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = config.bind_address or "*"
     listen = f"[{host}]:{config.admin_port}" if ":" in host else f"{host}:{config.admin_port}"
     # Bind the admin port first: if it is taken, fail before starting nginx.
-    server = create_server(application, listen=listen, threads=8, ident="Portway")
+    server = create_admin_server(application, listen)
 
     engine = Engine(config)
     paths = engine.paths

@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from portway import conf
+from portway.admin_server import MAX_REQUEST_BODY_BYTES
 
 PORTWAY = conf.load()
 DATA_DIR: Path = PORTWAY.data_dir
@@ -101,6 +102,10 @@ STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True  # serve from the package without a collectstatic step
+
+# The admin server refuses larger bodies itself (portway.admin_server); this holds the
+# same limit under any other WSGI server.
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 X_FRAME_OPTIONS = PORTWAY.x_frame_options
 SESSION_COOKIE_HTTPONLY = True
