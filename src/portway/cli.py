@@ -137,15 +137,28 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run Portway: nginx (supervised) + apply worker + admin web server, until stopped."""
-    _django()
+    """Run Portway: nginx (supervised) + apply worker + admin web server, until stopped.
+
+    One server per data directory and per database (portway.core.instance): the data
+    directory's lock is taken before anything there is written, the database's before
+    migrations run; a second `portway serve` ends with one line naming the first.
+    """
     from portway import conf
+    from portway.core.instance import DatabaseLock, DataDirLock
+
+    config = conf.load()
+    data_lock = DataDirLock(config.data_dir).acquire()  # held until this function returns
+    _django()
+    from django.conf import settings
+
     from portway.admin_server import create_admin_server
     from portway.nginx.engine import ApplyWorker, Engine, install, request_apply
     from portway.nginx.process import NginxSupervisor
     from portway.wsgi import application
 
-    config = conf.load()
+    database_lock = DatabaseLock(
+        settings.DATABASES["default"], f"portway serve pid {os.getpid()} {config.data_dir}"
+    ).acquire()
     _migrate()
     _make_database_private()
     try:
@@ -217,6 +230,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         stop_acme_jobs()
         worker.stop()
         supervisor.stop()
+        database_lock.release()
+        data_lock.release()
     return 0
 
 
@@ -250,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `portway` console script."""
     from portway.conf import ConfigError
+    from portway.core.instance import AlreadyRunning
     from portway.nginx.process import NginxNotFound
 
     # Everything Portway writes (database, config, keys, logs) is private by default;
@@ -264,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, NginxNotFound) as exc:
         print(f"portway: {exc}", file=sys.stderr)
         return 2
+    except AlreadyRunning as exc:
+        print(f"portway: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
