@@ -232,6 +232,8 @@ class NginxSupervisor:
         SIGQUIT lets its workers finish the requests in flight; after `timeout` seconds
         its process group (master and workers: nginx runs in a session of its own) is
         killed. Connections are refused only between its exit and the new master's start.
+        `portway serve` calls this holding the data directory's lock
+        (portway.core.instance), so that master cannot belong to a running Portway.
         """
         if self.pid_file is None:
             return None

@@ -88,6 +88,8 @@ def test_nginx_whose_ports_are_taken_starts_once_they_are_free(tmp_path, upstrea
         portway.wait_applied()
         status, current = portway.api("GET", f"/api/nginx/proxy-hosts/{host['id']}")
         assert current["meta"]["nginx_online"] is True, current["meta"]
+        status, apply_status = portway.api("GET", "/api/nginx/status")
+        assert "Address already in use" in apply_status["last_error"]
         blocker.close()
         wait_for(lambda: portway.upstream_of("late.example.test") == "late", timeout=60)
         status, current = portway.api("GET", f"/api/nginx/proxy-hosts/{host['id']}")
