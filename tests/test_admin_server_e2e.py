@@ -18,7 +18,7 @@ import pytest
 from portway.admin_server import HEADER_TIMEOUT_SECONDS, MAX_REQUEST_BODY_BYTES
 from portway.testing.process import ADMIN_EMAIL, ADMIN_PASSWORD, PortwayProcess, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e_db]
+pytestmark = pytest.mark.slow  # the database plays no part: SQLite only
 
 HUNDRED_MB = 100 * 1024 * 1024
 
