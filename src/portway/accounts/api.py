@@ -10,20 +10,31 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from portway.accounts import services
+from portway.accounts import credentials, services
 from portway.accounts.models import User
 from portway.accounts.schemas import (
+    ApiTokenCreate,
+    ApiTokenCreatedOut,
+    ApiTokenOut,
     AuthChange,
+    BackupCodesOut,
+    ChallengeOut,
     LoginAsOut,
     PermissionsUpdate,
     StatusOut,
     TokenOut,
     TokenRequest,
+    TwoFactorCode,
+    TwoFactorLogin,
+    TwoFactorSetupOut,
+    TwoFactorStatusOut,
     UserCreate,
     UserOut,
     UserUpdate,
 )
 from portway.core.api import BearerAuth
+from portway.core.audit import client_address
+from portway.core.errors import PermissionDenied
 from portway.core.wire import iso
 
 router = Router(tags=["accounts"])
@@ -62,18 +73,43 @@ def status(request: HttpRequest) -> dict[str, Any]:
     return {"status": "OK", "setup": services.is_setup(), "version": services.version()}
 
 
-@router.post("/tokens", auth=None, response=TokenOut, summary="Log in")
-def create_token(request: HttpRequest, payload: TokenRequest) -> dict[str, str]:
-    """Exchange e-mail and password for a bearer token (401 on a bad login)."""
-    _, token, expires = services.login(
-        payload.identity, payload.secret, scope=payload.scope, expiry=payload.expiry
+@router.post("/tokens", auth=None, response=TokenOut | ChallengeOut, summary="Log in")
+def create_token(request: HttpRequest, payload: TokenRequest) -> dict[str, Any]:
+    """Exchange e-mail and password for a bearer token (401 on a bad login).
+
+    With two-factor login on, the answer is `{"requires_2fa": true, "challenge_token"}`
+    instead; send it with a code to POST /tokens/2fa. Repeated failures answer 429 with
+    Retry-After (per address, and per account at an address).
+    """
+    result = services.login(
+        payload.identity,
+        payload.secret,
+        scope=payload.scope,
+        expiry=payload.expiry,
+        address=client_address(request),
     )
-    return {"token": token, "expires": iso(expires)}
+    if result.challenge_token is not None:
+        return {"requires_2fa": True, "challenge_token": result.challenge_token}
+    return {"token": result.token, "expires": iso(result.expires)}
+
+
+@router.post("/tokens/2fa", auth=None, response=TokenOut, summary="Log in: 2FA code")
+def create_token_2fa(request: HttpRequest, payload: TwoFactorLogin) -> dict[str, str]:
+    """Exchange a challenge token and a TOTP or backup code for a bearer token."""
+    result = services.login_second_factor(
+        payload.challenge_token,
+        payload.code,
+        expiry=payload.expiry,
+        address=client_address(request),
+    )
+    return {"token": result.token, "expires": iso(result.expires)}
 
 
 @router.get("/tokens", response=TokenOut, summary="Refresh a token")
 def refresh_token(request: HttpRequest, expiry: str | None = None) -> dict[str, str]:
     r"""A new token for the caller; `expiry` matches ^\d+(y|Q|M|w|d|h|m|s|ms)$, at most 1y."""
+    if getattr(request, "token_scope", None) == "read":
+        raise PermissionDenied("A read-only API token cannot be exchanged for a login token")
     token, expires = services.refresh_token(request.auth, expiry)
     return {"token": token, "expires": iso(expires)}
 
@@ -151,3 +187,79 @@ def login_as(request: HttpRequest, user_id: str) -> dict[str, Any]:
     target = services.resolve_user(request.auth, user_id)
     token, expires = services.login_as(request.auth, target)
     return {"token": token, "expires": iso(expires), "user": services.serialize_user(target)}
+
+
+# --- two-factor login (NPM v2.13's /users/{id}/2fa) -------------------------------------
+
+
+@router.get("/users/{user_id}/2fa", response=TwoFactorStatusOut, summary="2FA status")
+def two_factor_status(request: HttpRequest, user_id: str) -> dict[str, Any]:
+    """`{"enabled", "backup_codes_remaining"}`; yourself, or anyone for an admin."""
+    target = services.resolve_user(request.auth, user_id)
+    return credentials.two_factor_status(request.auth, target)
+
+
+@router.post("/users/{user_id}/2fa", response=TwoFactorSetupOut, summary="Start 2FA set-up")
+def two_factor_start(request: HttpRequest, user_id: str) -> dict[str, str]:
+    """Your own only: a pending secret and its otpauth:// URL (active after /enable)."""
+    target = services.resolve_user(request.auth, user_id)
+    return credentials.start_two_factor(request.auth, target)
+
+
+@router.post("/users/{user_id}/2fa/enable", response=BackupCodesOut, summary="Enable 2FA")
+def two_factor_enable(request: HttpRequest, user_id: str, payload: TwoFactorCode) -> dict:
+    """Confirm the pending secret with a current code; answers the backup codes, once."""
+    target = services.resolve_user(request.auth, user_id)
+    return {"backup_codes": credentials.enable_two_factor(request.auth, target, payload.code)}
+
+
+@router.post(
+    "/users/{user_id}/2fa/backup-codes", response=BackupCodesOut, summary="New backup codes"
+)
+def two_factor_backup_codes(request: HttpRequest, user_id: str, payload: TwoFactorCode) -> dict:
+    """A fresh set of backup codes (the old ones stop working), confirmed with a code."""
+    target = services.resolve_user(request.auth, user_id)
+    codes = credentials.regenerate_backup_codes(request.auth, target, payload.code)
+    return {"backup_codes": codes}
+
+
+@router.delete("/users/{user_id}/2fa", response=bool, summary="Disable or reset 2FA")
+def two_factor_disable(request: HttpRequest, user_id: str, code: str | None = None) -> bool:
+    """Your own needs `?code=` (a current or backup code); an admin resets others' without."""
+    target = services.resolve_user(request.auth, user_id)
+    credentials.disable_two_factor(request.auth, target, code)
+    return True
+
+
+# --- named API tokens (Portway) ---------------------------------------------------------
+
+
+@router.get("/users/{user_id}/api-tokens", response=list[ApiTokenOut], summary="API tokens")
+def list_api_tokens(request: HttpRequest, user_id: str) -> list[dict[str, Any]]:
+    """Your named API tokens (an admin may list anyone's); never their secrets."""
+    target = services.resolve_user(request.auth, user_id)
+    return [credentials.serialize_token(t) for t in credentials.list_tokens(request.auth, target)]
+
+
+@router.post(
+    "/users/{user_id}/api-tokens",
+    response={201: ApiTokenCreatedOut},
+    summary="Create an API token",
+)
+def create_api_token(request: HttpRequest, user_id: str, payload: ApiTokenCreate) -> Status:
+    """Your own only. The answer's `token` is the only time the secret is shown."""
+    target = services.resolve_user(request.auth, user_id)
+    row, text = credentials.create_token(
+        request.auth, target, payload.name, payload.expiry, payload.scope
+    )
+    return Status(201, {**credentials.serialize_token(row), "token": text})
+
+
+@router.delete(
+    "/users/{user_id}/api-tokens/{token_id}", response=bool, summary="Revoke an API token"
+)
+def revoke_api_token(request: HttpRequest, user_id: str, token_id: str) -> bool:
+    """Revoke at once: the next request with that token gets 401."""
+    target = services.resolve_user(request.auth, user_id)
+    credentials.revoke_token(request.auth, target, token_id)
+    return True

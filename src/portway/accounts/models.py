@@ -89,3 +89,66 @@ class Permission(models.Model):
     certificates = models.CharField(max_length=10, choices=LEVEL, default="manage")
     created_on = models.DateTimeField(auto_now_add=True)
     modified_on = models.DateTimeField(auto_now=True)
+
+
+class ApiToken(models.Model):
+    """A named, long-lived API token a user made for a script (not NPM's login token).
+
+    The secret is shown once at creation; only its SHA-256 is stored (the secret is 32
+    random bytes, so a fast hash is enough: there is nothing to guess). `key` is the
+    public half of the token text (`pwt_<key>_<secret>`) used to find the row.
+    """
+
+    SCOPES = [("read", "read-only"), ("full", "full")]
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key = models.CharField(max_length=24, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scope = models.CharField(max_length=10, choices=SCOPES, default="read")
+    created_on = models.DateTimeField(auto_now_add=True)
+    expires_on = models.DateTimeField()
+    last_used_on = models.DateTimeField(null=True, blank=True)
+    last_used_from = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="api_token_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user_id})"
+
+
+class TwoFactor(models.Model):
+    """A user's TOTP (RFC 6238) set-up and backup codes.
+
+    `secret` and `pending_secret` are encrypted with a key derived from the installation's
+    signing key (the 0600 secret_key file), so a copy of the database alone does not hold
+    them; backup codes are stored as keyed hashes, each removed once used. `last_step` is
+    the last accepted 30-second time step: a code is accepted once (RFC 6238 section 5.2).
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="two_factor")
+    secret = models.TextField(blank=True, default="")
+    pending_secret = models.TextField(blank=True, default="")
+    enabled = models.BooleanField(default=False)
+    enabled_on = models.DateTimeField(null=True, blank=True)
+    last_step = models.BigIntegerField(default=0)
+    backup_codes = models.JSONField(default=list)
+    modified_on = models.DateTimeField(auto_now=True)
+
+
+class LoginThrottle(models.Model):
+    """Failed login attempts counted under one key: an address, or an account at an address.
+
+    Kept in the database so every Portway process and every database backend shares it.
+    After `FREE_ATTEMPTS` failures each further one blocks the key for an exponentially
+    growing time, capped (see `portway.accounts.throttle`); a success clears the key.
+    """
+
+    key = models.CharField(max_length=300, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    blocked_until = models.DateTimeField(null=True, blank=True)
+    last_failure = models.DateTimeField(null=True, blank=True)

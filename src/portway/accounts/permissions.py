@@ -32,6 +32,9 @@ LEVELS = ("hidden", "view", "manage")
 VISIBILITIES = ("all", "user")
 _RANK = {level: rank for rank, level in enumerate(LEVELS)}
 
+# What a user created through the API or the UI may do until an admin grants more.
+NEW_USER_PERMISSIONS = {"visibility": "user", **{section: "hidden" for section in SECTIONS}}
+
 Level = Literal["view", "manage"]
 M = TypeVar("M", bound=Model)
 

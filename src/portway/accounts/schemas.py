@@ -57,6 +57,64 @@ class TokenOut(Schema):
     expires: str = Field(description="ISO 8601 UTC, e.g. 2026-11-30T10:00:00.000Z")
 
 
+class ChallengeOut(Schema):
+    """NPM v2.13: the password was right, now send a code to POST /tokens/2fa."""
+
+    requires_2fa: bool
+    challenge_token: str
+
+
+class TwoFactorLogin(RequestSchema):
+    challenge_token: str = Field(min_length=1, max_length=4096)
+    code: str = Field(description="6-digit TOTP code or 8-character backup code")
+    expiry: str | None = Field(default=None, description="Token lifetime, as for POST /tokens")
+
+
+# --- two-factor set-up (NPM's /users/{id}/2fa) ------------------------------------------
+
+
+class TwoFactorStatusOut(Schema):
+    enabled: bool
+    backup_codes_remaining: int
+
+
+class TwoFactorSetupOut(Schema):
+    secret: str
+    otpauth_url: str
+
+
+class TwoFactorCode(RequestSchema):
+    code: str
+
+
+class BackupCodesOut(Schema):
+    backup_codes: list[str]
+
+
+# --- named API tokens (Portway) ---------------------------------------------------------
+
+
+class ApiTokenCreate(RequestSchema):
+    name: str
+    expiry: str = Field(description=r"Lifetime, ^\d+(y|Q|M|w|d|h|m|s|ms)$, at most 1y")
+    scope: str = Field(description='"read" (GET only) or "full"')
+
+
+class ApiTokenOut(Schema):
+    id: int
+    user_id: int
+    name: str
+    scope: str
+    created_on: str
+    expires_on: str
+    last_used_on: str | None
+    last_used_from: str | None
+
+
+class ApiTokenCreatedOut(ApiTokenOut):
+    token: str = Field(description="The token text; shown only in this response")
+
+
 # --- status ---------------------------------------------------------------------------
 
 

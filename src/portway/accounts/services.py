@@ -13,6 +13,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,13 +22,19 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Q, QuerySet
 from django.db.models.functions import Lower
-from django.utils import timezone
 
 from portway import __version__
-from portway.accounts import tokens
+from portway.accounts import signin, tokens, totp
 from portway.accounts.models import Permission, User
-from portway.accounts.permissions import LEVELS, SECTIONS, VISIBILITIES, permission_for
+from portway.accounts.permissions import (
+    LEVELS,
+    NEW_USER_PERMISSIONS,
+    SECTIONS,
+    VISIBILITIES,
+    permission_for,
+)
 from portway.conf import ConfigError
+from portway.core.audit import changes as audit_changes
 from portway.core.errors import (
     BadRequest,
     Conflict,
@@ -227,36 +234,65 @@ def _audit(actor: User | None, action: str, target: User, meta: dict[str, Any]) 
 # --- tokens -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LoginResult:
+    """What `POST /api/tokens` answers: a token, or a two-factor challenge."""
+
+    user: User
+    token: str | None = None
+    expires: datetime | None = None
+    challenge_token: str | None = None
+
+
 def login(
-    identity: str, secret: str, *, scope: str = "user", expiry: str | None = None
-) -> tuple[User, str, datetime]:
-    """Check an e-mail/password pair and issue an API token.
+    identity: str,
+    secret: str,
+    *,
+    scope: str = "user",
+    expiry: str | None = None,
+    address: str | None = None,
+) -> LoginResult:
+    """Check an e-mail/password pair and issue an API token, or a 2FA challenge.
+
+    Args:
+        address: the client's IP address (brute-force throttle, audit log).
 
     Returns:
-        (user, token, expires_at).
+        A LoginResult with `token` and `expires`, or, when the account has two-factor
+        login, with `challenge_token` (valid 5 minutes) for `login_second_factor`.
 
     Raises:
         FieldError("expiry"): bad expiry text or over the 1-year cap (checked first).
+        TooManyRequests: too many failed attempts from this address or for this account.
         NotAuthenticated: unknown e-mail, wrong password, or a disabled account.
     """
     tokens.parse_expiry(expiry)
-    email = identity.strip().lower() if isinstance(identity, str) else ""
-    user = User.objects.filter(email__iexact=email).first() if email else None
-    if user is None:
-        # Hash anyway so a missing account takes as long to refuse as a wrong password.
-        User().set_password(secret)
-        raise NotAuthenticated("Invalid email or password")
-    if not user.check_password(secret):
-        raise NotAuthenticated("Invalid email or password")
-    if user.is_disabled:
-        # Only said after the password matched, so it reveals nothing to a guesser.
-        raise NotAuthenticated("This account is disabled")
+    user = signin.check_password(identity, secret, address=address, via="api")
+    if totp.is_enabled(user):
+        return LoginResult(user, challenge_token=tokens.issue_challenge(user))
     token, expires = tokens.issue(user, expiry, scope)
-    with transaction.atomic():
-        user.last_login = timezone.now()
-        user.save(update_fields=["last_login"])
-        _audit(user, "login", user, {"email": user.email, "name": user.name, "scope": scope})
-    return user, token, expires
+    signin.audit_success(user, "api", scope=scope)
+    return LoginResult(user, token=token, expires=expires)
+
+
+def login_second_factor(
+    challenge_token: Any, code: Any, *, expiry: str | None = None, address: str | None = None
+) -> LoginResult:
+    """Exchange a 2FA challenge and a TOTP or backup code for a token (POST /api/tokens/2fa).
+
+    Raises:
+        NotAuthenticated: bad or expired challenge, or a wrong code.
+        FieldError("code"): a malformed code.
+        TooManyRequests: too many wrong codes.
+    """
+    tokens.parse_expiry(expiry)
+    if not isinstance(challenge_token, str):
+        raise NotAuthenticated("Invalid or expired challenge token")
+    user = tokens.read_challenge(challenge_token)
+    method = signin.check_second_factor(user, code, address=address, via="api")
+    token, expires = tokens.issue(user, expiry)
+    signin.audit_success(user, "api", second_factor=method)
+    return LoginResult(user, token=token, expires=expires)
 
 
 def refresh_token(user: User, expiry: str | None = None) -> tuple[str, datetime]:
@@ -275,12 +311,32 @@ def login_as(actor: User, target: User) -> tuple[str, datetime]:
         PermissionDenied: `actor` is not an admin.
         BadRequest: `target` is disabled.
     """
-    _require_admin(actor)
-    if target.is_disabled:
-        raise BadRequest("This user is disabled and cannot be logged in as")
+    check_login_as(actor, target)
     token, expires = tokens.issue(target)
     _audit(actor, "login", target, {"email": target.email, "name": target.name, "as_user": True})
     return token, expires
+
+
+def check_login_as(actor: User, target: User) -> None:
+    """Raise unless `actor` may act as `target` (the UI's "log in as" uses this too).
+
+    Raises:
+        PermissionDenied: `actor` is not an admin.
+        BadRequest: `target` is disabled.
+    """
+    _require_admin(actor)
+    if target.is_disabled:
+        raise BadRequest("This user is disabled and cannot be logged in as")
+
+
+def audit_login_as(actor: User, target: User) -> None:
+    """Record that `actor` signed in to the UI as `target`."""
+    _audit(
+        actor,
+        "login",
+        target,
+        {"email": target.email, "name": target.name, "as_user": True, "via": "ui"},
+    )
 
 
 # --- users: reading ---------------------------------------------------------------------
@@ -362,7 +418,9 @@ def _insert_user(
             )
     except IntegrityError as exc:
         raise FieldError("email", "is already used by another user") from exc
-    user.permission = Permission.objects.create(user=user, visibility="all" if is_admin else "user")
+    # Least privilege: a new non-admin sees nothing until an admin grants sections.
+    defaults = {"visibility": "all"} if is_admin else NEW_USER_PERMISSIONS
+    user.permission = Permission.objects.create(user=user, **defaults)
     return user
 
 
@@ -543,6 +601,7 @@ def update_user(actor: User, target: User, changes: Mapping[str, Any]) -> User:
 
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=target.pk)
+        before = serialize_user(user)
         if "is_admin" in cleaned and cleaned["is_admin"] != user.is_admin:
             if not actor.is_admin:
                 raise PermissionDenied("data/roles may only be changed by an administrator")
@@ -553,6 +612,8 @@ def update_user(actor: User, target: User, changes: Mapping[str, Any]) -> User:
                 raise PermissionDenied("data/is_disabled: you cannot disable your own account")
             if not actor.is_admin:
                 raise PermissionDenied("data/is_disabled may only be changed by an administrator")
+            if cleaned["is_disabled"] and user.is_admin and not _other_enabled_admin_exists(user):
+                raise PermissionDenied("data/is_disabled: the last administrator must stay enabled")
         if "email" in cleaned and cleaned["email"] != user.email:
             _check_email_free(cleaned["email"], exclude=user)
         if cleaned.get("is_disabled") and not user.is_disabled:
@@ -566,11 +627,20 @@ def update_user(actor: User, target: User, changes: Mapping[str, Any]) -> User:
             raise FieldError("email", "is already used by another user") from exc
         meta = serialize_user(user)
         meta["changed"] = sorted(changes)
-        _audit(actor, "updated", user, meta)
+        meta["changes"] = _user_changes(before, meta)
+        action = "updated"
+        if set(meta["changes"]) == {"is_disabled"}:
+            action = "disabled" if user.is_disabled else "enabled"
+        _audit(actor, action, user, meta)
     if actor.pk == user.pk:
         # Keep the caller's object current: views serialize it after the change.
         actor.refresh_from_db()
     return user
+
+
+def _user_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    fields = ("name", "nickname", "email", "roles", "is_disabled")
+    return audit_changes({f: before[f] for f in fields}, {f: after[f] for f in fields})
 
 
 def change_password(actor: User, target: User, secret: Any, current: Any = None) -> None:
@@ -602,7 +672,12 @@ def change_password(actor: User, target: User, secret: Any, current: Any = None)
             actor,
             "updated",
             user,
-            {"email": user.email, "name": user.name, "changed": ["auth"]},
+            {
+                "email": user.email,
+                "name": user.name,
+                "changed": ["auth"],
+                "changes": audit_changes({"password": 0}, {"password": 1}),
+            },
         )
     if actor.pk == user.pk:
         actor.refresh_from_db()
@@ -627,9 +702,11 @@ def set_permissions(actor: User, target: User, changes: Mapping[str, Any]) -> Pe
             raise FieldError(key, f"must be one of: {', '.join(choices)}")
     with transaction.atomic():
         permission = permission_for(target)
+        before = {field: getattr(permission, field) for field in PERMISSION_FIELDS}
         for key, value in changes.items():
             setattr(permission, key, value)
         permission.save()
+        after = {field: getattr(permission, field) for field in PERMISSION_FIELDS}
         _audit(
             actor,
             "updated",
@@ -639,6 +716,7 @@ def set_permissions(actor: User, target: User, changes: Mapping[str, Any]) -> Pe
                 "name": target.name,
                 "changed": ["permissions"],
                 "permissions": serialize_permission(permission),
+                "changes": {f"permissions/{k}": v for k, v in audit_changes(before, after).items()},
             },
         )
     return permission
@@ -672,6 +750,8 @@ def delete_user(actor: User, target: User) -> dict[str, int]:
     moved: dict[str, int] = {}
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=target.pk)
+        if user.is_admin and not user.is_disabled and not _other_enabled_admin_exists(user):
+            raise PermissionDenied("The last enabled administrator cannot be deleted")
         meta = serialize_user(user)
         for model, field in _owned_relations():
             count = model._default_manager.filter(**{field: user}).update(**{field: actor})

@@ -42,10 +42,14 @@ class BearerAuth(HttpBearer):
         return super().__call__(request)
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        from portway.accounts.tokens import authenticate
+        from portway.accounts.tokens import authenticate_scoped
+        from portway.core.audit import client_address
 
-        user = authenticate(token)
+        user, scope = authenticate_scoped(token, request.method or "GET", client_address(request))
         request.user = user
+        # "read" / "full" for a named API token, "user" for a login token: endpoints that
+        # mint credentials refuse read-only tokens (see accounts.api).
+        request.token_scope = scope
         return user
 
 
@@ -117,7 +121,11 @@ def _validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpRe
 
 @api.exception_handler(PortwayError)
 def _portway_error(request: HttpRequest, exc: PortwayError) -> HttpResponse:
-    return error_response(request, exc.status, exc.message)
+    response = error_response(request, exc.status, exc.message)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:  # RFC 9110 10.2.3, on 429 from the login throttle
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @api.exception_handler(AuthenticationError)

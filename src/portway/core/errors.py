@@ -64,3 +64,13 @@ class InvalidFields(FieldError):
         self.errors = errors
         self.message = "; ".join(f"data/{field} {reason}" for field, reason in errors.items())
         self.args = (self.message,)
+
+
+class TooManyRequests(PortwayError):
+    """Too many failed attempts; `retry_after` is the whole seconds to wait (Retry-After)."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))

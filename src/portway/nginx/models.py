@@ -35,15 +35,31 @@ class Setting(models.Model):
 
 
 class AuditLogEntry(models.Model):
-    """One change made through the API or UI (NPM's audit log)."""
+    """One change, login or failed login made through the API or UI (NPM's audit log).
+
+    `source_address` is the client's IP address; left unset, `save()` takes it from the
+    request being served (`portway.core.audit`), so every app's entries carry it.
+    """
 
     user = models.ForeignKey("accounts.User", null=True, on_delete=models.SET_NULL)
     object_type = models.CharField(max_length=50)
     object_id = models.PositiveIntegerField(default=0)
     action = models.CharField(max_length=50)
     meta = models.JSONField(default=dict)
+    source_address = models.GenericIPAddressField(null=True, blank=True)
     created_on = models.DateTimeField(auto_now_add=True)
     modified_on = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_on", "-id"]
+        indexes = [
+            models.Index(fields=["object_type", "action"], name="audit_type_action"),
+            models.Index(fields=["user", "created_on"], name="audit_user_created"),
+        ]
+
+    def save(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        if self._state.adding and self.source_address is None:
+            from portway.core.audit import current_source
+
+            self.source_address = current_source()
+        super().save(*args, **kwargs)

@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from portway.accounts.models import Permission, User
+from portway.accounts.permissions import SECTIONS
 from portway.accounts.tests.helpers import ISO_Z, USER_KEYS, snapshot
 from portway.certificates.models import Certificate
 from portway.hosts.models import ProxyHost
@@ -121,10 +122,12 @@ def test_create_without_auth_has_no_usable_password(admin_client):
     assert not User.objects.get(email="nologin@example.com").has_usable_password()
 
 
-def test_create_expand_permissions(admin_client):
+def test_create_expand_permissions_least_privilege(admin_client):
+    """A new non-admin sees nothing until an admin grants sections."""
     body = {"name": "X", "email": "x@example.com"}
     data = send(admin_client, "post", "/api/users?expand=permissions", body).json()
-    assert data["permissions"]["proxy_hosts"] == "manage"
+    assert data["permissions"]["visibility"] == "user"
+    assert {data["permissions"][s] for s in SECTIONS} == {"hidden"}
 
 
 @pytest.mark.parametrize("email", ["admin@example.com", "ADMIN@example.com", " Admin@Example.com"])

@@ -1,0 +1,70 @@
+"""The audit log's context: who is asking from where, and what a change changed.
+
+`SourceAddressMiddleware` remembers the client address of the request being served
+(waitress serves the admin port directly, so REMOTE_ADDR is the peer's address), and
+`AuditLogEntry.save()` stamps every new entry with it, so services in every app record
+"from where" without passing the request down. `changes()` computes the before/after of
+the fields a change touched, leaving secrets out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+_source: ContextVar[str | None] = ContextVar("portway_audit_source", default=None)
+
+# Fields never copied into the audit log, whatever their owner calls them.
+SECRET_FIELDS = frozenset(
+    {"password", "secret", "current", "auth", "token", "totp_secret", "backup_codes", "key"}
+)
+
+
+def current_source() -> str | None:
+    """The client address of the request being served, or None outside a request."""
+    return _source.get()
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The peer's IP address (REMOTE_ADDR), or None when it is not an IP address."""
+    address = request.META.get("REMOTE_ADDR") or ""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
+
+
+class SourceAddressMiddleware:
+    """Makes the request's client address available to `current_source()`."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        token = _source.set(client_address(request))
+        try:
+            return self.get_response(request)
+        finally:
+            _source.reset(token)
+
+
+def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """{field: {"before": old, "after": new}} for every field whose value differs.
+
+    Fields named in SECRET_FIELDS appear with both values replaced by "(changed)" so the
+    log says a secret changed without holding it.
+    """
+    diff: dict[str, dict[str, Any]] = {}
+    for field in sorted(set(before) | set(after)):
+        old, new = before.get(field), after.get(field)
+        if old == new:
+            continue
+        if field in SECRET_FIELDS:
+            diff[field] = {"before": "(hidden)", "after": "(changed)"}
+        else:
+            diff[field] = {"before": old, "after": new}
+    return diff
