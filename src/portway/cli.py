@@ -89,6 +89,25 @@ def cmd_createadmin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reset_2fa(args: argparse.Namespace) -> int:
+    """Turn off two-factor login of one account (an admin who lost their phone)."""
+    _django()
+    _migrate()
+    from portway.accounts.credentials import reset_two_factor_cli
+    from portway.core.errors import NotFound
+
+    try:
+        was_on = reset_two_factor_cli(args.email)
+    except NotFound as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    if was_on:
+        print(f"two-factor login of {args.email} turned off; sign in with the password")
+    else:
+        print(f"{args.email} had no two-factor login; nothing changed")
+    return 0
+
+
 def _report(report: Any) -> int:
     """Print an apply report; exit status 1 if nginx rejected anything."""
     offline = {k: o for k, o in report.hosts.items() if not o.online}
@@ -258,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--password", required=True)
     admin.add_argument("--name", default="Administrator")
     admin.set_defaults(func=cmd_createadmin)
+    reset = sub.add_parser(
+        "reset-2fa", help="turn off two-factor login of an account (lost authenticator)"
+    )
+    reset.add_argument("--email", required=True)
+    reset.set_defaults(func=cmd_reset_2fa)
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     return parser
 

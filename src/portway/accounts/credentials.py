@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from portway.accounts import tokens, totp
-from portway.accounts.models import ApiToken, User
+from portway.accounts.models import ApiToken, LoginThrottle, User
 from portway.core.errors import BadRequest, FieldError, NotFound, PermissionDenied
 from portway.core.wire import iso
 from portway.nginx.models import AuditLogEntry
@@ -161,7 +161,8 @@ def disable_two_factor(actor: User, target: User, code: Any = None) -> None:
 
 
 def reset_two_factor_cli(email: str) -> bool:
-    """`portway reset-2fa`: turn off 2FA of the account `email` (a locked-out admin).
+    """`portway reset-2fa`: turn off 2FA of the account `email` (a locked-out admin) and
+    forget that account's failed sign-in attempts.
 
     Returns:
         True if it was on.
@@ -174,6 +175,8 @@ def reset_two_factor_cli(email: str) -> bool:
         raise NotFound(f"No user with the e-mail address {email!r}")
     with transaction.atomic():
         was_on = totp.disable(user)
+        # A locked-out admin also gets their failed-attempt delays forgotten.
+        LoginThrottle.objects.filter(key__startswith=f"acct:{user.email}|").delete()
         AuditLogEntry.objects.create(
             user=None,
             object_type="user",

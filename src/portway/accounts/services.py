@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth.password_validation import CommonPasswordValidator
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -57,6 +58,7 @@ USER_FIELDS = ("name", "nickname", "email", "roles", "is_disabled")
 PERMISSION_FIELDS = ("visibility", *SECTIONS)
 USER_EXPANDS = frozenset({"permissions"})
 _MAX_ID = 2**63 - 1  # BigAutoField; larger ids would be a database error, not a 404
+_COMMON_PASSWORDS = CommonPasswordValidator()
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
@@ -130,10 +132,11 @@ def clean_email(value: Any, field: str = "email") -> str:
 
 
 def clean_password(value: Any, field: str = "auth/secret") -> str:
-    """A new password: a string of 8 to 64 characters (kept exactly as given).
+    """A new password: a string of 8 to 64 characters (kept exactly as given), not only
+    digits and not on Django's list of 20,000 common passwords.
 
     Raises:
-        FieldError(field): not a string, or outside 8-64 characters.
+        FieldError(field): not a string, outside 8-64 characters, or too easy to guess.
     """
     if not isinstance(value, str):
         raise FieldError(field, "must be a string")
@@ -141,6 +144,12 @@ def clean_password(value: Any, field: str = "auth/secret") -> str:
         raise FieldError(field, f"must be at least {PASSWORD_MIN} characters long")
     if len(value) > PASSWORD_MAX:
         raise FieldError(field, f"must be at most {PASSWORD_MAX} characters long")
+    if value.isdigit():
+        raise FieldError(field, "must not be only digits")
+    try:
+        _COMMON_PASSWORDS.validate(value)
+    except ValidationError as exc:
+        raise FieldError(field, "is too common: choose one that is harder to guess") from exc
     return value
 
 

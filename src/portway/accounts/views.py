@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.password_validation import validate_password
@@ -12,9 +14,20 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from portway.core.errors import Conflict, PortwayError
+from portway.accounts import signin, totp
+from portway.core.audit import client_address
+from portway.core.errors import (
+    Conflict,
+    FieldError,
+    NotAuthenticated,
+    PortwayError,
+    TooManyRequests,
+)
 from portway.web.decorators import page, setup_needed
 from portway.web.forms import FormErrors
+
+PENDING_2FA = "portway_pending_2fa"
+PENDING_SECONDS = 300
 
 # The services name the password field after NPM's wire format.
 _SERVICE_FIELDS = {"auth/secret": "password", "secret": "password"}
@@ -97,31 +110,112 @@ def setup(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _safe_next(request: HttpRequest, candidate: str) -> str:
+    """`candidate` if it stays on this site, else "" (no open redirect)."""
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return ""
+
+
+def _throttled(request: HttpRequest, template: str, context: dict, exc: TooManyRequests):
+    response = render(request, template, {**context, "error": exc.message}, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 @page(public=True)
 def login_view(request: HttpRequest) -> HttpResponse:
-    """E-mail and password sign-in through Django's auth backends."""
-    next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        next_url = ""
+    """E-mail and password sign-in, throttled; a second step when 2FA is on."""
+    next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next") or "")
     if request.user.is_authenticated and request.method == "GET":
         return redirect(next_url or "web:dashboard")
     error = ""
     email = ""
+    context = {"title": "Sign in", "next": next_url}
     if request.method == "POST":
         email = request.POST.get("email", "").strip()
         password = request.POST.get("password", "")
-        user = authenticate(request, username=email, password=password) if email else None
-        if user is None:
-            error = "Invalid e-mail address or password."
+        context["email"] = email
+        try:
+            user = signin.check_password(email, password, address=client_address(request), via="ui")
+        except TooManyRequests as exc:
+            return _throttled(request, "accounts/login.html", context, exc)
+        except NotAuthenticated as exc:
+            error = (
+                "Invalid e-mail address or password."
+                if exc.message == signin.INVALID_LOGIN
+                else exc.message
+            )
         else:
-            login(request, user)
+            if totp.is_enabled(user):
+                # Nothing is logged in yet: the session only remembers who passed step one.
+                request.session.cycle_key()
+                request.session[PENDING_2FA] = {
+                    "uid": user.pk,
+                    "gen": user.token_generation,
+                    "at": int(time.time()),
+                    "next": next_url,
+                }
+                return redirect("accounts:login_2fa")
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            signin.audit_success(user, "ui")
             return redirect(next_url or "web:dashboard")
     return render(
         request,
         "accounts/login.html",
-        {"title": "Sign in", "error": error, "email": email, "next": next_url},
+        {**context, "error": error, "email": email},
+        status=400 if error else 200,
+    )
+
+
+def _pending_user(request: HttpRequest):  # noqa: ANN202
+    from portway.accounts.models import User
+
+    pending = request.session.get(PENDING_2FA)
+    if not isinstance(pending, dict) or time.time() - pending.get("at", 0) > PENDING_SECONDS:
+        return None, ""
+    user = User.objects.filter(pk=pending.get("uid"), is_disabled=False).first()
+    if user is None or user.token_generation != pending.get("gen"):
+        return None, ""
+    return user, _safe_next(request, pending.get("next") or "")
+
+
+@page(public=True)
+def login_2fa(request: HttpRequest) -> HttpResponse:
+    """Second sign-in step: a code from the authenticator app, or a backup code."""
+    user, next_url = _pending_user(request)
+    if user is None:
+        request.session.pop(PENDING_2FA, None)
+        messages.info(request, "Sign in again: the two-factor step has expired.")
+        return redirect("accounts:login")
+    error = ""
+    context = {"title": "Two-factor authentication"}
+    if request.method == "POST":
+        try:
+            method = signin.check_second_factor(
+                user, request.POST.get("code", ""), address=client_address(request), via="ui"
+            )
+        except TooManyRequests as exc:
+            return _throttled(request, "accounts/login_2fa.html", context, exc)
+        except FieldError as exc:
+            error = f"The code {exc.reason}."
+        except NotAuthenticated:
+            error = "That code is not valid. Try the current code from your app."
+        else:
+            request.session.pop(PENDING_2FA, None)
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            signin.audit_success(user, "ui", second_factor=method)
+            if method == "backup-code":
+                messages.warning(
+                    request, "You signed in with a backup code; it cannot be used again."
+                )
+            return redirect(next_url or "web:dashboard")
+    return render(
+        request,
+        "accounts/login_2fa.html",
+        {**context, "error": error},
         status=400 if error else 200,
     )
 

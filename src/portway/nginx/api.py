@@ -9,7 +9,7 @@ from ninja import Router, Schema
 from pydantic import ConfigDict
 
 from portway.accounts.services import serialize_user
-from portway.core.errors import NotFound, PermissionDenied
+from portway.core.errors import FieldError, NotFound, PermissionDenied
 from portway.core.wire import iso
 from portway.hosts.models import ProxyHost
 from portway.nginx import services
@@ -63,6 +63,11 @@ def put_setting(request: HttpRequest, setting_id: str, payload: SettingUpdate):
 
 
 def audit_wire(entry: AuditLogEntry, expand: set[str]) -> dict[str, Any]:
+    """NPM's audit log object; the client's address rides in `meta.source_address`
+    (NPM's schema forbids extra top-level keys)."""
+    meta = dict(entry.meta or {})
+    if entry.source_address:
+        meta["source_address"] = entry.source_address
     data = {
         "id": entry.pk,
         "created_on": iso(entry.created_on),
@@ -71,7 +76,7 @@ def audit_wire(entry: AuditLogEntry, expand: set[str]) -> dict[str, Any]:
         "object_type": entry.object_type,
         "object_id": entry.object_id,
         "action": entry.action,
-        "meta": entry.meta or {},
+        "meta": meta,
     }
     if "user" in expand:
         data["user"] = serialize_user(entry.user) if entry.user else None
@@ -83,22 +88,29 @@ def audit_log(
     request: HttpRequest,
     expand: str | None = None,
     query: str | None = None,
+    user_id: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    action: str | None = None,
     offset: int = 0,
     limit: int = 100,
 ):
-    _admin(request)
-    entries = AuditLogEntry.objects.select_related("user")
-    if query:
-        entries = entries.filter(object_type__icontains=query) | entries.filter(
-            action__icontains=query
-        )
+    """Newest first. Filters: `user_id` (0: nobody), `object_type`, `object_id`, `action`,
+    `query` (substring of type or action); paged by `offset` and `limit` (1-1000)."""
+    entries = services.audit_entries(
+        request.auth,
+        user_id=user_id,
+        object_type=object_type,
+        object_id=object_id,
+        action=action,
+        query=query,
+    )
+    if not 1 <= limit <= services.AUDIT_PAGE_MAX:
+        raise FieldError("limit", f"must be between 1 and {services.AUDIT_PAGE_MAX}")
+    if offset < 0:
+        raise FieldError("offset", "must be 0 or more")
     wanted = {p.strip() for p in (expand or "").split(",") if p.strip()}
-    limit = max(1, min(limit, 1000))
-    offset = max(0, offset)
-    return [
-        audit_wire(e, wanted)
-        for e in entries.order_by("-created_on", "-id")[offset : offset + limit]
-    ]
+    return [audit_wire(e, wanted) for e in entries[offset : offset + limit]]
 
 
 @audit_router.get("/{entry_id}", summary="One audit log entry")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import transaction
+from django.db.models import Q, QuerySet
 
+from portway.core.audit import changes as audit_changes
 from portway.core.errors import FieldError, NotFound, PermissionDenied
 from portway.nginx.models import AuditLogEntry, Setting
 
@@ -56,6 +59,7 @@ def set_default_site(user, value: Any, meta: Any) -> Setting:  # noqa: ANN001
     clean = _validate_default_site(value, meta)
     with transaction.atomic():
         setting = get_default_site()
+        before = {"value": setting.value, **(setting.meta or {})}
         setting.value = value
         setting.meta = clean
         setting.save()
@@ -63,12 +67,93 @@ def set_default_site(user, value: Any, meta: Any) -> Setting:  # noqa: ANN001
             user=user,
             object_type="setting",
             action="updated",
-            meta={"id": setting.id, "value": value},
+            meta={
+                "id": setting.id,
+                "value": value,
+                "changes": audit_changes(before, {"value": value, **clean}),
+            },
         )
     from portway.nginx.engine import request_apply
 
     request_apply()
     return setting
+
+
+_AUDIT_WORD = re.compile(r"^[a-z0-9-]{1,50}$")
+AUDIT_PAGE_MAX = 1000
+# What the audit log page offers in its filters (the API takes any word).
+AUDIT_OBJECT_TYPES = ("user", "api-token", "proxy-host", "certificate", "setting")
+AUDIT_ACTIONS = (
+    "created",
+    "updated",
+    "deleted",
+    "enabled",
+    "disabled",
+    "renewed",
+    "login",
+    "login-failed",
+    "2fa-enabled",
+    "2fa-disabled",
+    "2fa-reset",
+)
+
+
+def _audit_word(value: str | None, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _AUDIT_WORD.match(value):
+        raise FieldError(field, "must be 1-50 lowercase letters, digits or '-', e.g. proxy-host")
+    return value
+
+
+def audit_entries(
+    actor,  # noqa: ANN001
+    *,
+    user_id: int | str | None = None,
+    object_type: str | None = None,
+    object_id: int | str | None = None,
+    action: str | None = None,
+    query: str | None = None,
+) -> QuerySet[AuditLogEntry]:
+    """Audit log entries newest first, narrowed by the given filters (admins only).
+
+    Args:
+        user_id: who acted (an id; 0 means "nobody": failed logins to unknown accounts,
+            the CLI, the renewal scheduler).
+        object_type: e.g. "user", "proxy-host", "api-token".
+        action: e.g. "updated", "login-failed".
+        query: substring of the object type or action (NPM's `?query=`).
+
+    Raises:
+        PermissionDenied: `actor` is not an admin.
+        FieldError: a filter that is not a number or a word.
+    """
+    if not actor.is_admin:
+        raise PermissionDenied("Only administrators may read the audit log")
+    entries = AuditLogEntry.objects.select_related("user").order_by("-created_on", "-id")
+    if user_id not in (None, ""):
+        text = str(user_id)
+        if not text.isdigit() or int(text) > 2**63 - 1:
+            raise FieldError("user_id", "must be a user id (a whole number)")
+        entries = (
+            entries.filter(user__isnull=True)
+            if int(text) == 0
+            else entries.filter(user_id=int(text))
+        )
+    if object_id not in (None, ""):
+        text = str(object_id)
+        if not text.isdigit() or int(text) > 2**31 - 1:
+            raise FieldError("object_id", "must be an object id (a whole number)")
+        entries = entries.filter(object_id=int(text))
+    if (cleaned := _audit_word(object_type, "object_type")) is not None:
+        entries = entries.filter(object_type=cleaned)
+    if (cleaned := _audit_word(action, "action")) is not None:
+        entries = entries.filter(action=cleaned)
+    if query:
+        if len(query) > 100:
+            raise FieldError("query", "must be at most 100 characters long")
+        entries = entries.filter(Q(object_type__icontains=query) | Q(action__icontains=query))
+    return entries
 
 
 def get_setting(key: str) -> Setting:

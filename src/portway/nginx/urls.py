@@ -1,4 +1,4 @@
-"""UI routes: /settings."""
+"""UI routes: /settings, /audit-log."""
 
 from django.urls import path
 
@@ -9,4 +9,5 @@ app_name = "nginx"
 urlpatterns = [
     path("settings", views.settings_index, name="settings"),
     path("settings/default-site", views.default_site, name="default_site"),
+    path("audit-log", views.audit_log, name="audit_log"),
 ]

@@ -99,3 +99,61 @@ def default_site(request: HttpRequest) -> HttpResponse:
         },
         status=status,
     )
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@page
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Every change, login and failed login: who, when, from where, what changed.
+
+    Filters (query parameters, the API's names): user_id, object_type, action; paged.
+    """
+    from django.core.paginator import Paginator
+
+    from portway.accounts.models import User
+    from portway.nginx import services
+    from portway.web.views import describe
+
+    filters = {k: request.GET.get(k, "") for k in ("user_id", "object_type", "action")}
+    try:
+        entries = services.audit_entries(request.user, **filters)
+    except PortwayError as exc:
+        status = 403 if exc.status == 403 else 400
+        return render(
+            request,
+            "accounts/denied.html",
+            {"title": "Audit log", "reason": exc.message},
+            status=status,
+        )
+    paginator = Paginator(entries, AUDIT_PAGE_SIZE)
+    page_obj = paginator.get_page(request.GET.get("page"))
+    rows = [{"entry": e, "text": describe(e), "changes": _changes(e)} for e in page_obj]
+    kept = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    return render(
+        request,
+        "nginx/audit_log.html",
+        {
+            "title": "Audit log",
+            "rows": rows,
+            "page_obj": page_obj,
+            "filters": filters,
+            "kept": kept,
+            "users": User.objects.order_by("name", "id"),
+            "object_types": services.AUDIT_OBJECT_TYPES,
+            "actions": services.AUDIT_ACTIONS,
+        },
+    )
+
+
+def _changes(entry) -> list[dict]:  # noqa: ANN001
+    meta = entry.meta if isinstance(entry.meta, dict) else {}
+    found = meta.get("changes")
+    if not isinstance(found, dict):
+        return []
+    return [
+        {"field": field, "before": pair.get("before"), "after": pair.get("after")}
+        for field, pair in found.items()
+        if isinstance(pair, dict)
+    ]
