@@ -121,3 +121,11 @@ def portway_version() -> str:
     from portway import __version__
 
     return __version__
+
+
+@register.filter
+def can_view(user, section: str) -> bool:
+    """Whether the navigation shows `section` to `user` (the permission the API enforces)."""
+    from portway.accounts.permissions import can
+
+    return can(user, section, "view")
