@@ -13,9 +13,16 @@ from typing import Any
 from django.db import transaction
 from django.db.models import QuerySet
 
-from portway.accounts import tokens, totp
+from portway.accounts import signin, tokens, totp
 from portway.accounts.models import ApiToken, LoginThrottle, User
-from portway.core.errors import BadRequest, FieldError, NotFound, PermissionDenied
+from portway.core.audit import current_source
+from portway.core.errors import (
+    BadRequest,
+    FieldError,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+)
 from portway.core.wire import iso
 from portway.nginx.models import AuditLogEntry
 
@@ -151,9 +158,11 @@ def disable_two_factor(actor: User, target: User, code: Any = None) -> None:
     if actor.pk == target.pk:
         if code is None or code == "":
             raise FieldError("code", "is required to turn two-factor login off")
-        cleaned = totp.clean_code(code)
-        if totp.verify(target, cleaned) is None:
-            raise FieldError("code", "is not a current code or an unused backup code")
+        try:
+            # Throttled like a sign-in: a stolen session must not guess its way to this.
+            signin.check_second_factor(target, code, address=current_source(), via="2fa-disable")
+        except NotAuthenticated as exc:
+            raise FieldError("code", "is not a current code or an unused backup code") from exc
     with transaction.atomic():
         totp.disable(target)
         action = "2fa-disabled" if actor.pk == target.pk else "2fa-reset"

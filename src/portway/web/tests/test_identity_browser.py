@@ -215,3 +215,42 @@ def test_redirects_cookies_and_the_audit_log(live_server, transactional_db, brow
     context.add_cookies([{**cookies[0], "value": cookies[0]["value"][:-4] + "abcd"}])
     page.goto(base + "/users")
     expect(page).to_have_url(base + "/login?next=%2Fusers")
+
+
+def test_users_change_their_own_details(live_server, transactional_db, browser_page):
+    from playwright.sync_api import expect
+
+    page, base = browser_page, live_server.url
+    make_user("sam@example.com", PASSWORD, name="Sam")
+    make_user("taken@example.com", PASSWORD, name="Taken")
+    sign_in(page, base, "sam@example.com")
+    page.click("#user-menu")
+    page.click("#account-link")
+    page.fill("#id_email", "taken@example.com")
+    page.click("#save-profile")
+    expect(page.locator('[data-error-for="email"]')).to_contain_text("already used")
+    page.fill("#id_name", "Samantha")
+    page.fill("#id_email", "samantha@example.com")
+    page.click("#save-profile")
+    expect(page.locator("#messages")).to_contain_text("Your details were saved")
+    expect(page.locator("#id_name")).to_have_value("Samantha")
+
+    new_password = "a much better passphrase"
+    page.fill("#id_current", "not my password")
+    page.fill("#id_new_password", new_password)
+    page.fill("#id_new_password2", new_password)
+    page.click("#change-password")
+    expect(page.locator('[data-error-for="current"]')).to_contain_text("not your current password")
+    page.fill("#id_current", PASSWORD)
+    page.fill("#id_new_password", "y" * 65)
+    page.fill("#id_new_password2", "y" * 65)
+    page.click("#change-password")
+    expect(page.locator('[data-error-for="new_password"]')).to_contain_text("at most 64")
+    page.fill("#id_current", PASSWORD)
+    page.fill("#id_new_password", new_password)
+    page.fill("#id_new_password2", new_password)
+    page.click("#change-password")
+    expect(page.locator("#messages")).to_contain_text("Your password was changed")
+    sign_out(page)
+    sign_in(page, base, "samantha@example.com", new_password)
+    expect(page).to_have_url(base + "/")
