@@ -89,3 +89,21 @@ class Permission(models.Model):
     certificates = models.CharField(max_length=10, choices=LEVEL, default="manage")
     created_on = models.DateTimeField(auto_now_add=True)
     modified_on = models.DateTimeField(auto_now=True)
+
+
+class SetupClaim(models.Model):
+    """A one-time step of the installation, taken at most once (by the unique index).
+
+    The first-run path inserts the FIRST_ADMIN row in the same transaction as the first
+    administrator. Concurrent first-run requests all try the insert: the database's
+    unique index admits one and makes the others wait for it to commit and then fail,
+    on SQLite, PostgreSQL and MariaDB alike, with no lock held in Python.
+    """
+
+    FIRST_ADMIN = "first-admin"
+
+    name = models.CharField(max_length=50, unique=True)
+    claimed_on = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
