@@ -142,6 +142,9 @@ def create_admin_server(application: Callable[..., Any], listen: str) -> Any:
         cleanup_interval=10,
         # waitress refuses bodies of max_request_body_size bytes or more
         max_request_body_size=MAX_REQUEST_BODY_BYTES + 1,
+        # Pass X-Forwarded-Proto on: portway.core.https decides whom to believe
+        # (PORTWAY_TRUSTED_PROXIES, address ranges waitress's own option cannot express).
+        clear_untrusted_proxy_headers=False,
     )
     for dispatcher in list(channels.values()):
         if isinstance(dispatcher, BaseWSGIServer):

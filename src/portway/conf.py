@@ -6,6 +6,7 @@ Values are read when called (not at import) so tests can point a process elsewhe
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ class PortwayConfig:
         nginx_binary: path of the nginx executable to run.
         resolver: DNS servers nginx uses for upstream names that did not resolve at apply time.
         public_https_port: the HTTPS port clients use, for Force-SSL redirects.
+        trusted_proxies: peers whose X-Forwarded-Proto the admin server believes.
+        admin_https: the admin UI is only ever reached over HTTPS (cookies always Secure).
     """
 
     data_dir: Path
@@ -62,6 +65,25 @@ class PortwayConfig:
     resolver: str
     x_frame_options: str
     public_https_port: int = 443
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    admin_https: bool = False
+
+
+DEFAULT_TRUSTED_PROXIES = "127.0.0.1 ::1"
+
+
+def _networks(name: str, default: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses or CIDR networks separated by spaces or commas; "none" for no address."""
+    raw = _env(name, default) or default
+    if raw.lower() == "none":
+        return ()
+    networks = []
+    for item in raw.replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or network") from exc
+    return tuple(networks)
 
 
 def load() -> PortwayConfig:
@@ -87,6 +109,10 @@ def load() -> PortwayConfig:
         # Where clients reach HTTPS (differs from https_port behind port forwarding);
         # used in Force-SSL redirects.
         public_https_port=_port("PORTWAY_PUBLIC_HTTPS_PORT", _port("PORTWAY_HTTPS_PORT", 443)),
+        # A proxy in front of the admin UI says in X-Forwarded-Proto whether the browser
+        # used HTTPS; anyone can send the header, so only these peers are believed.
+        trusted_proxies=_networks("PORTWAY_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES),
+        admin_https=_flag("PORTWAY_ADMIN_HTTPS"),
     )
 
 

@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from csp.constants import NONE, SELF
+
 from portway import conf
 from portway.admin_server import MAX_REQUEST_BODY_BYTES
 
@@ -36,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "ninja",  # /api/docs from the package's own files, not a CDN (and no inline script)
     "portway.accounts",
     "portway.certificates",
     "portway.hosts",
@@ -44,7 +47,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portway.core.https.HttpsMiddleware",  # first: everything after sees the real scheme
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -112,6 +117,26 @@ X_FRAME_OPTIONS = PORTWAY.x_frame_options
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# Secure is set per response by portway.core.https for requests that came over HTTPS:
+# the admin port also serves plain HTTP, where a Secure cookie would be dropped.
+
+# Everything the UI loads is Portway's own static files: no inline script or style, no
+# eval (htmx's indicator styles and eval are switched off in web/_head.html), no other
+# origin. data: images are Tabler's form controls (SVG in its CSS).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE] if X_FRAME_OPTIONS == "DENY" else [SELF],
+    }
+}
 
 LOGGING = {
     "version": 1,

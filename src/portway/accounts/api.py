@@ -45,7 +45,8 @@ class FirstRunAuth:
 
     Listed after BearerAuth on POST /api/users only: a request that does carry a token
     is judged by the token; one without a token passes here only before setup.
-    `services.create_user` re-checks under a lock, so a race cannot create two.
+    `services.create_user` then takes the one first-run claim (a unique index), so
+    simultaneous requests cannot create two.
     """
 
     FIRST_RUN = "first-run"

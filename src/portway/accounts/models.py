@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
+from django.utils.crypto import salted_hmac
 
 
 class UserManager(BaseUserManager["User"]):
@@ -34,7 +38,8 @@ class User(AbstractBaseUser):
     is_disabled = models.BooleanField(default=False)
     created_on = models.DateTimeField(auto_now_add=True)
     modified_on = models.DateTimeField(auto_now=True)
-    # Bumped on password change and disable so outstanding API tokens stop working.
+    # Bumped on password change and disable so outstanding API tokens and UI sessions
+    # stop working (see get_session_auth_hash).
     token_generation = models.PositiveIntegerField(default=0)
 
     USERNAME_FIELD = "email"
@@ -65,6 +70,25 @@ class User(AbstractBaseUser):
     @property
     def is_superuser(self) -> bool:
         return self.is_admin
+
+    # UI sessions: Django keeps an HMAC of this in the session and ends the session when
+    # it no longer matches. Django's own covers only the password hash; with the token
+    # generation in it, disabling an account also ends its sessions for good (re-enabling
+    # does not bring them back), exactly as for its API tokens.
+    def get_session_auth_hash(self) -> str:
+        return self._portway_session_hash(None)
+
+    def get_session_auth_fallback_hash(self) -> Iterator[str]:
+        for secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._portway_session_hash(secret)
+
+    def _portway_session_hash(self, secret: str | None) -> str:
+        return salted_hmac(
+            "portway.accounts.User.session",
+            f"{self.password}\0{self.token_generation}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
     def has_perm(self, perm: str, obj: object = None) -> bool:
         return self.is_admin and not self.is_disabled
@@ -152,3 +176,21 @@ class LoginThrottle(models.Model):
     failures = models.PositiveIntegerField(default=0)
     blocked_until = models.DateTimeField(null=True, blank=True)
     last_failure = models.DateTimeField(null=True, blank=True)
+
+
+class SetupClaim(models.Model):
+    """A one-time step of the installation, taken at most once (by the unique index).
+
+    The first-run path inserts the FIRST_ADMIN row in the same transaction as the first
+    administrator. Concurrent first-run requests all try the insert: the database's
+    unique index admits one and makes the others wait for it to commit and then fail,
+    on SQLite, PostgreSQL and MariaDB alike, with no lock held in Python.
+    """
+
+    FIRST_ADMIN = "first-admin"
+
+    name = models.CharField(max_length=50, unique=True)
+    claimed_on = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name

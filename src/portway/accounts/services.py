@@ -26,7 +26,7 @@ from django.db.models.functions import Lower
 
 from portway import __version__
 from portway.accounts import signin, tokens, totp
-from portway.accounts.models import Permission, User
+from portway.accounts.models import Permission, SetupClaim, User
 from portway.accounts.permissions import (
     LEVELS,
     NEW_USER_PERMISSIONS,
@@ -433,14 +433,26 @@ def _insert_user(
     return user
 
 
-def _lock_empty_user_table() -> bool:
-    """True when no user exists, holding what lock the database offers until commit.
+def _claim_first_run() -> None:
+    """Take the installation's one first-run claim, inside the caller's transaction.
 
-    SQLite (IMMEDIATE transactions) and MariaDB (gap lock of SELECT ... FOR UPDATE)
-    serialise two first-run requests here; PostgreSQL cannot lock rows that do not
-    exist, leaving a window of one round trip in which two first users could be created.
+    The unique index on SetupClaim.name decides between simultaneous first-run requests:
+    the first insert wins; the others wait for its transaction and then fail, so exactly
+    one first administrator is created on every database. If the winner's transaction
+    rolls back, its claim goes with it and setup stays open.
+
+    Raises:
+        NotAuthenticated: the claim is taken, or a user exists already (e.g. created by
+            `portway createadmin`, which does not go through the first-run path).
     """
-    return not User.objects.select_for_update().exists()
+    try:
+        # Savepoint: a unique violation must not poison the caller's transaction (PostgreSQL).
+        with transaction.atomic():
+            SetupClaim.objects.create(name=SetupClaim.FIRST_ADMIN)
+    except IntegrityError as exc:
+        raise NotAuthenticated("Authentication required: send an administrator's token") from exc
+    if User.objects.exists():
+        raise NotAuthenticated("Authentication required: send an administrator's token")
 
 
 class _NotGiven:
@@ -495,8 +507,7 @@ def create_user(
     cleaned_password = clean_password(password) if password is not None else None
     with transaction.atomic():
         if actor is None:
-            if not _lock_empty_user_table():
-                raise NotAuthenticated("Authentication required: send an administrator's token")
+            _claim_first_run()
             is_admin, disabled = True, False
         user = _insert_user(
             name=cleaned_name,

@@ -8,13 +8,13 @@ from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from portway.accounts import signin, totp
+from portway.accounts.services import create_first_admin
 from portway.core.audit import client_address
 from portway.core.errors import (
     Conflict,
@@ -31,19 +31,6 @@ PENDING_SECONDS = 300
 
 # The services name the password field after NPM's wire format.
 _SERVICE_FIELDS = {"auth/secret": "password", "secret": "password"}
-
-
-def _create_first_admin(email: str, password: str, name: str):
-    try:
-        from portway.accounts.services import create_first_admin
-    except ImportError:  # pragma: no cover - the accounts service predates the UI
-        from portway.accounts.models import User
-
-        with transaction.atomic():
-            if User.objects.exists():
-                raise Conflict("Portway is already set up; sign in instead") from None
-            return User.objects.create_user(email, password, is_admin=True, name=name)
-    return create_first_admin(email, password, name)
 
 
 @page(public=True, setup=True)
@@ -75,7 +62,7 @@ def setup(request: HttpRequest) -> HttpResponse:
                     errors.add("password", reason)
         if not errors:
             try:
-                user = _create_first_admin(values["email"], password, values["name"])
+                user = create_first_admin(values["email"], password, values["name"])
             except Conflict:
                 messages.info(request, "Portway is already set up. Sign in to continue.")
                 return redirect("accounts:login")

@@ -111,24 +111,51 @@ def _check_names_free(names: list[str], exclude_id: int | None) -> None:
             )
 
 
+def _same_text(sent: str | None, stored: str | None) -> bool:
+    def plain(text: str | None) -> str:
+        # Browsers submit a textarea with CRLF line ends; the text is the same one.
+        return (text or "").replace("\r\n", "\n").strip()
+
+    return plain(sent) == plain(stored)
+
+
 def _check_advanced_config(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noqa: ANN001
     """Raw nginx text, on the host or on a custom location, is for administrators only.
 
-    A non-admin may send back what is already there (the UI and NPM clients send the whole
-    object), but not add or change any of it.
+    A non-admin may leave it out or send back what is already there (the UI and NPM
+    clients send the whole object), and may change a location's other fields, but may not
+    add, change or clear any of it: not on the host, not on a location, and not by
+    removing a location that carries some or changing its path. Locations are matched by
+    path, the key nginx uses. Text sent back unchanged is replaced by the stored text in
+    `values`, so a round trip through a form never rewrites it.
+
+    Raises:
+        PermissionDenied: naming `data/advanced_config`, `data/locations/<i>/advanced_config`
+            or `data/locations` (a location carrying advanced_config left out).
     """
     if user.is_admin:
         return
-    if "advanced_config" in values and (values["advanced_config"] or "") != (
-        host.advanced_config or ""
-    ):
-        raise PermissionDenied("data/advanced_config may be set by administrators only")
-    existing = {loc.get("advanced_config") or "" for loc in host.locations or []}
-    for index, loc in enumerate(values.get("locations") or []):
-        text = loc.get("advanced_config") or ""
-        if text.strip() and text not in existing:
+    if "advanced_config" in values:
+        if not _same_text(values["advanced_config"], host.advanced_config):
+            raise PermissionDenied("data/advanced_config may be changed by administrators only")
+        values["advanced_config"] = host.advanced_config or ""
+    if "locations" not in values:
+        return
+    stored = {loc.get("path"): loc.get("advanced_config") or "" for loc in host.locations or []}
+    sent_paths = set()
+    for index, loc in enumerate(values["locations"] or []):
+        sent_paths.add(loc.get("path"))
+        text = stored.get(loc.get("path"), "")
+        if not _same_text(loc.get("advanced_config"), text):
             raise PermissionDenied(
-                f"data/locations/{index}/advanced_config may be set by administrators only"
+                f"data/locations/{index}/advanced_config may be changed by administrators only"
+            )
+        loc["advanced_config"] = text
+    for path, text in stored.items():
+        if text.strip() and path not in sent_paths:
+            raise PermissionDenied(
+                f"data/locations: the location {path} has advanced_config set by an "
+                "administrator; only an administrator may remove it or change its path"
             )
 
 

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import ConfigDict
 
+from portway.accounts.permissions import can, visible_queryset
 from portway.accounts.services import serialize_user
 from portway.core.errors import FieldError, NotFound, PermissionDenied
 from portway.core.wire import iso
@@ -124,9 +125,29 @@ def audit_entry(request: HttpRequest, entry_id: int, expand: str | None = None):
 
 @reports_router.get("/hosts", summary="Host counts")
 def host_report(request: HttpRequest):
-    return {"proxy": ProxyHost.objects.count(), "redirection": 0, "stream": 0, "dead": 0}
+    """Counts of the hosts the caller may see (NPM: owned ones under visibility "user").
+
+    A section the caller may not view counts 0: other users' hosts are not their business.
+    """
+    user = request.auth
+    proxy = (
+        visible_queryset(user, "proxy_hosts", ProxyHost.objects.all()).count()
+        if can(user, "proxy_hosts", "view")
+        else 0
+    )
+    return {"proxy": proxy, "redirection": 0, "stream": 0, "dead": 0}
+
+
+# What a non-admin may know of the engine: whether a change is live yet. Everything else
+# (errors quoting other users' hosts and file paths, generations, counters) is
+# installation-wide and for administrators; keys added later stay admin-only by default.
+STATUS_KEYS_FOR_EVERYONE = ("running", "pending")
 
 
 @status_router.get("/status", summary="Portway: apply engine status")
 def nginx_status(request: HttpRequest):
-    return services.apply_status()
+    """The apply engine's state; non-admins get only `running` and `pending`."""
+    status = services.apply_status()
+    if request.auth.is_admin:
+        return status
+    return {key: status[key] for key in STATUS_KEYS_FOR_EVERYONE}

@@ -25,9 +25,15 @@ CHROMIUM_ARGS = [
 ]
 
 
+def is_csp_violation(console_text: str) -> bool:
+    """Whether a console message is Chromium's report of a Content-Security-Policy block."""
+    return "Content Security Policy" in console_text
+
+
 @pytest.fixture
 def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    """A Chromium page (1280×900) that fails the test on JavaScript errors."""
+    """A Chromium page (1280×900) that fails the test on JavaScript errors and on anything
+    the Content-Security-Policy blocked (Chromium reports each on the console)."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM} (set PORTWAY_CHROMIUM)")
@@ -44,6 +50,10 @@ def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator:
         context.set_default_timeout(30_000)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on(
+            "console",
+            lambda message: errors.append(message.text) if is_csp_violation(message.text) else None,
+        )
         yield page
         browser.close()
-    assert errors == [], f"JavaScript errors: {errors}"
+    assert errors == [], f"JavaScript errors or CSP violations: {errors}"

@@ -572,9 +572,17 @@ class TestAdvancedConfigIsAdminOnly(ProxyHostAPI):
             "put", url(host.pk), {"advanced_config": "return 200;"}, status=403, client=self.client
         )
 
-    def test_non_admin_cannot_clear_the_admins_advanced_config(self) -> None:
+    @pytest.mark.parametrize("cleared", ["", None, "  "])
+    def test_non_admin_cannot_clear_the_admins_advanced_config(self, cleared: Any) -> None:
         host = self.make_host(advanced_config="proxy_read_timeout 90s;")
-        self.rejected("put", url(host.pk), {"advanced_config": ""}, status=403, client=self.client)
+        self.rejected(
+            "put",
+            url(host.pk),
+            {"advanced_config": cleared},
+            status=403,
+            field="advanced_config",
+            client=self.client,
+        )
 
     def test_non_admin_may_send_the_existing_text_back_or_leave_it_out(self) -> None:
         host = self.make_host(advanced_config="proxy_read_timeout 90s;")
@@ -605,6 +613,94 @@ class TestAdvancedConfigIsAdminOnly(ProxyHostAPI):
         self.rejected(
             "put", url(host["id"]), {"locations": changed}, status=403, client=self.client
         )
+
+    def _host_with_admin_locations(self) -> dict[str, Any]:
+        """A host the admin gave two locations, one carrying advanced_config, plus one."""
+        return self.create(
+            locations=[
+                {**self.LOCATION, "advanced_config": "allow 10.0.0.0/8;\ndeny all;"},
+                {**self.LOCATION, "path": "/plain"},
+            ]
+        )
+
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"advanced_config": ""}, "locations/0/advanced_config"),
+            ({"advanced_config": None}, "locations/0/advanced_config"),
+            ({"advanced_config": "allow all;"}, "locations/0/advanced_config"),
+            ({"path": "/elsewhere"}, "locations/0/advanced_config"),
+        ],
+    )
+    def test_non_admin_cannot_change_or_clear_a_location_advanced_config(
+        self, change: dict[str, Any], field: str
+    ) -> None:
+        host = self._host_with_admin_locations()
+        locations = [{**host["locations"][0], **change}, host["locations"][1]]
+        self.rejected(
+            "put",
+            url(host["id"]),
+            {"locations": locations},
+            status=403,
+            field=field,
+            client=self.client,
+        )
+        assert self.get(host["id"])["locations"] == host["locations"]
+
+    @pytest.mark.parametrize("locations", [[], None, "only-the-plain-one"])
+    def test_non_admin_cannot_remove_the_location_carrying_advanced_config(
+        self, locations: Any
+    ) -> None:
+        host = self._host_with_admin_locations()
+        if locations == "only-the-plain-one":
+            locations = [host["locations"][1]]
+        message = self.rejected(
+            "put", url(host["id"]), {"locations": locations}, status=403, client=self.client
+        )
+        assert "data/locations" in message and "/x" in message and "advanced_config" in message
+        assert self.get(host["id"])["locations"] == host["locations"]
+
+    def test_non_admin_cannot_copy_an_admins_text_to_another_location(self) -> None:
+        host = self._host_with_admin_locations()
+        copied = {
+            **host["locations"][1],
+            "advanced_config": host["locations"][0]["advanced_config"],
+        }
+        self.rejected(
+            "put",
+            url(host["id"]),
+            {"locations": [host["locations"][0], copied]},
+            status=403,
+            field="locations/1/advanced_config",
+            client=self.client,
+        )
+
+    def test_non_admin_may_edit_and_reorder_around_an_admins_location_text(self) -> None:
+        host = self._host_with_admin_locations()
+        carrying, plain = host["locations"]
+        # the UI's textarea sends the text back with CRLF line ends: still the same text
+        sent_back = {
+            **carrying,
+            "forward_port": 8080,
+            "advanced_config": "allow 10.0.0.0/8;\r\ndeny all;",
+        }
+        new = {**self.LOCATION, "path": "/new"}
+        response = send(self.client, "put", url(host["id"]), {"locations": [plain, new, sent_back]})
+        assert response.status_code == 200, response.content
+        got = {loc["path"]: loc for loc in response.json()["locations"]}
+        assert got["/x"]["forward_port"] == 8080
+        assert got["/x"]["advanced_config"] == "allow 10.0.0.0/8;\ndeny all;"
+        assert got["/new"]["advanced_config"] == ""
+        # and the plain location may go
+        response = send(self.client, "put", url(host["id"]), {"locations": [sent_back]})
+        assert response.status_code == 200, response.content
+        assert [loc["path"] for loc in response.json()["locations"]] == ["/x"]
+
+    def test_admin_may_clear_and_remove_location_advanced_config(self) -> None:
+        host = self._host_with_admin_locations()
+        response = send(self.api, "put", url(host["id"]), {"locations": []})
+        assert response.status_code == 200, response.content
+        assert response.json()["locations"] == []
 
     def test_admin_may_set_both(self) -> None:
         location = {**self.LOCATION, "advanced_config": "proxy_buffering off;"}

@@ -39,14 +39,13 @@ def vendor_js() -> SafeString:
 
 @register.simple_tag
 def assets_missing_banner() -> SafeString:
-    """A self-styled warning (no CSS is loaded in that case) saying how to build assets."""
+    """A warning saying how to build the assets, styled by portway.css (Tabler is missing)."""
     if assets_built():
         return mark_safe("")
     return format_html(
-        '<div role="alert" id="assets-missing" style="background:#fff3cd;color:#664d03;'
-        "border-bottom:2px solid #ffda6a;padding:12px 16px;font:15px/1.4 system-ui,sans-serif"
-        '"><strong>The Portway UI assets have not been built.</strong> Pages work but look '
-        "unstyled. In the source checkout run <code>{}</code> and restart Portway.</div>",
+        '<div role="alert" id="assets-missing"><strong>The Portway UI assets have not been '
+        "built.</strong> Pages work but look unstyled. In the source checkout run "
+        "<code>{}</code> and restart Portway.</div>",
         BUILD_COMMAND,
     )
 

@@ -379,6 +379,43 @@ class TestForm:
         assert "advanced_config" not in sent
         assert ProxyHost.objects.get().advanced_config == ""
 
+    def test_members_keep_but_cannot_remove_an_admins_location_config(
+        self, member, member_ui: Client, make_host
+    ):
+        admin_text = "allow 10.0.0.0/8;\ndeny all;"
+        host = make_host(
+            "app.example.test",
+            locations=[
+                {
+                    "path": "/admin",
+                    "forward_host": "10.0.0.9",
+                    "forward_port": 80,
+                    "advanced_config": admin_text,
+                },
+            ],
+        )
+        ProxyHost.objects.filter(pk=host.pk).update(owner=member)  # the admin's text, her host
+        row = {
+            "locations-0-path": "/admin",
+            "locations-0-forward_scheme": "http",
+            "locations-0-forward_host": "10.0.0.9",
+            "locations-0-forward_port": "8081",
+            "locations-0-forward_path": "",
+            # what a browser submits for the read-only textarea: CRLF line ends
+            "locations-0-advanced_config": admin_text.replace("\n", "\r\n"),
+        }
+        response = member_ui.post(f"/proxy-hosts/{host.pk}", form_data(**row))
+        assert response.status_code == 302, response.content.decode()
+        host.refresh_from_db()
+        assert host.locations[0]["forward_port"] == 8081
+        assert host.locations[0]["advanced_config"] == admin_text
+
+        response = member_ui.post(f"/proxy-hosts/{host.pk}", form_data())  # row removed
+        assert response.status_code in (400, 403)
+        assert "only an administrator may remove it" in response.content.decode()
+        host.refresh_from_db()
+        assert [loc["path"] for loc in host.locations] == ["/admin"]
+
     def test_offline_after_save_is_reported(self, ui: Client, monkeypatch):
         real = services.create_proxy_host
 
