@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from ninja import Router, Status
 
 from portway.accounts.services import serialize_user
+from portway.core.params import ObjectId
 from portway.core.wire import iso
 from portway.hosts import services
 from portway.hosts.models import ProxyHost
@@ -89,29 +90,29 @@ def create_host(request: HttpRequest, payload: ProxyHostCreate):
 
 
 @router.get("/{host_id}", summary="Get a proxy host")
-def get_host(request: HttpRequest, host_id: int, expand: str | None = None):
+def get_host(request: HttpRequest, host_id: ObjectId, expand: str | None = None):
     return host_wire(services.get_proxy_host(request.auth, host_id), _expand(expand))
 
 
 @router.put("/{host_id}", summary="Update a proxy host")
-def update_host(request: HttpRequest, host_id: int, payload: ProxyHostUpdate):
+def update_host(request: HttpRequest, host_id: ObjectId, payload: ProxyHostUpdate):
     services.update_proxy_host(request.auth, host_id, payload.model_dump(exclude_unset=True))
     return host_wire(services.get_proxy_host(request.auth, host_id))
 
 
 @router.delete("/{host_id}", summary="Delete a proxy host")
-def delete_host(request: HttpRequest, host_id: int):
+def delete_host(request: HttpRequest, host_id: ObjectId):
     services.delete_proxy_host(request.auth, host_id)
     return True
 
 
 @router.post("/{host_id}/enable", summary="Enable a proxy host")
-def enable_host(request: HttpRequest, host_id: int):
+def enable_host(request: HttpRequest, host_id: ObjectId):
     services.enable_proxy_host(request.auth, host_id)
     return True
 
 
 @router.post("/{host_id}/disable", summary="Disable a proxy host")
-def disable_host(request: HttpRequest, host_id: int):
+def disable_host(request: HttpRequest, host_id: ObjectId):
     services.disable_proxy_host(request.auth, host_id)
     return True

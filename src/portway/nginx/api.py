@@ -9,7 +9,8 @@ from ninja import Router, Schema
 from pydantic import ConfigDict
 
 from portway.accounts.services import serialize_user
-from portway.core.errors import FieldError, NotFound, PermissionDenied
+from portway.core.errors import NotFound, PermissionDenied
+from portway.core.params import Limit, ObjectId, Offset
 from portway.core.wire import iso
 from portway.hosts.models import ProxyHost
 from portway.nginx import services
@@ -92,8 +93,8 @@ def audit_log(
     object_type: str | None = None,
     object_id: str | None = None,
     action: str | None = None,
-    offset: int = 0,
-    limit: int = 100,
+    offset: Offset = 0,
+    limit: Limit = 100,
 ):
     """Newest first. Filters: `user_id` (0: nobody), `object_type`, `object_id`, `action`,
     `query` (substring of type or action); paged by `offset` and `limit` (1-1000)."""
@@ -105,16 +106,12 @@ def audit_log(
         action=action,
         query=query,
     )
-    if not 1 <= limit <= services.AUDIT_PAGE_MAX:
-        raise FieldError("limit", f"must be between 1 and {services.AUDIT_PAGE_MAX}")
-    if offset < 0:
-        raise FieldError("offset", "must be 0 or more")
     wanted = {p.strip() for p in (expand or "").split(",") if p.strip()}
     return [audit_wire(e, wanted) for e in entries[offset : offset + limit]]
 
 
 @audit_router.get("/{entry_id}", summary="One audit log entry")
-def audit_entry(request: HttpRequest, entry_id: int, expand: str | None = None):
+def audit_entry(request: HttpRequest, entry_id: ObjectId, expand: str | None = None):
     _admin(request)
     entry = AuditLogEntry.objects.select_related("user").filter(pk=entry_id).first()
     if entry is None:
