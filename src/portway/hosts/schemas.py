@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from portway.core import fields
+from portway.core import fields, wire
 
 
 def _not_bool(value: Any) -> Any:
@@ -62,6 +62,17 @@ CertificateId = Annotated[
     ),
 ]
 AdvancedConfig = Annotated[str, Field(max_length=65536), AfterValidator(fields.balanced_config)]
+
+
+def _storable_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    problem = wire.meta_problem(meta)
+    if problem:
+        raise ValueError(problem)
+    return meta
+
+
+ClientMeta = Annotated[dict[str, Any], AfterValidator(_storable_meta)]
+"""The client's own `meta` keys: capped as certificates' (64 KiB of JSON, 16 levels)."""
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -114,7 +125,7 @@ class ProxyHostFields(BaseModel):
     advanced_config: AdvancedConfig | None = None
     locations: Annotated[list[Location], Field(max_length=100)] | None = None
     enabled: bool | None = None
-    meta: dict[str, Any] | None = None
+    meta: ClientMeta | None = None
 
     @field_validator("locations")
     @classmethod
