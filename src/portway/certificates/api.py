@@ -385,6 +385,14 @@ def renew_certificate(request: HttpRequest, certificate_id: ObjectId):
 @router.get(
     "/{certificate_id}/download",
     summary="Download the certificate and its chain as a zip of PEM files",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "cert.pem, chain.pem and fullchain.pem (never the key)",
+                "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
 )
 def download_certificate(request: HttpRequest, certificate_id: ObjectId):
     cert = services.get_certificate(request.auth, certificate_id)

@@ -60,16 +60,44 @@ class BearerAuth(HttpBearer):
         return user
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "NPM's error shape; `code` repeats the HTTP status",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+            "required": ["code", "message"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["error"],
+    "additionalProperties": False,
+}
+# Documented on every operation: any client error, and 503 (database or disk unavailable)
+ERROR_RESPONSES = {
+    "4XX": "The request was refused; `message` names the field and the reason",
+    "503": "The database is locked, read-only or unreachable, or the disk is full",
+}
+
+
 class PortwayAPI(NinjaAPI):
-    """NinjaAPI whose OpenAPI document lists paths relative to `servers[0].url` (…/api)."""
+    """NinjaAPI whose OpenAPI document lists paths relative to `servers[0].url` (…/api)
+    and documents NPM's error body for every operation's 4XX and 503 answers."""
 
     def get_openapi_schema(self, *args: Any, **kwargs: Any) -> dict:
         schema = super().get_openapi_schema(*args, **kwargs)
         prefix = self.get_root_path(kwargs.get("path_params") or {}).rstrip("/")  # "/api"
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
         paths = {}
         for path, item in schema.get("paths", {}).items():
             relative = path[len(prefix) :] if path.startswith(prefix) else path
             paths[relative or "/"] = item
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                for status, description in ERROR_RESPONSES.items():
+                    responses.setdefault(status, {"description": description, "content": error})
         schema["paths"] = paths
         schema["servers"] = [{"url": prefix}]
         return schema

@@ -22,6 +22,8 @@ from pydantic import (
     field_validator,
 )
 
+from portway.accounts.schemas import UserOut
+from portway.certificates.api import CertificateOut
 from portway.core import fields, wire
 
 
@@ -159,3 +161,63 @@ class ProxyHostUpdate(ProxyHostFields):
     forward_scheme: Literal["http", "https"] = None  # type: ignore[assignment]
     forward_host: ForwardHost = None  # type: ignore[assignment]
     forward_port: Port = None  # type: ignore[assignment]
+
+
+# --- responses -----------------------------------------------------------------------------
+# What the API answers with, so /api/schema documents it. Extra keys are kept (`extra=
+# "allow"`): a location or `meta` holds what the client sent, and a response must return it.
+
+
+class LocationOut(BaseModel):
+    """A custom location as stored (see Location)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    path: str
+    forward_scheme: str = "http"
+    forward_host: str
+    forward_port: int
+    forward_path: str = ""
+    advanced_config: str = ""
+
+
+class ProxyHostMeta(BaseModel):
+    """The client's own `meta` keys, and the server's status of the host in nginx."""
+
+    model_config = ConfigDict(extra="allow")
+
+    nginx_online: bool = Field(description="nginx accepted the host's config")
+    nginx_err: str | None = Field(description="nginx's error when it rejected the config")
+    nginx_serving_previous: bool = Field(
+        description="Portway: the rejected edit is not live; the previous config still serves"
+    )
+
+
+class ProxyHostOut(BaseModel):
+    """NPM's proxy-host object; `owner`, `certificate`, `access_list` only with ?expand."""
+
+    id: int
+    created_on: str
+    modified_on: str
+    owner_user_id: int
+    domain_names: list[str]
+    forward_scheme: str
+    forward_host: str
+    forward_port: int
+    access_list_id: int
+    certificate_id: int
+    advanced_config: str
+    locations: list[LocationOut]
+    meta: ProxyHostMeta
+    ssl_forced: bool
+    caching_enabled: bool
+    block_exploits: bool
+    allow_websocket_upgrade: bool
+    http2_support: bool
+    enabled: bool
+    hsts_enabled: bool
+    hsts_subdomains: bool
+    trust_forwarded_proto: bool
+    owner: UserOut | None = None
+    certificate: CertificateOut | None = None
+    access_list: None = None
