@@ -27,7 +27,7 @@ from portway.testing.process import PortwayProcess  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e_db]
 
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 10
 
 
 @pytest.fixture(scope="module")

@@ -130,6 +130,33 @@ UNREACHABLE = (
 )
 
 
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def _data_disk_full() -> bool:
+    """True when the file system of the data directory or the SQLite file is (nearly) full.
+
+    Counts the blocks reserved for root (`f_bfree`): Portway often runs as root.
+    """
+    import os
+    from pathlib import Path
+
+    from django.conf import settings
+    from django.db import connection
+
+    places = [Path(settings.DATA_DIR)]
+    if connection.vendor == "sqlite":
+        places.append(Path(str(connection.settings_dict["NAME"])).parent)
+    for place in places:
+        try:
+            stats = os.statvfs(place)
+        except OSError:
+            continue
+        if stats.f_bfree * stats.f_frsize < _NEARLY_FULL_BYTES:
+            return True
+    return False
+
+
 def unavailable(exc: BaseException) -> Unavailable | None:
     """Classify an error raised while serving a request: an `Unavailable` with a message
     an operator can act on when the cause is the database or the disk, None otherwise.
@@ -155,7 +182,7 @@ def unavailable(exc: BaseException) -> Unavailable | None:
             if current.errno == errno.EROFS:
                 return Unavailable(FILES_READ_ONLY)
             if current.errno == errno.EIO:
-                return Unavailable(DISK_ERROR)
+                return Unavailable(DISK_FULL if _data_disk_full() else DISK_ERROR)
         if isinstance(current, sqlite3.Error):
             from_sqlite = True
             code = (getattr(current, "sqlite_errorcode", 0) or 0) & 0xFF
@@ -166,7 +193,9 @@ def unavailable(exc: BaseException) -> Unavailable | None:
             if code == _SQLITE_FULL:
                 return Unavailable(DISK_FULL)
             if code in (_SQLITE_IOERR, _SQLITE_CANTOPEN):
-                return Unavailable(DISK_ERROR)
+                # SQLite reports a full disk as an I/O error when its shared-memory file
+                # or a new journal cannot get space
+                return Unavailable(DISK_FULL if _data_disk_full() else DISK_ERROR)
         sqlstate = getattr(current, "sqlstate", None)
         if isinstance(sqlstate, str):
             if sqlstate in _PG_BUSY:

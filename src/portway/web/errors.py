@@ -95,7 +95,9 @@ def error_page(
             "retry_url": retry_url,
         },
     )
-    return HttpResponse(html, status=status)
+    response = HttpResponse(html, status=status)
+    response["X-Portway-Message"] = text  # shown by portway.js after an HTMX request
+    return response
 
 
 def _api_message(request: HttpRequest, status: int, allowed: str) -> str:
