@@ -51,6 +51,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # outside the rest, so it also sees the bare 403/405s other middleware return
+    "portway.web.errors.ErrorPageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -137,6 +139,8 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [NONE] if X_FRAME_OPTIONS == "DENY" else [SELF],
     }
 }
+
+CSRF_FAILURE_VIEW = "portway.web.errors.csrf_failure"
 
 LOGGING = {
     "version": 1,

@@ -24,3 +24,8 @@ urlpatterns = [
     path("", include("portway.nginx.urls")),
     path("", include("portway.web.urls")),
 ]
+
+handler400 = "portway.web.errors.bad_request"
+handler403 = "portway.web.errors.permission_denied"
+handler404 = "portway.web.errors.page_not_found"
+handler500 = "portway.web.errors.server_error"

@@ -23,6 +23,7 @@ from portway.core.errors import (
     NotFound,
     PermissionDenied,
 )
+from portway.core.params import is_id
 from portway.core.wire import iso
 from portway.nginx.models import AuditLogEntry
 
@@ -97,8 +98,8 @@ def revoke_token(actor: User, target: User, token_id: Any) -> None:
     """
     _self_or_admin(actor, target)
     text = str(token_id)
-    row = ApiToken.objects.filter(user=target, pk=int(text)).first() if text.isdigit() else None
-    if row is None or int(text) > 2**63 - 1:
+    row = ApiToken.objects.filter(user=target, pk=int(text)).first() if is_id(text) else None
+    if row is None:
         raise NotFound(f"API token {text!r} not found")
     with transaction.atomic():
         _audit(

@@ -44,6 +44,7 @@ from portway.core.errors import (
     NotFound,
     PermissionDenied,
 )
+from portway.core.params import is_id
 from portway.core.wire import iso
 from portway.nginx.models import AuditLogEntry
 
@@ -57,7 +58,6 @@ INITIAL_ADMIN_NAME = "Administrator"
 USER_FIELDS = ("name", "nickname", "email", "roles", "is_disabled")
 PERMISSION_FIELDS = ("visibility", *SECTIONS)
 USER_EXPANDS = frozenset({"permissions"})
-_MAX_ID = 2**63 - 1  # BigAutoField; larger ids would be a database error, not a 404
 _COMMON_PASSWORDS = CommonPasswordValidator()
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -369,7 +369,7 @@ def resolve_user(actor: User, ref: str | int) -> User:
     if ref == "me" or (not isinstance(ref, str) and ref == actor.pk):
         return actor
     text = str(ref)
-    if not text.isdigit() or int(text) > _MAX_ID:
+    if not is_id(text):
         if not actor.is_admin:
             raise PermissionDenied("You may only see and change your own account")
         raise NotFound(f"User {text!r} not found")

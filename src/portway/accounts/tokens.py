@@ -52,7 +52,8 @@ _UNITS = {
     "Q": 91 * 86400,
     "y": 365 * 86400,
 }
-_EXPIRY = re.compile(r"^(\d+)(ms|y|Q|M|w|d|h|m|s)$")
+# ASCII digits, few enough that `* 0.001` (ms) stays a float; the 1-year cap does the rest
+_EXPIRY = re.compile(r"^([0-9]{1,15})(ms|y|Q|M|w|d|h|m|s)$")
 
 
 def parse_expiry(text: str | None) -> int:

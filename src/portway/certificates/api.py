@@ -37,6 +37,7 @@ from portway.accounts.services import serialize_user
 from portway.certificates import pem, services
 from portway.certificates.models import Certificate
 from portway.core.errors import FieldError
+from portway.core.params import ObjectId
 
 try:
     from portway.core.wire import iso as _wire_iso
@@ -330,14 +331,14 @@ def test_http(request: HttpRequest, payload: TestHttpIn):
 @router.get(
     "/{certificate_id}", response=CertificateOut, exclude_unset=True, summary="Get a certificate"
 )
-def get_certificate(request: HttpRequest, certificate_id: int, expand: str | None = None):
+def get_certificate(request: HttpRequest, certificate_id: ObjectId, expand: str | None = None):
     wanted = _expand(expand)
     cert = services.get_certificate(request.auth, certificate_id)
     return certificate_wire(cert, wanted)
 
 
 @router.delete("/{certificate_id}", response=bool, summary="Delete a certificate")
-def delete_certificate(request: HttpRequest, certificate_id: int):
+def delete_certificate(request: HttpRequest, certificate_id: ObjectId):
     services.delete(request.auth, services.get_certificate(request.auth, certificate_id))
     return True
 
@@ -350,7 +351,7 @@ def delete_certificate(request: HttpRequest, certificate_id: int):
 )
 def upload_certificate(
     request: HttpRequest,
-    certificate_id: int,
+    certificate_id: ObjectId,
     certificate: UploadedFile | None = File(None),
     certificate_key: UploadedFile | None = File(None),
     intermediate_certificate: UploadedFile | None = File(None),
@@ -374,7 +375,7 @@ def upload_certificate(
     exclude_unset=True,
     summary="Renew an ACME certificate now (in the background)",
 )
-def renew_certificate(request: HttpRequest, certificate_id: int):
+def renew_certificate(request: HttpRequest, certificate_id: ObjectId):
     cert = services.get_certificate(request.auth, certificate_id)
     services.renew(request.auth, cert)
     cert.refresh_from_db()
@@ -384,8 +385,16 @@ def renew_certificate(request: HttpRequest, certificate_id: int):
 @router.get(
     "/{certificate_id}/download",
     summary="Download the certificate and its chain as a zip of PEM files",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "cert.pem, chain.pem and fullchain.pem (never the key)",
+                "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
 )
-def download_certificate(request: HttpRequest, certificate_id: int):
+def download_certificate(request: HttpRequest, certificate_id: ObjectId):
     cert = services.get_certificate(request.auth, certificate_id)
     data = services.download(request.auth, cert)
     response = HttpResponse(data, content_type="application/zip")
@@ -398,7 +407,7 @@ def download_certificate(request: HttpRequest, certificate_id: int):
     response=list[EventOut],
     summary="The certificate's log: issuance steps, renewals, failures with ACME details",
 )
-def certificate_events(request: HttpRequest, certificate_id: int):
+def certificate_events(request: HttpRequest, certificate_id: ObjectId):
     cert = services.get_certificate(request.auth, certificate_id)
     return [
         {

@@ -26,14 +26,13 @@ from django.db.models.functions import Lower
 
 from portway.certificates import pem
 from portway.certificates.models import Certificate
-from portway.core import fields
+from portway.core import fields, wire
 from portway.core.errors import BadRequest, Conflict, FieldError, NotFound, PermissionDenied
 
 log = logging.getLogger("portway.certificates")
 
 PROVIDERS = ("letsencrypt", "other")
 MAX_NICE_NAME = 255
-MAX_META_BYTES = 64 * 1024
 MAX_ACME_NAMES = 100  # Let's Encrypt's limit of names per certificate
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}")
 # meta keys the server owns for uploaded certificates (see ParsedCertificate.as_meta)
@@ -155,7 +154,8 @@ def clean_domain_names(raw: object) -> list[str]:
 
 
 def clean_meta(raw: object) -> dict:
-    """The client's own `meta` keys: an object of at most 64 KiB without key material.
+    """The client's own `meta` keys: an object within `wire.meta_problem`'s limits
+    (64 KiB, 16 levels) without key material.
 
     Server-owned keys (`SERVER_META_KEYS`) are dropped; the server sets them on upload.
 
@@ -164,15 +164,10 @@ def clean_meta(raw: object) -> dict:
     """
     if raw is None:
         return {}
-    if not isinstance(raw, dict):
-        raise FieldError("meta", "must be an object")
-    try:
-        text = json.dumps(raw)
-    except (TypeError, ValueError) as exc:
-        raise FieldError("meta", "must be plain JSON") from exc
-    if len(text.encode("utf-8")) > MAX_META_BYTES:
-        raise FieldError("meta", f"must be at most {MAX_META_BYTES // 1024} KiB of JSON")
-    if "PRIVATE KEY" in text:
+    problem = wire.meta_problem(raw)
+    if problem:
+        raise FieldError("meta", problem)
+    if "PRIVATE KEY" in json.dumps(raw):
         raise FieldError(
             "meta",
             "must not contain private key material; upload keys with "

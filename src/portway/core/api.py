@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
@@ -17,7 +18,13 @@ from ninja.security import HttpBearer
 from ninja.utils import check_csrf
 
 from portway import __version__
-from portway.core.errors import NotAuthenticated, PermissionDenied, PortwayError
+from portway.core.errors import (
+    NotAuthenticated,
+    PermissionDenied,
+    PortwayError,
+    Unavailable,
+    unavailable,
+)
 
 log = logging.getLogger("portway.api")
 
@@ -53,16 +60,44 @@ class BearerAuth(HttpBearer):
         return user
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "NPM's error shape; `code` repeats the HTTP status",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+            "required": ["code", "message"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["error"],
+    "additionalProperties": False,
+}
+# Documented on every operation: any client error, and 503 (database or disk unavailable)
+ERROR_RESPONSES = {
+    "4XX": "The request was refused; `message` names the field and the reason",
+    "503": "The database is locked, read-only or unreachable, or the disk is full",
+}
+
+
 class PortwayAPI(NinjaAPI):
-    """NinjaAPI whose OpenAPI document lists paths relative to `servers[0].url` (…/api)."""
+    """NinjaAPI whose OpenAPI document lists paths relative to `servers[0].url` (…/api)
+    and documents NPM's error body for every operation's 4XX and 503 answers."""
 
     def get_openapi_schema(self, *args: Any, **kwargs: Any) -> dict:
         schema = super().get_openapi_schema(*args, **kwargs)
         prefix = self.get_root_path(kwargs.get("path_params") or {}).rstrip("/")  # "/api"
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
         paths = {}
         for path, item in schema.get("paths", {}).items():
             relative = path[len(prefix) :] if path.startswith(prefix) else path
             paths[relative or "/"] = item
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                for status, description in ERROR_RESPONSES.items():
+                    responses.setdefault(status, {"description": description, "content": error})
         schema["paths"] = paths
         schema["servers"] = [{"url": prefix}]
         return schema
@@ -80,9 +115,18 @@ api = PortwayAPI(
 
 
 def error_response(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    """NPM's error body `{"error": {"code": status, "message": message}}` with `status`."""
     return api.create_response(
         request, {"error": {"code": status, "message": message}}, status=status
     )
+
+
+def unavailable_response(request: HttpRequest, problem: Unavailable) -> HttpResponse:
+    """503 in NPM's error shape, with Retry-After when the problem is likely to pass."""
+    response = error_response(request, problem.status, problem.message)
+    if problem.retry_after:
+        response["Retry-After"] = str(problem.retry_after)
+    return response
 
 
 def _field_path(loc: tuple | list) -> str:
@@ -146,6 +190,17 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 @api.exception_handler(Http404)
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return error_response(request, 404, str(exc) or "Not found")
+
+
+@api.exception_handler(DatabaseError)
+@api.exception_handler(OSError)
+def _storage_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """A locked, read-only or unreachable database or a full disk: 503 saying what to do."""
+    problem = unavailable(exc)
+    if problem is None:
+        return _unexpected(request, exc)
+    log.error("%s %s: %s", request.method, request.path, problem.message, exc_info=exc)
+    return unavailable_response(request, problem)
 
 
 @api.exception_handler(Exception)

@@ -8,10 +8,11 @@ from django.http import HttpRequest
 from ninja import Router, Status
 
 from portway.accounts.services import serialize_user
+from portway.core.params import ObjectId
 from portway.core.wire import iso
 from portway.hosts import services
 from portway.hosts.models import ProxyHost
-from portway.hosts.schemas import ProxyHostCreate, ProxyHostUpdate
+from portway.hosts.schemas import ProxyHostCreate, ProxyHostOut, ProxyHostUpdate
 
 router = Router(tags=["proxy-hosts"])
 
@@ -76,42 +77,42 @@ def _expand(expand: str | None) -> set[str]:
     return {part.strip() for part in (expand or "").split(",") if part.strip()}
 
 
-@router.get("", summary="List proxy hosts")
+@router.get("", response=list[ProxyHostOut], exclude_unset=True, summary="List proxy hosts")
 def list_hosts(request: HttpRequest, expand: str | None = None, query: str | None = None):
     wanted = _expand(expand)
     return [host_wire(h, wanted) for h in services.list_proxy_hosts(request.auth, query)]
 
 
-@router.post("", response={201: dict}, summary="Create a proxy host")
+@router.post("", response={201: ProxyHostOut}, exclude_unset=True, summary="Create a proxy host")
 def create_host(request: HttpRequest, payload: ProxyHostCreate):
     host = services.create_proxy_host(request.auth, payload.model_dump(exclude_unset=True))
     return Status(201, host_wire(services.get_proxy_host(request.auth, host.pk)))
 
 
-@router.get("/{host_id}", summary="Get a proxy host")
-def get_host(request: HttpRequest, host_id: int, expand: str | None = None):
+@router.get("/{host_id}", response=ProxyHostOut, exclude_unset=True, summary="Get a proxy host")
+def get_host(request: HttpRequest, host_id: ObjectId, expand: str | None = None):
     return host_wire(services.get_proxy_host(request.auth, host_id), _expand(expand))
 
 
-@router.put("/{host_id}", summary="Update a proxy host")
-def update_host(request: HttpRequest, host_id: int, payload: ProxyHostUpdate):
+@router.put("/{host_id}", response=ProxyHostOut, exclude_unset=True, summary="Update a proxy host")
+def update_host(request: HttpRequest, host_id: ObjectId, payload: ProxyHostUpdate):
     services.update_proxy_host(request.auth, host_id, payload.model_dump(exclude_unset=True))
     return host_wire(services.get_proxy_host(request.auth, host_id))
 
 
-@router.delete("/{host_id}", summary="Delete a proxy host")
-def delete_host(request: HttpRequest, host_id: int):
+@router.delete("/{host_id}", response=bool, summary="Delete a proxy host")
+def delete_host(request: HttpRequest, host_id: ObjectId):
     services.delete_proxy_host(request.auth, host_id)
     return True
 
 
-@router.post("/{host_id}/enable", summary="Enable a proxy host")
-def enable_host(request: HttpRequest, host_id: int):
+@router.post("/{host_id}/enable", response=bool, summary="Enable a proxy host")
+def enable_host(request: HttpRequest, host_id: ObjectId):
     services.enable_proxy_host(request.auth, host_id)
     return True
 
 
-@router.post("/{host_id}/disable", summary="Disable a proxy host")
-def disable_host(request: HttpRequest, host_id: int):
+@router.post("/{host_id}/disable", response=bool, summary="Disable a proxy host")
+def disable_host(request: HttpRequest, host_id: ObjectId):
     services.disable_proxy_host(request.auth, host_id)
     return True

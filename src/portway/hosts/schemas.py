@@ -22,7 +22,9 @@ from pydantic import (
     field_validator,
 )
 
-from portway.core import fields
+from portway.accounts.schemas import UserOut
+from portway.certificates.api import CertificateOut
+from portway.core import fields, wire
 
 
 def _not_bool(value: Any) -> Any:
@@ -62,6 +64,17 @@ CertificateId = Annotated[
     ),
 ]
 AdvancedConfig = Annotated[str, Field(max_length=65536), AfterValidator(fields.balanced_config)]
+
+
+def _storable_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    problem = wire.meta_problem(meta)
+    if problem:
+        raise ValueError(problem)
+    return meta
+
+
+ClientMeta = Annotated[dict[str, Any], AfterValidator(_storable_meta)]
+"""The client's own `meta` keys: capped as certificates' (64 KiB of JSON, 16 levels)."""
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -114,7 +127,7 @@ class ProxyHostFields(BaseModel):
     advanced_config: AdvancedConfig | None = None
     locations: Annotated[list[Location], Field(max_length=100)] | None = None
     enabled: bool | None = None
-    meta: dict[str, Any] | None = None
+    meta: ClientMeta | None = None
 
     @field_validator("locations")
     @classmethod
@@ -148,3 +161,63 @@ class ProxyHostUpdate(ProxyHostFields):
     forward_scheme: Literal["http", "https"] = None  # type: ignore[assignment]
     forward_host: ForwardHost = None  # type: ignore[assignment]
     forward_port: Port = None  # type: ignore[assignment]
+
+
+# --- responses -----------------------------------------------------------------------------
+# What the API answers with, so /api/schema documents it. Extra keys are kept (`extra=
+# "allow"`): a location or `meta` holds what the client sent, and a response must return it.
+
+
+class LocationOut(BaseModel):
+    """A custom location as stored (see Location)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    path: str
+    forward_scheme: str = "http"
+    forward_host: str
+    forward_port: int
+    forward_path: str = ""
+    advanced_config: str = ""
+
+
+class ProxyHostMeta(BaseModel):
+    """The client's own `meta` keys, and the server's status of the host in nginx."""
+
+    model_config = ConfigDict(extra="allow")
+
+    nginx_online: bool = Field(description="nginx accepted the host's config")
+    nginx_err: str | None = Field(description="nginx's error when it rejected the config")
+    nginx_serving_previous: bool = Field(
+        description="Portway: the rejected edit is not live; the previous config still serves"
+    )
+
+
+class ProxyHostOut(BaseModel):
+    """NPM's proxy-host object; `owner`, `certificate`, `access_list` only with ?expand."""
+
+    id: int
+    created_on: str
+    modified_on: str
+    owner_user_id: int
+    domain_names: list[str]
+    forward_scheme: str
+    forward_host: str
+    forward_port: int
+    access_list_id: int
+    certificate_id: int
+    advanced_config: str
+    locations: list[LocationOut]
+    meta: ProxyHostMeta
+    ssl_forced: bool
+    caching_enabled: bool
+    block_exploits: bool
+    allow_websocket_upgrade: bool
+    http2_support: bool
+    enabled: bool
+    hsts_enabled: bool
+    hsts_subdomains: bool
+    trust_forwarded_proto: bool
+    owner: UserOut | None = None
+    certificate: CertificateOut | None = None
+    access_list: None = None

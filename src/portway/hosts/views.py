@@ -57,8 +57,8 @@ TABS = {
     ),
     "advanced": ("advanced_config",),
 }
-_LOCATION_KEY = re.compile(r"^locations-(\d+)-(\w+)$")
-_PORT = re.compile(r"^\d{1,5}$")
+_LOCATION_KEY = re.compile(r"^locations-([0-9]{1,4})-(\w+)$")
+_PORT = re.compile(r"^[0-9]{1,5}$")
 
 
 # --- the list -------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ def _port(raw: str, field: str, errors: FormErrors) -> int | str:
         return raw
     if not _PORT.match(raw) or not 1 <= int(raw) <= 65535:
         errors.add(field, f"{raw!r} is not a port (1-65535)")
-        return int(raw) if raw.isdigit() else raw
+        return int(raw) if _PORT.match(raw) else raw
     return int(raw)
 
 
@@ -244,8 +244,10 @@ class HostForm:
         data["forward_port"] = _port(v["forward_port"], "forward_port", errors)
         for name in ("access_list_id", "certificate_id"):
             raw = str(v[name]).strip() or "0"
-            data[name] = int(raw) if raw.isdigit() else raw
-            if not raw.isdigit():
+            # ASCII only: "¹".isdigit() is true but int() refuses it
+            is_number = raw.isascii() and raw.isdigit()
+            data[name] = int(raw) if is_number else raw
+            if not is_number:
                 errors.add(name, "choose one of the listed options")
         for name in BOOLEAN_FIELDS:
             data[name] = bool(v[name])

@@ -6,11 +6,13 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Router, Schema
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from portway.accounts.permissions import can, visible_queryset
+from portway.accounts.schemas import UserOut
 from portway.accounts.services import serialize_user
-from portway.core.errors import FieldError, NotFound, PermissionDenied
+from portway.core.errors import NotFound, PermissionDenied
+from portway.core.params import Limit, ObjectId, Offset
 from portway.core.wire import iso
 from portway.hosts.models import ProxyHost
 from portway.nginx import services
@@ -32,6 +34,35 @@ def setting_wire(setting: Setting) -> dict[str, Any]:
     }
 
 
+class SettingOut(Schema):
+    id: str
+    name: str
+    description: str
+    value: str
+    meta: dict[str, Any]
+
+
+class AuditLogEntryOut(Schema):
+    """NPM's audit log entry; `user` only with ?expand=user (null for a deleted user)."""
+
+    id: int
+    created_on: str
+    modified_on: str
+    user_id: int = Field(description="0 when the user no longer exists")
+    object_type: str
+    object_id: int
+    action: str
+    meta: dict[str, Any]
+    user: UserOut | None = None
+
+
+class HostReportOut(Schema):
+    proxy: int
+    redirection: int
+    stream: int
+    dead: int
+
+
 class SettingUpdate(Schema):
     model_config = ConfigDict(extra="forbid")
 
@@ -44,19 +75,19 @@ def _admin(request: HttpRequest) -> None:
         raise PermissionDenied("Only administrators may read or change settings")
 
 
-@settings_router.get("", summary="List settings")
+@settings_router.get("", response=list[SettingOut], summary="List settings")
 def list_settings(request: HttpRequest):
     _admin(request)
     return [setting_wire(services.get_setting(key)) for key in Setting.DEFAULTS]
 
 
-@settings_router.get("/{setting_id}", summary="Get a setting")
+@settings_router.get("/{setting_id}", response=SettingOut, summary="Get a setting")
 def get_setting(request: HttpRequest, setting_id: str):
     _admin(request)
     return setting_wire(services.get_setting(setting_id))
 
 
-@settings_router.put("/{setting_id}", summary="Change a setting")
+@settings_router.put("/{setting_id}", response=SettingOut, summary="Change a setting")
 def put_setting(request: HttpRequest, setting_id: str, payload: SettingUpdate):
     _admin(request)
     services.get_setting(setting_id)
@@ -84,7 +115,12 @@ def audit_wire(entry: AuditLogEntry, expand: set[str]) -> dict[str, Any]:
     return data
 
 
-@audit_router.get("", summary="Audit log, newest first (paged)")
+@audit_router.get(
+    "",
+    response=list[AuditLogEntryOut],
+    exclude_unset=True,
+    summary="Audit log, newest first (paged)",
+)
 def audit_log(
     request: HttpRequest,
     expand: str | None = None,
@@ -93,8 +129,8 @@ def audit_log(
     object_type: str | None = None,
     object_id: str | None = None,
     action: str | None = None,
-    offset: int = 0,
-    limit: int = 100,
+    offset: Offset = 0,
+    limit: Limit = 100,
 ):
     """Newest first. Filters: `user_id` (0: nobody), `object_type`, `object_id`, `action`,
     `query` (substring of type or action); paged by `offset` and `limit` (1-1000)."""
@@ -106,16 +142,14 @@ def audit_log(
         action=action,
         query=query,
     )
-    if not 1 <= limit <= services.AUDIT_PAGE_MAX:
-        raise FieldError("limit", f"must be between 1 and {services.AUDIT_PAGE_MAX}")
-    if offset < 0:
-        raise FieldError("offset", "must be 0 or more")
     wanted = {p.strip() for p in (expand or "").split(",") if p.strip()}
     return [audit_wire(e, wanted) for e in entries[offset : offset + limit]]
 
 
-@audit_router.get("/{entry_id}", summary="One audit log entry")
-def audit_entry(request: HttpRequest, entry_id: int, expand: str | None = None):
+@audit_router.get(
+    "/{entry_id}", response=AuditLogEntryOut, exclude_unset=True, summary="One audit log entry"
+)
+def audit_entry(request: HttpRequest, entry_id: ObjectId, expand: str | None = None):
     _admin(request)
     entry = AuditLogEntry.objects.select_related("user").filter(pk=entry_id).first()
     if entry is None:
@@ -123,7 +157,7 @@ def audit_entry(request: HttpRequest, entry_id: int, expand: str | None = None):
     return audit_wire(entry, {p.strip() for p in (expand or "").split(",") if p.strip()})
 
 
-@reports_router.get("/hosts", summary="Host counts")
+@reports_router.get("/hosts", response=HostReportOut, summary="Host counts")
 def host_report(request: HttpRequest):
     """Counts of the hosts the caller may see (NPM: owned ones under visibility "user").
 
@@ -144,7 +178,7 @@ def host_report(request: HttpRequest):
 STATUS_KEYS_FOR_EVERYONE = ("running", "pending")
 
 
-@status_router.get("/status", summary="Portway: apply engine status")
+@status_router.get("/status", response=dict[str, Any], summary="Portway: apply engine status")
 def nginx_status(request: HttpRequest):
     """The apply engine's state; non-admins get only `running` and `pending`."""
     status = services.apply_status()

@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 
 from portway.core.audit import changes as audit_changes
 from portway.core.errors import FieldError, NotFound, PermissionDenied
+from portway.core.params import is_id
 from portway.nginx.models import AuditLogEntry, Setting
 
 DEFAULT_SITE_VALUES = ("congratulations", "404", "444", "redirect", "html")
@@ -133,7 +134,7 @@ def audit_entries(
     entries = AuditLogEntry.objects.select_related("user").order_by("-created_on", "-id")
     if user_id not in (None, ""):
         text = str(user_id)
-        if not text.isdigit() or int(text) > 2**63 - 1:
+        if not is_id(text):
             raise FieldError("user_id", "must be a user id (a whole number)")
         entries = (
             entries.filter(user__isnull=True)
@@ -142,7 +143,7 @@ def audit_entries(
         )
     if object_id not in (None, ""):
         text = str(object_id)
-        if not text.isdigit() or int(text) > 2**31 - 1:
+        if not is_id(text) or int(text) > 2**31 - 1:
             raise FieldError("object_id", "must be an object id (a whole number)")
         entries = entries.filter(object_id=int(text))
     if (cleaned := _audit_word(object_type, "object_type")) is not None:

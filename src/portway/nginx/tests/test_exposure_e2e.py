@@ -11,7 +11,7 @@ MEMBER_PASSWORD = "member-password"
 
 
 def _member_token(portway: PortwayProcess, email: str, **permissions: str) -> str:
-    """A new non-admin's token (NPM's default permissions unless `permissions` say more)."""
+    """A new non-admin's token (every section hidden unless `permissions` say more)."""
     status, member = portway.api(
         "POST",
         "/api/users",
@@ -56,8 +56,7 @@ def test_host_report_counts_only_what_the_caller_may_see(
     upstream = upstreams("app")
     for name in ("one.example.test", "two.example.test"):
         portway.create_proxy_host([name], upstream.port)
-    # NPM's defaults: manage, visibility "user"
-    token = _member_token(portway, "owner@example.com")
+    token = _member_token(portway, "owner@example.com", visibility="user", proxy_hosts="manage")
     status, own = portway.api(
         "POST",
         "/api/nginx/proxy-hosts",

@@ -149,8 +149,11 @@
     document.addEventListener("htmx:beforeSwap", hidePopovers);
     document.addEventListener("htmx:responseError", function (event) {
       var xhr = event.detail.xhr;
-      showError("The server answered " + xhr.status + " " + (xhr.statusText || "") +
-        ". Reload the page and try again; details are in the Portway log.");
+      // Error pages name their cause (e.g. a full disk) in this header; HTMX does not
+      // swap an error page into the fragment it asked for.
+      var message = xhr.getResponseHeader("X-Portway-Message");
+      showError(message || ("The server answered " + xhr.status + " " + (xhr.statusText || "") +
+        ". Reload the page and try again; details are in the Portway log."));
     });
     document.addEventListener("htmx:sendError", function () {
       showError("Portway could not be reached. Check that it is running and try again.");
