@@ -208,6 +208,27 @@ def location_path(raw: str) -> str:
     return f"{modifier} {value}" if modifier else value
 
 
+def location_blocks(path: str) -> list[tuple[str, str]]:
+    """The nginx `location`s (modifier, path) a validated custom location path becomes.
+
+    A prefix path matches whole path segments, so `/sub` never captures `/subway`:
+    `/sub` → `= /sub` and `/sub/`; `/sub/` → `/sub/` alone (nginx redirects `/sub` to it);
+    `^~ /sub` → `= /sub` and `^~ /sub/`; `=` and regex paths stay as they are.
+    https://nginx.org/r/location
+    """
+    modifier, _, value = path.rpartition(" ")
+    if modifier in ("=", "~", "~*"):
+        return [(modifier, value)]
+    base = value.rstrip("/")
+    blocks = [("=", base)] if base and not value.endswith("/") else []
+    return [*blocks, (modifier, base + "/")]
+
+
+def location_clash_key(modifier: str, path: str) -> str:
+    """What nginx compares to report a "duplicate location" (`^~` and plain prefix clash)."""
+    return path if modifier in ("", "^~") else f"{modifier} {path}"
+
+
 def forward_path(raw: str | None) -> str:
     """Validate the optional path a custom location forwards to ("" when absent)."""
     if raw is None or raw == "":
