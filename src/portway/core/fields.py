@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 
 import idna
 
@@ -45,6 +46,29 @@ def _to_ascii(name: str) -> str:
         return idna.encode(name, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
         raise ValueError(f"is not a valid internationalised domain name ({exc})") from exc
+
+
+def unicode_name(name: str) -> str:
+    """The Unicode form of a normalised name, for people: `xn--bcher-kva.example` →
+    `bücher.example` (RFC 5891 section 5); wildcards keep their `*.`; a name whose
+    punycode does not decode is returned as it is."""
+    if "xn--" not in name:
+        return name
+    wildcard = name.startswith("*.")
+    try:
+        text = idna.decode(name[2:] if wildcard else name)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return name
+    return f"*.{text}" if wildcard else text
+
+
+def search_form(query: str) -> str:
+    """A search string in the form Unicode names are stored in (UTS 46 mapped, NFC,
+    lowercase), so `Bücher` finds `bücher.example`; unmappable text is only lowercased."""
+    try:
+        return idna.uts46_remap(query, std3_rules=False, transitional=False)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return unicodedata.normalize("NFC", query).lower()
 
 
 def _check_labels(name: str, *, what: str) -> None:

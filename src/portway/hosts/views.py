@@ -183,7 +183,7 @@ class HostForm:
     @classmethod
     def from_host(cls, host) -> HostForm:  # noqa: ANN001
         values: dict[str, Any] = {
-            "domain_names": "\n".join(host.domain_names),
+            "domain_names": "\n".join(host.unicode_names),  # saved as punycode again
             "forward_scheme": host.forward_scheme,
             "forward_host": host.forward_host,
             "forward_port": str(host.forward_port),
@@ -336,6 +336,8 @@ def _saved(request: HttpRequest, host, verb: str) -> HttpResponse:  # noqa: ANN0
         )
     else:
         messages.success(request, f"Proxy host {host} {verb}.")
+    for warning in host.certificate_warnings:
+        messages.warning(request, warning)
     return redirect("hosts:list")
 
 
