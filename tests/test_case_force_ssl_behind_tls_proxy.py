@@ -65,6 +65,9 @@ def test_force_ssl_behind_tls_proxy(portway, upstreams):
             assert status == 301, (name, headers, path, status)
             assert response["location"] == f"https://{name}{suffix}{path}"
 
+    # HTTP-01 challenges stay reachable over plain HTTP (404: no such token here)
+    assert portway.http("direct.example.test", "/.well-known/acme-challenge/tok")[0] == 404
+
     # over HTTPS itself both are proxied
     for name in ("cf.example.test", "direct.example.test"):
         assert portway.upstream_of(name, "/p", https=True) == "app"

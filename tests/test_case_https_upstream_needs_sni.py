@@ -116,6 +116,16 @@ def test_https_upstream_needs_sni(portway, dns_server, tmp_path):
         portway.create_proxy_host(
             ["late.example.test"], named.port, forward_scheme="https", forward_host="tls.late.test"
         )
+        # an admin who set it (and caching options) already: theirs wins, nginx takes it
+        own = portway.create_proxy_host(
+            ["own.example.test"],
+            named.port,
+            forward_scheme="https",
+            forward_host="localhost",
+            caching_enabled=True,
+            advanced_config="proxy_ssl_server_name on;\nexpires 1h;\nproxy_cache_key $uri;",
+        )
+        assert own["meta"]["nginx_online"] is True, own["meta"]
         # an IP address: no SNI at all
         portway.create_proxy_host(
             ["byip.example.test"], by_ip.port, forward_scheme="https", forward_host="127.0.0.1"
@@ -138,6 +148,7 @@ def test_https_upstream_needs_sni(portway, dns_server, tmp_path):
             "path": "/z",
             "sni": None,
         }
+        assert _answer(portway, "own.example.test")["sni"] == "localhost"
         assert portway.http("late.example.test", "/z")[0] == 502
         dns_server.records["tls.late.test"] = "127.0.0.1"
         late = wait_for(lambda: _answer(portway, "late.example.test"), timeout=30)

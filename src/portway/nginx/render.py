@@ -36,6 +36,10 @@ STATUS_PATH = "/__portway/generation"
 ADVANCED_MARKER = "# Advanced config (administrator)"  # the comment line before it
 ACME_PREFIX = r"/\.well-known/acme-challenge/"
 _ASSET_EXTENSIONS = "css|js|mjs|jpe?g|gif|png|webp|avif|svg|ico|woff2?|ttf|eot|otf|mp4|webm"
+# directives nginx accepts only once per level ("... directive is duplicate")
+_SINGLE_DIRECTIVES = frozenset(
+    {"proxy_ssl_server_name", "proxy_cache", "proxy_cache_key", "expires"}
+)
 _ASSET_URI = rf"~*\.({_ASSET_EXTENSIONS})$"
 _DEFAULT_LOCATION = re.compile(r"^(?:(?!#).)*\blocation\s+/\s*\{", re.MULTILINE)
 
@@ -552,12 +556,22 @@ class Renderer:
                 )
             )
         server += self._header_directives(host)
-        # SNI for HTTPS upstreams (virtual hosting behind them answers "unrecognized name"
-        # without it). nginx sends the name of proxy_pass's host ($proxy_host without its
-        # port) and, per RFC 6066, nothing for an IP address.
-        server.append(d("proxy_ssl_server_name", "on"))
+        # The administrator's advanced config may set these itself (nginx refuses a
+        # directive twice at one level); theirs wins.
+        admin_sets = top_level_names(host.advanced_config)
+        options: list[Node] = [
+            # SNI for HTTPS upstreams (virtual hosting behind them answers "unrecognized
+            # name" without it). nginx sends the name of proxy_pass's host ($proxy_host
+            # without its port) and, per RFC 6066, nothing for an IP address.
+            d("proxy_ssl_server_name", "on"),
+        ]
         if host.caching_enabled:
-            server += self._cache_directives(host)
+            options += self._cache_directives(host)
+        server += [
+            node
+            for node in options
+            if not (isinstance(node, Directive) and node.name in admin_sets & _SINGLE_DIRECTIVES)
+        ]
         upstream_var = None
         if not self.resolver.resolvable(host.forward_host):
             upstream_var = "$portway_upstream"
@@ -746,12 +760,11 @@ class Renderer:
         return [self.proxy_host(host) for host in hosts]
 
 
-def top_level_directives(text: str, name: str) -> list[str]:
-    """The simple directives called `name` at the top level of nginx text, as written.
+def top_level_statements(text: str) -> list[str]:
+    """The simple directives at the top level of nginx text, as written, without `;`.
 
-    Used to repeat an administrator's server-level `add_header` lines in a location that
-    defines its own. Blocks, comments and quoted strings are skipped the way nginx reads
-    them; `text` has passed `portway.core.fields.balanced_config`.
+    Blocks, comments and quoted strings are skipped the way nginx reads them; `text` has
+    passed `portway.core.fields.balanced_config`.
     """
     found: list[str] = []
     statement: list[str] = []
@@ -781,8 +794,8 @@ def top_level_directives(text: str, name: str) -> list[str]:
             depth, statement = 1, []
         elif char == ";":
             written = "".join(statement).strip()
-            if written.split(maxsplit=1)[:1] == [name]:
-                found.append(written + ";")
+            if written:
+                found.append(written)
             statement = []
         elif char == "}":
             statement = []
@@ -791,6 +804,20 @@ def top_level_directives(text: str, name: str) -> list[str]:
                 quote = char
             statement.append(char)
     return found
+
+
+def top_level_directives(text: str, name: str) -> list[str]:
+    """The top-level `name` directives of nginx text, as written (with `;`).
+
+    Used to repeat an administrator's server-level `add_header` lines in a location that
+    defines its own.
+    """
+    return [f"{s};" for s in top_level_statements(text) if s.split(maxsplit=1)[0] == name]
+
+
+def top_level_names(text: str) -> set[str]:
+    """Names of the directives set at the top level of nginx text."""
+    return {statement.split(maxsplit=1)[0] for statement in top_level_statements(text)}
 
 
 def _map(source: str, target: str, entries: dict[str, str]) -> Directive:
