@@ -50,6 +50,7 @@ def test_idn_shown_in_unicode(portway, upstreams, browser_page):
     page.fill("#id_password", ADMIN_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(base + "/")
+    expect(page.locator("#recent-activity")).to_contain_text(f"created proxy host {UNICODE}")
 
     page.goto(base + "/proxy-hosts")
     link = page.locator(f"#host-{host['id']} [data-domain='{PUNYCODE}']")
