@@ -59,6 +59,8 @@ class SNIUpstream(ThreadingHTTPServer):
         chain, key = make_leaf(None, ["localhost"]).write(directory / name)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(chain, key)
+        if require_sni:  # a modern service: TLS 1.3 only
+            context.minimum_version = ssl.TLSVersion.TLSv1_3
 
         def check_sni(sock, server_name, _context):  # noqa: ANN001
             if server_name is None and require_sni:

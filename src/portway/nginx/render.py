@@ -373,6 +373,8 @@ class Renderer:
             d("ssl_session_cache", "shared:portway_ssl:10m"),
             d("ssl_session_timeout", "1d"),
             d("ssl_session_tickets", "off"),
+            # nginx before 1.23.4 offers upstreams TLS 1.3 only when asked to
+            d("proxy_ssl_protocols", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"),
             d("proxy_connect_timeout", "10s"),
             d("proxy_read_timeout", "300s"),
             d("proxy_send_timeout", "300s"),
