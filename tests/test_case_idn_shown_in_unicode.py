@@ -58,6 +58,16 @@ def test_idn_shown_in_unicode(portway, upstreams, browser_page):
     expect(link).to_have_attribute("title", PUNYCODE)
     expect(link).to_have_attribute("href", f"http://{PUNYCODE}")
 
+    # the certificates list and the form's certificate choices show Unicode too
+    from portway.testing.certs import make_leaf
+
+    issued = make_leaf(None, [PUNYCODE])
+    cert = portway.upload_certificate("books", issued.cert_pem, issued.key_pem())
+    assert cert["domain_names"] == [PUNYCODE]
+    page.goto(base + "/certificates")
+    expect(page.locator("#certificates")).to_contain_text(UNICODE)
+
+    page.goto(base + "/proxy-hosts")
     # the UI search, typed in Unicode
     page.fill("#host-search", "büch")
     expect(page.locator("#proxy-hosts tbody tr")).to_have_count(1)
@@ -69,6 +79,7 @@ def test_idn_shown_in_unicode(portway, upstreams, browser_page):
     expect(page).to_have_title(re.compile(f"Edit {UNICODE}"))
     expect(page.locator("h2.page-title, .page-title").first).to_contain_text(UNICODE)
     expect(page.locator("#id_domain_names")).to_have_value(UNICODE)
+    expect(page.locator("#id_certificate_id")).to_contain_text(f"books ({UNICODE})")
     # saving the form unchanged keeps the same name
     page.click("#save-proxy-host")
     expect(page).to_have_url(re.compile(r"/proxy-hosts$"))

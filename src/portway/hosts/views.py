@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from portway.core import fields
 from portway.core.errors import NotFound, PermissionDenied, PortwayError
 from portway.hosts import services
 from portway.web import queries
@@ -279,7 +280,7 @@ def _certificate_choices(user, current_id: str) -> list[dict[str, Any]]:  # noqa
             {
                 "id": str(cert.pk),
                 "label": str(cert),
-                "domains": ", ".join(cert.domain_names or []),
+                "domains": ", ".join(fields.unicode_name(n) for n in cert.domain_names or []),
                 "usable": cert.has_files,
                 "expires_on": cert.expires_on,
             }
