@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+from portway.core.fields import unicode_name
 
 
 class Certificate(models.Model):
@@ -56,6 +61,63 @@ class Certificate(models.Model):
     @property
     def has_files(self) -> bool:
         return self.fullchain_path.exists() and self.key_path.exists()
+
+    @property
+    def not_before(self) -> datetime | None:
+        """notBefore of the leaf (from `meta`), None until PEMs exist."""
+        raw = (self.meta or {}).get("not_before")
+        try:
+            return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+        except ValueError:
+            return None
+
+    def covers(self, name: str) -> bool:
+        """Whether a browser accepts this certificate for the normalised host `name`.
+
+        A SAN wildcard `*.example.com` matches exactly one label (`a.example.com`, not
+        `example.com` or `a.b.example.com`), RFC 6125 section 6.4.3; a host wildcard is
+        covered only by the same wildcard.
+        """
+        names = self.domain_names or []
+        if name in names:
+            return True
+        head, dot, parent = name.partition(".")
+        return bool(dot) and head != "*" and f"*.{parent}" in names
+
+    def warnings_for(self, names: Sequence[str], now: datetime | None = None) -> list[str]:
+        """Why browsers would refuse this certificate for a host serving `names`.
+
+        Messages for people: names it does not cover (naming those it does), expired,
+        not yet valid. Empty while the certificate has no files yet (ACME pending).
+        """
+        if self.expires_on is None:
+            return []
+        now = now or timezone.now()
+        label = f"Certificate “{self}”"
+        warnings = []
+        missing = [name for name in names if not self.covers(name)]
+        if missing:
+            covered = ", ".join(_shown(n) for n in self.domain_names or []) or "no domain names"
+            warnings.append(
+                f"{label} does not cover {', '.join(_shown(n) for n in missing)}; "
+                f"it covers {covered}."
+            )
+        if self.expires_on <= now:
+            warnings.append(f"{label} expired on {_utc(self.expires_on)}.")
+        not_before = self.not_before
+        if not_before is not None and not_before > now:
+            warnings.append(f"{label} is not valid before {_utc(not_before)}.")
+        return warnings
+
+
+def _shown(name: str) -> str:
+    """A name as people read it, with its punycode form when that differs."""
+    text = unicode_name(name)
+    return text if text == name else f"{text} ({name})"
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class CertificateEvent(models.Model):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 
 import idna
 
@@ -45,6 +46,29 @@ def _to_ascii(name: str) -> str:
         return idna.encode(name, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
         raise ValueError(f"is not a valid internationalised domain name ({exc})") from exc
+
+
+def unicode_name(name: str) -> str:
+    """The Unicode form of a normalised name, for people: `xn--bcher-kva.example` →
+    `bücher.example` (RFC 5891 section 5); wildcards keep their `*.`; a name whose
+    punycode does not decode is returned as it is."""
+    if "xn--" not in name:
+        return name
+    wildcard = name.startswith("*.")
+    try:
+        text = idna.decode(name[2:] if wildcard else name)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return name
+    return f"*.{text}" if wildcard else text
+
+
+def search_form(query: str) -> str:
+    """A search string in the form Unicode names are stored in (UTS 46 mapped, NFC,
+    lowercase), so `Bücher` finds `bücher.example`; unmappable text is only lowercased."""
+    try:
+        return idna.uts46_remap(query, std3_rules=False, transitional=False)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return unicodedata.normalize("NFC", query).lower()
 
 
 def _check_labels(name: str, *, what: str) -> None:
@@ -206,6 +230,27 @@ def location_path(raw: str) -> str:
                 f"{_quote(raw)} must start with '/' and use only letters, digits and ._~%/+:@!,=-"
             )
     return f"{modifier} {value}" if modifier else value
+
+
+def location_blocks(path: str) -> list[tuple[str, str]]:
+    """The nginx `location`s (modifier, path) a validated custom location path becomes.
+
+    A prefix path matches whole path segments, so `/sub` never captures `/subway`:
+    `/sub` → `= /sub` and `/sub/`; `/sub/` → `/sub/` alone (nginx redirects `/sub` to it);
+    `^~ /sub` → `= /sub` and `^~ /sub/`; `=` and regex paths stay as they are.
+    https://nginx.org/r/location
+    """
+    modifier, _, value = path.rpartition(" ")
+    if modifier in ("=", "~", "~*"):
+        return [(modifier, value)]
+    base = value.rstrip("/")
+    blocks = [("=", base)] if base and not value.endswith("/") else []
+    return [*blocks, (modifier, base + "/")]
+
+
+def location_clash_key(modifier: str, path: str) -> str:
+    """What nginx compares to report a "duplicate location" (`^~` and plain prefix clash)."""
+    return path if modifier in ("", "^~") else f"{modifier} {path}"
 
 
 def forward_path(raw: str | None) -> str:

@@ -60,6 +60,8 @@ def host_wire(host: ProxyHost, expand: set[str] = frozenset()) -> dict[str, Any]
             "nginx_online": host.nginx_online,
             "nginx_err": host.nginx_err,
             "nginx_serving_previous": host.nginx_serving_previous,
+            # saved anyway (the admin may know better), but browsers would refuse it
+            "certificate_warnings": host.certificate_warnings,
         },
     }
     for name in BOOL_FIELDS:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from portway.core.fields import unicode_name
+
 
 class ProxyHost(models.Model):
     """A set of domain names served by nginx and proxied to one upstream.
@@ -54,7 +56,8 @@ class ProxyHost(models.Model):
         ordering = ["first_domain", "id"]
 
     def __str__(self) -> str:
-        return ", ".join(self.domain_names) or f"proxy host {self.pk}"
+        """The names as people read them (Unicode, not punycode)."""
+        return ", ".join(self.unicode_names) or f"proxy host {self.pk}"
 
     def save(self, *args, **kwargs) -> None:
         self.first_domain = self.domain_names[0] if self.domain_names else ""
@@ -66,7 +69,27 @@ class ProxyHost(models.Model):
     def sync_names(self) -> None:
         """Mirror `domain_names` into HostName rows (used for the uniqueness check)."""
         HostName.objects.filter(host=self).delete()
-        HostName.objects.bulk_create(HostName(host=self, name=name) for name in self.domain_names)
+        HostName.objects.bulk_create(
+            HostName(host=self, name=name, unicode_name=unicode_name(name))
+            for name in self.domain_names
+        )
+
+    @property
+    def unicode_names(self) -> list[str]:
+        """`domain_names` in Unicode (`bücher.example`); the same list for ASCII names."""
+        return [unicode_name(name) for name in self.domain_names]
+
+    @property
+    def names_for_display(self) -> list[tuple[str, str]]:
+        """(name as stored, name in Unicode) pairs, for links that show Unicode."""
+        return [(name, unicode_name(name)) for name in self.domain_names]
+
+    @property
+    def certificate_warnings(self) -> list[str]:
+        """Why browsers would refuse the host's certificate for its names (none: [])."""
+        if self.certificate is None:
+            return []
+        return self.certificate.warnings_for(self.domain_names)
 
 
 class HostName(models.Model):
@@ -78,6 +101,8 @@ class HostName(models.Model):
 
     host = models.ForeignKey(ProxyHost, on_delete=models.CASCADE, related_name="names")
     name = models.CharField(max_length=253, db_index=True)
+    # the name in Unicode, so a search typed in the user's own script finds it
+    unicode_name = models.CharField(max_length=253, default="")
 
     class Meta:
         ordering = ["name"]

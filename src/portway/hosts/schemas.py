@@ -133,11 +133,19 @@ class ProxyHostFields(BaseModel):
     @classmethod
     def _distinct_paths(cls, value: list[Location] | None) -> list[Location] | None:
         if value:
-            seen: set[str] = set()
+            # `/api` and `/api/` (or `= /api`) become the same nginx location
+            seen: dict[str, str] = {}
             for loc in value:
-                if loc.path in seen:
-                    raise ValueError(f"has the path {loc.path!r} twice")
-                seen.add(loc.path)
+                for modifier, path in fields.location_blocks(loc.path):
+                    key = fields.location_clash_key(modifier, path)
+                    if key in seen:
+                        if seen[key] == loc.path:
+                            raise ValueError(f"has the path {loc.path!r} twice")
+                        raise ValueError(
+                            f"has the paths {seen[key]!r} and {loc.path!r}, which nginx "
+                            "treats as the same location; keep one"
+                        )
+                    seen[key] = loc.path
         return value
 
 

@@ -11,17 +11,23 @@ import logging
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from pydantic import BaseModel, ValidationError
 
 from portway.certificates.models import Certificate
+from portway.core import fields
 from portway.core.errors import BadRequest, FieldError, InvalidFields, NotFound, PermissionDenied
 from portway.hosts.models import HostName, ProxyHost
 from portway.hosts.schemas import ProxyHostCreate, ProxyHostUpdate
 from portway.nginx.models import AuditLogEntry, Setting
 
 log = logging.getLogger("portway.hosts")
-SERVER_META_KEYS = ("nginx_online", "nginx_err", "nginx_serving_previous")
+SERVER_META_KEYS = (
+    "nginx_online",
+    "nginx_err",
+    "nginx_serving_previous",
+    "certificate_warnings",
+)
 SECTION = "proxy_hosts"
 
 
@@ -67,10 +73,12 @@ def list_proxy_hosts(user, query: str | None = None) -> QuerySet[ProxyHost]:  # 
     _require(user, "view")
     hosts = _visible(user, ProxyHost.objects.select_related("certificate", "owner"))
     if query:
-        # names are stored lowercase; the HostName rows make this one query
-        hosts = hosts.filter(
-            pk__in=HostName.objects.filter(name__contains=query.lower()).values("host_id")
+        # names are stored lowercase, in punycode and in Unicode; one indexed query
+        wanted = fields.search_form(query)
+        matching = HostName.objects.filter(
+            Q(name__contains=query.lower()) | Q(unicode_name__contains=wanted)
         )
+        hosts = hosts.filter(pk__in=matching.values("host_id"))
     return hosts.order_by("first_domain", "id")
 
 

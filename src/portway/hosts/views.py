@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from portway.core import fields
 from portway.core.errors import NotFound, PermissionDenied, PortwayError
 from portway.hosts import services
 from portway.web import queries
@@ -183,7 +184,7 @@ class HostForm:
     @classmethod
     def from_host(cls, host) -> HostForm:  # noqa: ANN001
         values: dict[str, Any] = {
-            "domain_names": "\n".join(host.domain_names),
+            "domain_names": "\n".join(host.unicode_names),  # saved as punycode again
             "forward_scheme": host.forward_scheme,
             "forward_host": host.forward_host,
             "forward_port": str(host.forward_port),
@@ -281,7 +282,7 @@ def _certificate_choices(user, current_id: str) -> list[dict[str, Any]]:  # noqa
             {
                 "id": str(cert.pk),
                 "label": str(cert),
-                "domains": ", ".join(cert.domain_names or []),
+                "domains": ", ".join(fields.unicode_name(n) for n in cert.domain_names or []),
                 "usable": cert.has_files,
                 "expires_on": cert.expires_on,
             }
@@ -338,6 +339,8 @@ def _saved(request: HttpRequest, host, verb: str) -> HttpResponse:  # noqa: ANN0
         )
     else:
         messages.success(request, f"Proxy host {host} {verb}.")
+    for warning in host.certificate_warnings:
+        messages.warning(request, warning)
     return redirect("hosts:list")
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from portway.conf import PortwayConfig
+from portway.core.fields import location_blocks
 from portway.nginx.config import Blank, Comment, ConfigFile, Directive, MapEntry, Node, Raw, d
 
 MIME_TYPES = Path("/etc/nginx/mime.types")
@@ -35,6 +36,11 @@ STATUS_PATH = "/__portway/generation"
 ADVANCED_MARKER = "# Advanced config (administrator)"  # the comment line before it
 ACME_PREFIX = r"/\.well-known/acme-challenge/"
 _ASSET_EXTENSIONS = "css|js|mjs|jpe?g|gif|png|webp|avif|svg|ico|woff2?|ttf|eot|otf|mp4|webm"
+# directives nginx accepts only once per level ("... directive is duplicate")
+_SINGLE_DIRECTIVES = frozenset(
+    {"proxy_ssl_server_name", "proxy_cache", "proxy_cache_key", "expires"}
+)
+_ASSET_URI = rf"~*\.({_ASSET_EXTENSIONS})$"
 _DEFAULT_LOCATION = re.compile(r"^(?:(?!#).)*\blocation\s+/\s*\{", re.MULTILINE)
 
 # NPM's "block common exploits" rules: request URIs and query strings that probe for SQL
@@ -367,6 +373,8 @@ class Renderer:
             d("ssl_session_cache", "shared:portway_ssl:10m"),
             d("ssl_session_timeout", "1d"),
             d("ssl_session_tickets", "off"),
+            # nginx before 1.23.4 offers upstreams TLS 1.3 only when asked to
+            d("proxy_ssl_protocols", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"),
             d("proxy_connect_timeout", "10s"),
             d("proxy_read_timeout", "300s"),
             d("proxy_send_timeout", "300s"),
@@ -379,6 +387,22 @@ class Renderer:
                 "$http_x_forwarded_proto",
                 "$portway_forwarded_proto",
                 {"default": "$scheme", "http": "http", "https": "https"},
+            ),
+            # Asset caching (hosts with caching_enabled, see Renderer._cache_directives):
+            # only these paths use the cache zone ("off" turns proxy_cache off for the rest)
+            _map("$uri", "$portway_asset_cache", {"default": "off", _ASSET_URI: "portway_assets"}),
+            _map("$uri", "$portway_asset_expires", {"default": "off", _ASSET_URI: "1d"}),
+            _map(
+                "$upstream_http_cache_control",
+                "$portway_shared_response",
+                {"default": "0", "~*(public|s-maxage|must-revalidate)": "1"},
+            ),
+            # 1 (do not store) for the answer to a request with Authorization, unless the
+            # upstream marked it shareable
+            _map(
+                "$http_authorization:$portway_shared_response",
+                "$portway_private_response",
+                {"default": "0", "~^.+:0$": "1"},
             ),
         ]
         if resolvers:
@@ -487,7 +511,15 @@ class Renderer:
 
     # ----- proxy hosts -----------------------------------------------------------------
     def proxy_host(self, host: ProxyHostSpec) -> ConfigFile:
-        """The server block(s) of one proxy host."""
+        """The server block(s) of one proxy host.
+
+        Everything that must hold for every request of the host (Force SSL, HSTS, asset
+        caching, the cache status header) is set at server level, where it reaches every
+        location, the administrator's own ones included. Locations Portway writes carry
+        no `add_header` of their own: nginx inherits `add_header` from the server only
+        into locations that define none (https://nginx.org/r/add_header), so one there
+        would silently drop HSTS and the administrator's server-level headers.
+        """
         server: list[Node] = [d("listen", addr) for addr in self.listeners.http]
         tls = host.certificate is not None
         if tls:
@@ -500,15 +532,48 @@ class Renderer:
                 d("ssl_certificate", host.certificate.fullchain),
                 d("ssl_certificate_key", host.certificate.key),
             ]
-        # Server-level rewrite-module directives (block-exploits `if`s, an admin's `return`
-        # in advanced config) run before any location is chosen; this `last` ends that
-        # phase for challenge requests first, so HTTP-01 always reaches the location.
+        # Server-level rewrite-module directives (block-exploits `if`s, Force SSL, an
+        # admin's `return` in advanced config) run before any location is chosen; this
+        # `last` ends that phase for challenge requests first, so HTTP-01 always reaches
+        # the location.
         server.append(d("rewrite", rf"^({ACME_PREFIX}.*)$", "$1", "last"))
         server.append(self._acme_location())
         if host.block_exploits:
             server.append(Comment("Block common exploits"))
             for variable, pattern in _EXPLOIT_PATTERNS:
                 server.append(d("if", "(", variable, "~*", pattern, ")", block=[d("return", 403)]))
+        if tls and host.ssl_forced:
+            # Behind a TLS-terminating proxy (Cloudflare Flexible, cloudflared) every request
+            # arrives over plain HTTP; redirecting on $scheme alone would loop forever.
+            server.append(Comment("Force SSL"))
+            server.append(
+                d(
+                    "if",
+                    "(",
+                    self._client_scheme(host),
+                    "=",
+                    "http",
+                    ")",
+                    block=[d("return", 301, f"https://$host{self._https_port_suffix}$request_uri")],
+                )
+            )
+        server += self._header_directives(host)
+        # The administrator's advanced config may set these itself (nginx refuses a
+        # directive twice at one level); theirs wins.
+        admin_sets = top_level_names(host.advanced_config)
+        options: list[Node] = [
+            # SNI for HTTPS upstreams (virtual hosting behind them answers "unrecognized
+            # name" without it). nginx sends the name of proxy_pass's host ($proxy_host
+            # without its port) and, per RFC 6066, nothing for an IP address.
+            d("proxy_ssl_server_name", "on"),
+        ]
+        if host.caching_enabled:
+            options += self._cache_directives(host)
+        server += [
+            node
+            for node in options
+            if not (isinstance(node, Directive) and node.name in admin_sets & _SINGLE_DIRECTIVES)
+        ]
         upstream_var = None
         if not self.resolver.resolvable(host.forward_host):
             upstream_var = "$portway_upstream"
@@ -516,71 +581,20 @@ class Renderer:
                 Comment(f"{host.forward_host} did not resolve at apply time: resolved per request")
             )
             server.append(d("set", upstream_var, host.forward_host))
-        if host.caching_enabled:
-            server.append(
-                d(
-                    "location",
-                    "~*",
-                    rf"^.*\.({_ASSET_EXTENSIONS})$",
-                    block=[
-                        *self._location_common(host),
-                        d("proxy_cache", "portway_assets"),
-                        d("proxy_cache_valid", 200, "30m"),
-                        d("proxy_cache_valid", 404, "1m"),
-                        d("add_header", "X-Cache-Status", "$upstream_cache_status", "always"),
-                        d("expires", "1d"),
-                        self._proxy_pass(
-                            host.forward_scheme, host.forward_host, host.forward_port, upstream_var
-                        ),
-                    ],
-                )
-            )
-        for location in host.locations:
+        claims_root = False
+        for index, location in enumerate(host.locations):
             loc_var = None
             if not self.resolver.resolvable(location.forward_host):
-                loc_var = f"$portway_upstream_{len(server)}"
+                loc_var = f"$portway_upstream_{index}"
                 server.append(d("set", loc_var, location.forward_host))
-            inner = [*self._location_common(host)]
-            modifier, _, path = location.path.rpartition(" ")
-            if location.forward_path and loc_var is None and not modifier.startswith("~"):
-                inner.append(
-                    self._proxy_pass(
-                        location.forward_scheme,
-                        location.forward_host,
-                        location.forward_port,
-                        None,
-                        uri=location.forward_path,
-                    )
-                )
-            else:
-                if location.forward_path:
-                    prefix = re.escape(path.rstrip("/")) if not modifier.startswith("~") else ""
-                    inner.append(
-                        d(
-                            "rewrite",
-                            f"^{prefix}/?(.*)$",
-                            f"{location.forward_path.rstrip('/')}/$1",
-                            "break",
-                        )
-                    )
-                inner.append(
-                    self._proxy_pass(
-                        location.forward_scheme,
-                        location.forward_host,
-                        location.forward_port,
-                        loc_var,
-                    )
-                )
-            if location.advanced_config.strip():
-                inner.append(Raw(location.advanced_config))
-            args = [modifier, path] if modifier else [path]
-            server.append(d("location", *args, block=inner))
+            for block in self._custom_location(host, location, loc_var):
+                if block.args in (("/",), ("^~", "/")):
+                    claims_root = True
+                server.append(block)
         if host.advanced_config.strip():
             server.append(Comment(ADVANCED_MARKER[2:]))
             server.append(Raw(host.advanced_config))
-        if not _DEFAULT_LOCATION.search(host.advanced_config) and not any(
-            loc.path == "/" for loc in host.locations
-        ):
+        if not _DEFAULT_LOCATION.search(host.advanced_config) and not claims_root:
             server.append(
                 d(
                     "location",
@@ -602,27 +616,126 @@ class Renderer:
             host_key=host.key,
         )
 
-    def _location_common(self, host: ProxyHostSpec) -> list[Node]:
+    @staticmethod
+    def _client_scheme(host: ProxyHostSpec) -> str:
+        """The scheme the client used: an outer proxy's X-Forwarded-Proto when trusted."""
+        return "$portway_forwarded_proto" if host.trust_forwarded_proto else "$scheme"
+
+    def _header_directives(self, host: ProxyHostSpec) -> list[Node]:
+        """The response headers Portway adds for `host` (server level; see proxy_host)."""
         nodes: list[Node] = []
-        if host.certificate is not None and host.ssl_forced:
-            nodes.append(
-                d(
-                    "if",
-                    "(",
-                    "$scheme",
-                    "=",
-                    "http",
-                    ")",
-                    block=[d("return", 301, f"https://$host{self._https_port_suffix}$request_uri")],
-                )
-            )
         if host.certificate is not None and host.ssl_forced and host.hsts_enabled:
             value = f"max-age={HSTS_MAX_AGE}; " + (
                 "includeSubDomains; preload" if host.hsts_subdomains else "preload"
             )
             nodes.append(d("add_header", "Strict-Transport-Security", value, "always"))
-        proto = "$portway_forwarded_proto" if host.trust_forwarded_proto else "$scheme"
-        nodes += [
+        if host.caching_enabled:
+            # empty (so not sent) for requests the cache is not used for
+            nodes.append(d("add_header", "X-Cache-Status", "$upstream_cache_status", "always"))
+        return nodes
+
+    def _cache_directives(self, host: ProxyHostSpec) -> list[Node]:
+        """Asset caching for every location of the host (maps in `main`).
+
+        The key holds the scheme and host the client asked for (nginx's default key,
+        $scheme$proxy_host$request_uri, names the upstream, so two sites behind one
+        upstream would share entries) and the upstream. nginx itself never stores a
+        response with Set-Cookie, `Cache-Control: private/no-store/no-cache` or `Vary: *`
+        (https://nginx.org/r/proxy_cache_valid); a request with Authorization bypasses
+        the cache, and its response is stored only when the upstream marks it shareable
+        (RFC 9111 section 3.5).
+        """
+        return [
+            Comment("Cache assets"),
+            d("proxy_cache", "$portway_asset_cache"),
+            d("proxy_cache_key", f"{self._client_scheme(host)}://$host$request_uri $proxy_host"),
+            d("proxy_cache_valid", 200, "30m"),
+            d("proxy_cache_valid", 404, "1m"),
+            d("proxy_cache_bypass", "$http_authorization"),
+            d("proxy_no_cache", "$portway_private_response"),
+            d("expires", "$portway_asset_expires"),
+        ]
+
+    def _custom_location(
+        self, host: ProxyHostSpec, location: LocationSpec, variable: str | None
+    ) -> list[Directive]:
+        """The `location` block(s) of one custom location.
+
+        A prefix path matches whole path segments: `/sub` (and `/sub/`) serve `/sub` and
+        `/sub/...`, never `/subway`, as `location = /sub` plus `location /sub/`. A
+        forward path replaces the location's path and keeps the slash between them:
+        `/sub/a?x=1` with forward path `/other` (or `/other/`) reaches the upstream as
+        `/other/a?x=1`. A regex location's forward path is put in front of the URI.
+        """
+        forward = location.forward_path
+        blocks = []
+        for modifier, path in location_blocks(location.path):
+            if modifier in ("~", "~*"):
+                inner = self._location_common(host)
+                if forward:
+                    inner.append(d("rewrite", "^(.*)$", f"{forward.rstrip('/')}$1", "break"))
+                inner.append(self._location_pass(location, variable))
+                block = self._with_advanced(host, location, inner)
+                blocks.append(d("location", modifier, path, block=block))
+            elif modifier == "=":
+                blocks.append(self._mapped_location(host, location, variable, path, forward))
+            else:
+                target = forward.rstrip("/") + "/" if forward else ""
+                blocks.append(
+                    self._mapped_location(host, location, variable, path, target, modifier)
+                )
+        return blocks
+
+    def _mapped_location(
+        self,
+        host: ProxyHostSpec,
+        location: LocationSpec,
+        variable: str | None,
+        matched: str,
+        target: str,
+        modifier: str = "=",
+    ) -> Directive:
+        """An exact (`=`) or prefix location whose `matched` part becomes `target` upstream.
+
+        proxy_pass with a URI does the replacement on the undecoded request URI; with a
+        variable upstream nginx passes such a URI unchanged, so a rewrite does it instead.
+        """
+        inner = self._location_common(host)
+        if target and variable is not None:
+            exact = modifier == "="
+            pattern = "^" + re.escape(matched) + ("$" if exact else "(.*)$")
+            inner.append(d("rewrite", pattern, target + ("" if exact else "$1"), "break"))
+            inner.append(self._location_pass(location, variable))
+        else:
+            inner.append(self._location_pass(location, variable, uri=target))
+        args = [modifier, matched] if modifier else [matched]
+        return d("location", *args, block=self._with_advanced(host, location, inner))
+
+    def _location_pass(
+        self, location: LocationSpec, variable: str | None, uri: str = ""
+    ) -> Directive:
+        return self._proxy_pass(
+            location.forward_scheme, location.forward_host, location.forward_port, variable, uri
+        )
+
+    def _with_advanced(
+        self, host: ProxyHostSpec, location: LocationSpec, inner: list[Node]
+    ) -> list[Node]:
+        """`inner` plus the location's advanced config.
+
+        Its text may hold `add_header`, which would stop the server's headers from being
+        inherited, so they are repeated here first: Portway's and the administrator's
+        server-level `add_header` lines.
+        """
+        if not location.advanced_config.strip():
+            return inner
+        repeated: list[Node] = list(self._header_directives(host))
+        repeated += [Raw(line) for line in top_level_directives(host.advanced_config, "add_header")]
+        return [*inner, *repeated, Raw(location.advanced_config)]
+
+    def _location_common(self, host: ProxyHostSpec) -> list[Node]:
+        proto = self._client_scheme(host)
+        nodes: list[Node] = [
             d("proxy_set_header", "Host", "$host"),
             d("proxy_set_header", "X-Real-IP", "$remote_addr"),
             d("proxy_set_header", "X-Forwarded-For", "$proxy_add_x_forwarded_for"),
@@ -647,6 +760,66 @@ class Renderer:
 
     def hosts(self, hosts: Iterable[ProxyHostSpec]) -> list[ConfigFile]:
         return [self.proxy_host(host) for host in hosts]
+
+
+def top_level_statements(text: str) -> list[str]:
+    """The simple directives at the top level of nginx text, as written, without `;`.
+
+    Blocks, comments and quoted strings are skipped the way nginx reads them; `text` has
+    passed `portway.core.fields.balanced_config`.
+    """
+    found: list[str] = []
+    statement: list[str] = []
+    depth = 0
+    quote: str | None = None
+    escaped = in_comment = False
+    for char in text:
+        if in_comment:
+            in_comment = char != "\n"
+            continue
+        if quote:
+            statement.append(char)
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = None
+            continue
+        if char == "#":
+            in_comment = True
+            continue
+        if depth:
+            depth += {"{": 1, "}": -1}.get(char, 0)
+            continue
+        if char == "{":
+            depth, statement = 1, []
+        elif char == ";":
+            written = "".join(statement).strip()
+            if written:
+                found.append(written)
+            statement = []
+        elif char == "}":
+            statement = []
+        else:
+            if char in "\"'":
+                quote = char
+            statement.append(char)
+    return found
+
+
+def top_level_directives(text: str, name: str) -> list[str]:
+    """The top-level `name` directives of nginx text, as written (with `;`).
+
+    Used to repeat an administrator's server-level `add_header` lines in a location that
+    defines its own.
+    """
+    return [f"{s};" for s in top_level_statements(text) if s.split(maxsplit=1)[0] == name]
+
+
+def top_level_names(text: str) -> set[str]:
+    """Names of the directives set at the top level of nginx text."""
+    return {statement.split(maxsplit=1)[0] for statement in top_level_statements(text)}
 
 
 def _map(source: str, target: str, entries: dict[str, str]) -> Directive:

@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from portway.core.errors import PermissionDenied
+from portway.core.fields import unicode_name
 from portway.nginx.models import AuditLogEntry
 from portway.web import queries
 from portway.web.decorators import page
@@ -51,7 +52,7 @@ def describe(entry: AuditLogEntry) -> str:
     kind = entry.object_type.replace("-", " ")
     names = meta.get("domain_names")
     label = (
-        ", ".join(str(n) for n in names[:2]) + (" …" if len(names) > 2 else "")
+        ", ".join(unicode_name(str(n)) for n in names[:2]) + (" …" if len(names) > 2 else "")
         if isinstance(names, list) and names
         else meta.get("nice_name") or meta.get("name") or meta.get("email") or ""
     )

@@ -25,9 +25,9 @@ from portway.testing import certs
 from portway.testing.api import api_client, expect_error, make_admin, make_user, send
 from portway.testing.wire import CERTIFICATE_KEYS, USER_KEYS
 
-# Portway adds this beside NPM's nginx_online / nginx_err (a rejected edit whose
-# previous config is still served)
-LIVE = {"nginx_serving_previous": False}
+# Portway adds these beside NPM's nginx_online / nginx_err: a rejected edit whose previous
+# config is still served, and why browsers would refuse the host's certificate
+LIVE = {"nginx_serving_previous": False, "certificate_warnings": []}
 
 pytestmark = pytest.mark.django_db
 

@@ -22,9 +22,9 @@ from portway.hosts.tests.test_api import (
 )
 from portway.testing.api import send
 
-# Portway adds this beside NPM's nginx_online / nginx_err (a rejected edit whose
-# previous config is still served)
-LIVE = {"nginx_serving_previous": False}
+# Portway adds these beside NPM's nginx_online / nginx_err: a rejected edit whose previous
+# config is still served, and why browsers would refuse the host's certificate
+LIVE = {"nginx_serving_previous": False, "certificate_warnings": []}
 
 pytestmark = pytest.mark.django_db
 

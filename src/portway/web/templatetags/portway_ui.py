@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
+from portway.core import fields
 from portway.web.assets import BUILD_COMMAND, assets_built
 
 register = template.Library()
@@ -60,6 +61,12 @@ def errors_for(errors, field: str) -> list[str]:
 def errors_under(errors, prefix: str) -> list[str]:
     """Messages for `prefix` and everything below it (`domain_names/2`)."""
     return errors.under(prefix) if errors else []
+
+
+@register.filter
+def unicode_name(name: str) -> str:
+    """A domain name as people read it: `xn--bcher-kva.example` → `bücher.example`."""
+    return fields.unicode_name(str(name))
 
 
 @register.filter
