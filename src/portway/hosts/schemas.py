@@ -199,6 +199,11 @@ class ProxyHostMeta(BaseModel):
     nginx_serving_previous: bool = Field(
         description="Portway: the rejected edit is not live; the previous config still serves"
     )
+    certificate_warnings: list[str] = Field(
+        default_factory=list,
+        description="Portway: why the host's certificate may be refused by browsers "
+        "(names it does not cover, expired, not yet valid); saved all the same",
+    )
 
 
 class ProxyHostOut(BaseModel):
