@@ -8,7 +8,8 @@ the ones no input claimed at the top, so nothing a service says is lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 
 from portway.core.errors import FieldError, InvalidFields, PortwayError
 
@@ -59,6 +60,22 @@ class FormErrors:
 
     def any_under(self, prefixes: Iterable[str]) -> bool:
         return any(self.under(prefix) for prefix in prefixes)
+
+    def relabel(self, labels: Mapping[str, str]) -> None:
+        """Say "the Port field" where a reason names the API's `forward_port`.
+
+        Services and validators name other fields as the API does ("put the port 8080 in
+        forward_port"); a form shows labels. `labels` maps API names to labels.
+        """
+        if not labels:
+            return
+        pattern = re.compile(r"\b(" + "|".join(map(re.escape, labels)) + r")\b")
+
+        def swap(text: str) -> str:
+            return pattern.sub(lambda m: f"the {labels[m.group(1)]} field", text)
+
+        self.fields = {f: [swap(r) for r in reasons] for f, reasons in self.fields.items()}
+        self.general = [swap(r) for r in self.general]
 
     def unclaimed(self, claimed: Iterable[str]) -> list[str]:
         """Form-wide messages plus field messages that no rendered input shows."""
