@@ -272,9 +272,9 @@ class TestForm:
         assert found["domain_names"][0].startswith("Line 2: &quot;cam*.example.test&quot; may")
         assert "partial wildcards" in found["domain_names"][0]
         assert found["forward_host"] == ["Must not contain &#x27;;&#x27;"]
-        assert "must be a port number from 1 to 65535" in found["forward_port"][0]
+        assert "Must be a port number from 1 to 65535" in found["forward_port"][0]
         assert "must start with &#x27;/&#x27;" in found["locations/0/path"][0]
-        assert "must be a port number from 1 to 65535" in found["locations/0/forward_port"][0]
+        assert "Must be a port number from 1 to 65535" in found["locations/0/forward_port"][0]
         assert "braces must balance" in found["advanced_config"][0]
         # what the user typed is kept
         assert "cam*.example.test</textarea>" in html
