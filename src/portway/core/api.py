@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
@@ -94,6 +94,9 @@ api = PortwayAPI(
     urls_namespace="api",
     openapi_url="/schema",
     docs_url="/docs",
+    # Swagger UI's default online validator badge would send the schema's URL to
+    # validator.swagger.io; the docs page asks nothing of other sites
+    docs=Swagger(settings={"validatorUrl": None}),
 )
 
 
