@@ -17,7 +17,7 @@ from portway.certificates import services
 from portway.core.errors import NotFound, PermissionDenied, PortwayError
 from portway.web import queries
 from portway.web.decorators import page
-from portway.web.forms import FormErrors
+from portway.web.forms import FormErrors, domain_lines, explain_domain_lines
 
 MAX_UPLOAD_BYTES = 1024 * 1024  # a PEM file is a few kilobytes; a chain a few more
 UPLOAD_FIELDS = {
@@ -249,7 +249,7 @@ ACME_FIELDS = (
 
 
 def _split_names(raw: str) -> list[str]:
-    return [part for part in raw.replace(",", "\n").split() if part.strip()]
+    return [name for _, name in domain_lines(raw)]
 
 
 def _acme_form(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
@@ -316,6 +316,7 @@ def certificate_request(request: HttpRequest) -> HttpResponse:
         )
     except PortwayError as exc:
         errors.absorb(exc)
+        explain_domain_lines(errors, values["domain_names"])
         values["dns_provider_credentials"] = ""  # never sent back to the browser
         return _acme_form(request, {"values": values, "errors": errors}, status=400)
     messages.success(request, f"Requesting a certificate for {', '.join(cert.domain_names)}.")

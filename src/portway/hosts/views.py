@@ -10,13 +10,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from portway.core import fields
 from portway.core.errors import NotFound, PermissionDenied, PortwayError
 from portway.core.validation import given
 from portway.hosts import services
 from portway.web import queries
 from portway.web.decorators import page
-from portway.web.forms import FormErrors
+from portway.web.forms import FormErrors, domain_lines, explain_domain_lines
 
 BOOLEAN_FIELDS = (
     "caching_enabled",
@@ -149,58 +148,9 @@ def host_delete(request: HttpRequest, host_id: int) -> HttpResponse:
 # --- the form -------------------------------------------------------------------------------
 
 
-def domain_lines(text: str) -> list[tuple[int, str]]:
-    """(line number from 1, name) for each name in the textarea: one per line; commas and
-    spaces also separate names on a line."""
-    found = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        found.extend((number, part) for part in re.split(r"[\s,]+", line) if part)
-    return found
-
-
 def split_domains(text: str) -> list[str]:
     """Names from the textarea: one per line; commas and spaces also separate."""
     return [name for _, name in domain_lines(text)]
-
-
-def _normalised(name: str) -> str:
-    try:
-        return fields.domain_name(name)
-    except ValueError:
-        return name
-
-
-def explain_domain_lines(errors: FormErrors, text: str) -> None:
-    """Point each domain-name message at its line of the textarea.
-
-    The service names items by position (`domain_names/2`); a person counts lines, and
-    sees several names on one line when they used commas.
-    """
-    lines = domain_lines(text)
-    for field, reasons in list(errors.fields.items()):
-        match = re.fullmatch(r"domain_names/(\d+)", field)
-        if match and int(match.group(1)) < len(lines):
-            number, name = lines[int(match.group(1))]
-            errors.fields[field] = [
-                f"line {number}: {r}"
-                if name.lower() in r.lower()
-                else f'line {number}: "{name}" {r}'
-                for r in reasons
-            ]
-        elif field == "domain_names":
-            errors.fields[field] = [_duplicate_lines(r, lines) for r in reasons]
-
-
-def _duplicate_lines(reason: str, lines: list[tuple[int, str]]) -> str:
-    """ "lists a.com twice" → "a.com is on lines 1 and 3" (names compared normalised)."""
-    by_name: dict[str, list[int]] = {}
-    for number, name in lines:
-        by_name.setdefault(_normalised(name), []).append(number)
-    for name, numbers in by_name.items():
-        if len(numbers) > 1 and f"lists {name} twice" in reason:
-            listed = ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
-            return f"{name} is on lines {listed}: remove all but one"
-    return reason
 
 
 def _port(raw: str, field: str, errors: FormErrors) -> int | str:
@@ -262,7 +212,7 @@ class HostForm:
     @classmethod
     def from_post(cls, post) -> HostForm:  # noqa: ANN001
         values: dict[str, Any] = {
-            "domain_names": post.get("domain_names", ""),
+            "domain_names": post.get("domain_names", "").strip(),
             "forward_scheme": post.get("forward_scheme", "http"),
             "forward_host": post.get("forward_host", "").strip(),
             "forward_port": post.get("forward_port", "").strip(),
