@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
@@ -14,7 +15,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from portway.accounts import signin, totp
-from portway.accounts.services import create_first_admin
+from portway.accounts.services import (
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    clean_email,
+    clean_name,
+    create_first_admin,
+)
 from portway.core.audit import client_address
 from portway.core.errors import (
     Conflict,
@@ -33,6 +40,48 @@ PENDING_SECONDS = 300
 _SERVICE_FIELDS = {"auth/secret": "password", "secret": "password"}
 
 
+PASSWORD_RULE = f"{PASSWORD_MIN} to {PASSWORD_MAX} characters"
+
+
+def _check_setup_form(
+    values: dict[str, str], password: str, again: str, errors: FormErrors
+) -> None:
+    """Every problem of the setup form at once, with the service's own rules.
+
+    The service stops at the first bad field; a person fixing a form wants all of them.
+    """
+    if not values["name"]:
+        errors.add("name", "Enter your name.")
+    else:
+        _collect(errors, "name", clean_name, values["name"])
+    if not values["email"]:
+        errors.add("email", "Enter an e-mail address; you will sign in with it.")
+    else:
+        _collect(errors, "email", clean_email, values["email"])
+    if not password:
+        errors.add("password", f"Choose a password of {PASSWORD_RULE}.")
+    elif not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        errors.add("password", f"Use {PASSWORD_RULE}; this one has {len(password)}.")
+    else:
+        try:
+            validate_password(password)
+        except ValidationError as exc:
+            for reason in exc.messages:
+                errors.add("password", reason)
+    if password and again != password:
+        errors.add("password2", "The two passwords do not match.")
+
+
+def _collect(errors: FormErrors, field: str, clean: Callable[[str], str], value: str) -> bool:
+    """Run one of the service's checks; its message goes beside `field`. True if it failed."""
+    try:
+        clean(value)
+    except FieldError as exc:
+        errors.add(field, exc.reason[:1].upper() + exc.reason[1:] + ".")
+        return True
+    return False
+
+
 @page(public=True, setup=True)
 def setup(request: HttpRequest) -> HttpResponse:
     """Create the first administrator; only reachable while no account exists."""
@@ -46,20 +95,7 @@ def setup(request: HttpRequest) -> HttpResponse:
             "email": request.POST.get("email", "").strip(),
         }
         password = request.POST.get("password", "")
-        if not values["name"]:
-            errors.add("name", "Enter your name.")
-        if not values["email"]:
-            errors.add("email", "Enter an e-mail address; you will sign in with it.")
-        if not password:
-            errors.add("password", "Choose a password.")
-        elif password != request.POST.get("password2", ""):
-            errors.add("password2", "The two passwords do not match.")
-        else:
-            try:
-                validate_password(password)
-            except ValidationError as exc:
-                for reason in exc.messages:
-                    errors.add("password", reason)
+        _check_setup_form(values, password, request.POST.get("password2", ""), errors)
         if not errors:
             try:
                 user = create_first_admin(values["email"], password, values["name"])
@@ -92,6 +128,7 @@ def setup(request: HttpRequest) -> HttpResponse:
             "errors": errors,
             "values": values,
             "unclaimed": errors.unclaimed(["name", "email", "password", "password2"]),
+            "password_hint": f"{PASSWORD_RULE[:1].upper()}{PASSWORD_RULE[1:]}; any characters.",
         },
         status=status,
     )

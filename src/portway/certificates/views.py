@@ -10,13 +10,14 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_POST
 
 from portway.certificates import services
 from portway.core.errors import NotFound, PermissionDenied, PortwayError
 from portway.web import queries
 from portway.web.decorators import page
-from portway.web.forms import FormErrors
+from portway.web.forms import FormErrors, domain_lines, explain_domain_lines
 
 MAX_UPLOAD_BYTES = 1024 * 1024  # a PEM file is a few kilobytes; a chain a few more
 UPLOAD_FIELDS = {
@@ -72,22 +73,51 @@ def certificate_delete(request: HttpRequest, cert_id: int) -> HttpResponse:
 
 
 def _read_uploads(request: HttpRequest, errors: FormErrors) -> dict[str, bytes | None]:
-    """The three uploaded files' bytes (None when not given); size errors into `errors`."""
+    """Each PEM's bytes (None when not given), from its file or from its pasted text.
+
+    A Cloudflare Origin certificate and its key are shown as text to copy, so each field
+    takes either; a chosen file wins over text kept from an earlier attempt. Size errors
+    and missing parts go into `errors`.
+    """
     files: dict[str, bytes | None] = {}
     for field in UPLOAD_FIELDS:
         upload = request.FILES.get(field)
-        if upload is None or upload.size == 0:
-            files[field] = None
-        elif upload.size > MAX_UPLOAD_BYTES:
-            errors.add(field, "is larger than 1 MiB; a PEM certificate or key is a few KiB")
-            files[field] = None
+        text = request.POST.get(f"{field}_text", "")
+        if upload is not None and upload.size:
+            data = upload.read(MAX_UPLOAD_BYTES + 1)
+        elif text.strip():
+            data = text.strip().encode("utf-8") + b"\n"
         else:
-            files[field] = upload.read()
+            data = None
+        if data is not None and len(data) > MAX_UPLOAD_BYTES:
+            errors.add(field, "is larger than 1 MiB; a PEM certificate or key is a few KiB")
+            data = None
+        files[field] = data
     if files["certificate"] is None and not errors.get("certificate"):
-        errors.add("certificate", "choose the certificate file (PEM, e.g. cert.pem)")
+        errors.add(
+            "certificate", "choose the certificate file (PEM, e.g. cert.pem) or paste its text"
+        )
     if files["certificate_key"] is None and not errors.get("certificate_key"):
-        errors.add("certificate_key", "choose the private key file (PEM, e.g. privkey.pem)")
+        errors.add(
+            "certificate_key",
+            "choose the private key file (PEM, e.g. privkey.pem) or paste its text",
+        )
     return files
+
+
+def _entered_texts(files: dict[str, bytes | None]) -> dict[str, str]:
+    """What was given, as text for the form's text areas after a rejected save.
+
+    A browser cannot refill a file input, so a file's contents come back as pasted text
+    (binary files, which are refused anyway, do not).
+    """
+    texts = {}
+    for field, data in files.items():
+        try:
+            texts[field] = data.decode("utf-8") if data else ""
+        except UnicodeDecodeError:
+            texts[field] = ""
+    return texts
 
 
 def _date(timestamp: Any) -> datetime | None:
@@ -138,13 +168,17 @@ def _form(request: HttpRequest, context: dict[str, Any], status: int = 200) -> H
         "nice_name": "",
         "errors": errors,
         "summary": None,
+        "texts": dict.fromkeys(UPLOAD_FIELDS, ""),
         "unclaimed": errors.unclaimed(["nice_name", *UPLOAD_FIELDS]),
     }
     base.update(context)
     template = (
         "certificates/_validation.html" if context.get("partial") else "certificates/form.html"
     )
-    return render(request, template, base, status=status)
+    response = render(request, template, base, status=status)
+    # the page may carry the private key the user pasted: no cache keeps a copy
+    patch_cache_control(response, no_store=True)
+    return response
 
 
 def _save(request: HttpRequest, nice_name: str, files: dict, summary: dict):  # noqa: ANN202
@@ -177,7 +211,13 @@ def certificate_create(request: HttpRequest) -> HttpResponse:
         partial = bool(request.htmx)
         return _form(
             request,
-            {"nice_name": nice_name, "errors": errors, "summary": summary, "partial": partial},
+            {
+                "nice_name": nice_name,
+                "errors": errors,
+                "summary": summary,
+                "partial": partial,
+                "texts": _entered_texts(files),
+            },
             status=200 if partial or not errors else 400,
         )
     if not errors and summary is not None:
@@ -189,7 +229,11 @@ def certificate_create(request: HttpRequest) -> HttpResponse:
             names = ", ".join(cert.domain_names) or "no names"
             messages.success(request, f"Certificate {cert} added; it covers {names}.")
             return redirect("certificates:list")
-    return _form(request, {"nice_name": nice_name, "errors": errors}, status=400)
+    return _form(
+        request,
+        {"nice_name": nice_name, "errors": errors, "texts": _entered_texts(files)},
+        status=400,
+    )
 
 
 # --- Let's Encrypt (ACME) -------------------------------------------------------------------
@@ -205,7 +249,7 @@ ACME_FIELDS = (
 
 
 def _split_names(raw: str) -> list[str]:
-    return [part for part in raw.replace(",", "\n").split() if part.strip()]
+    return [name for _, name in domain_lines(raw)]
 
 
 def _acme_form(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
@@ -272,6 +316,7 @@ def certificate_request(request: HttpRequest) -> HttpResponse:
         )
     except PortwayError as exc:
         errors.absorb(exc)
+        explain_domain_lines(errors, values["domain_names"])
         values["dns_provider_credentials"] = ""  # never sent back to the browser
         return _acme_form(request, {"values": values, "errors": errors}, status=400)
     messages.success(request, f"Requesting a certificate for {', '.join(cert.domain_names)}.")

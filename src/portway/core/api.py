@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
@@ -25,6 +25,7 @@ from portway.core.errors import (
     Unavailable,
     unavailable,
 )
+from portway.core.validation import field_errors
 
 log = logging.getLogger("portway.api")
 
@@ -102,6 +103,23 @@ class PortwayAPI(NinjaAPI):
         schema["servers"] = [{"url": prefix}]
         return schema
 
+    def validation_error_from_error_contexts(self, error_contexts: list) -> NinjaValidationError:
+        """ninja's errors, with each error's `input` kept (ninja drops it).
+
+        The 400 message shows what was sent ("must be a whole number, not "abc""); the
+        value is quoted by `portway.core.validation.given`, never pasted raw.
+        """
+        exc = super().validation_error_from_error_contexts(error_contexts)
+        inputs = [
+            error.get("input")
+            for context in error_contexts
+            for error in context.pydantic_validation_error.errors(include_url=False)
+        ]
+        if len(inputs) == len(exc.errors):
+            for error, value in zip(exc.errors, inputs, strict=True):
+                error["input"] = value
+        return exc
+
 
 api = PortwayAPI(
     title="Portway API",
@@ -111,6 +129,9 @@ api = PortwayAPI(
     urls_namespace="api",
     openapi_url="/schema",
     docs_url="/docs",
+    # Swagger UI's default online validator badge would send the schema's URL to
+    # validator.swagger.io; the docs page asks nothing of other sites
+    docs=Swagger(settings={"validatorUrl": None}),
 )
 
 
@@ -129,32 +150,32 @@ def unavailable_response(request: HttpRequest, problem: Unavailable) -> HttpResp
     return response
 
 
-def _field_path(loc: tuple | list) -> str:
-    parts = [str(p) for p in loc]
-    # ninja prefixes the location with "body" and the parameter name
-    if parts and parts[0] in {"body", "query", "path", "form", "file"}:
-        parts = parts[1:]
-        if parts and parts[0] in {"payload", "data", "filters"}:
-            parts = parts[1:]
-    return "/".join(parts)
+# ninja's location of an error: where the value came from, then the parameter's name
+_SOURCES = {"body", "query", "path", "form", "file", "header", "cookie"}
+_BODY_PARAMS = {"payload", "data", "filters"}
 
 
 def validation_message(errors: list[dict]) -> str:
-    """NPM-style text for pydantic errors: `data/<field> <reason>`; several joined by '; '."""
+    """NPM-style text for ninja's validation errors, several joined by '; '.
+
+    Body fields read `data/<field> <reason>` as in NPM; URL and query parameters name
+    themselves. Reasons come from `portway.core.validation` (never pydantic's wording).
+    """
     messages = []
     for error in errors:
-        path = _field_path(error.get("loc", ()))
-        reason = error.get("msg", "is invalid")
-        if reason.startswith("Value error, "):
-            reason = reason[len("Value error, ") :]
-        if not path:  # the body itself: absent, not JSON, or not an object
+        loc = list(error.get("loc", ()))
+        source = loc.pop(0) if loc and loc[0] in _SOURCES else "body"
+        if source in ("body", "form", "file") and loc and loc[0] in _BODY_PARAMS:
+            loc.pop(0)
+        path, reason = next(iter(field_errors([{**error, "loc": loc}]).items()))
+        if source == "path":
+            messages.append(f"{path} in the URL {reason}")
+        elif source == "query":
+            messages.append(f"query parameter {path} {reason}")
+        elif not path:  # the body itself: absent, not JSON, or not an object
             messages.append("data must be a JSON object")
-            continue
-        if error.get("type") == "extra_forbidden":
-            reason = "is not an allowed property"
-        elif error.get("type") == "missing":
-            reason = "is required"
-        messages.append(f"data/{path} {reason}")
+        else:
+            messages.append(f"data/{path} {reason}")
     return "; ".join(dict.fromkeys(messages)) or "Invalid request"
 
 
@@ -184,7 +205,11 @@ def _not_authenticated(request: HttpRequest, exc: NotAuthenticated) -> HttpRespo
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return error_response(request, exc.status_code, str(exc))
+    message = str(exc)
+    if exc.status_code == 400 and message.startswith("Cannot parse request body"):
+        # ninja's words for a body its JSON parser refused
+        message = "data must be a JSON object: the request body is not valid JSON"
+    return error_response(request, exc.status_code, message)
 
 
 @api.exception_handler(Http404)

@@ -96,18 +96,21 @@ def _check_labels(name: str, *, what: str) -> None:
 def domain_name(raw: str) -> str:
     """Normalise a server name: lowercase, trailing dot dropped, Unicode to punycode.
 
-    Accepts `example.com`, `App.Example.COM.`, `*.example.com`, `bücher.example`.
+    Accepts `example.com`, `App.Example.COM.`, `*.example.com`, `bücher.example`;
+    surrounding whitespace is trimmed.
     Raises ValueError for empty names, a lone `*`, partial wildcards (`cam*.x`), labels
     over 63 or names over 253 characters, and anything carrying nginx syntax characters.
     """
     if not isinstance(raw, str):
-        raise ValueError("must be a string")
+        raise ValueError("must be text (a JSON string)")
+    raw = raw.strip()
     _reject_unsafe(raw)
     name = raw[:-1] if raw.endswith(".") else raw
     if name == "":
         raise ValueError("must not be empty")
     if name == "*":
         raise ValueError("must not be a lone '*'; use *.example.com for a wildcard")
+    _reject_pasted_name(name)
     wildcard = name.startswith("*.")
     base = name[2:] if wildcard else name
     base = _to_ascii(base)
@@ -116,6 +119,22 @@ def domain_name(raw: str) -> str:
     if len(full) > MAX_NAME_LENGTH:
         raise ValueError(f"must be at most {MAX_NAME_LENGTH} characters long")
     return full
+
+
+def _reject_pasted_name(name: str) -> None:
+    """A URL or `name:port` pasted as a server name gets what to remove, not a label error."""
+    scheme, host, port, path = _split_pasted_address(name)
+    if scheme is None and port is None and not path:
+        return
+    steps = []
+    if scheme:
+        steps.append(f"remove {scheme}://")
+    if port is not None:
+        steps.append(f"remove :{port} (the name is served on the HTTP and HTTPS ports)")
+    if path:
+        steps.append(f"remove {path} (a name has no path; custom locations route paths)")
+    example = f" and enter only {host}" if host else ""
+    raise ValueError(f"is not a domain name: {', '.join(steps)}{example}")
 
 
 def domain_names(raw: list[str], *, max_items: int = 100) -> list[str]:
@@ -158,16 +177,93 @@ def _quote(value: object) -> str:
     return '"' + text.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
 
 
-def forward_host(raw: str) -> str:
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_HOST_AND_PORT = re.compile(r"^(?P<host>\[[^\]]*\]|[^:\[\]]*):(?P<port>[^:]*)$")
+
+
+def _split_pasted_address(value: str) -> tuple[str | None, str, str | None, str]:
+    """(scheme, host, port, path) of what may be a URL or `host:port` pasted whole.
+
+    `http://10.0.0.5:8080/app` → ("http", "10.0.0.5", "8080", "/app"); a bare IPv6
+    address (several colons, no brackets) is left whole as the host.
+    """
+    scheme = None
+    match = _URL_SCHEME.match(value)
+    if match:
+        scheme = match.group(1).lower()
+        value = value[match.end() :]
+    host, path = value, ""
+    cut = min((value.find(c) for c in "/?#" if c in value), default=-1)
+    if cut >= 0:
+        host, path = value[:cut], value[cut:]
+    port = None
+    with_port = _HOST_AND_PORT.match(host)
+    # one ":" outside brackets is a port ("backend:8080", "backend:abc", "[::1]:8080")
+    if with_port:
+        host, port = with_port.group("host"), with_port.group("port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return scheme, host, port, path
+
+
+def _pasted_address(raw: str, value: str, path_field: str | None) -> str | None:
+    """What to do when `value` is a URL or `host:port` rather than a host; None if not."""
+    scheme, host, port, path = _split_pasted_address(value)
+    if scheme is None and port is None and not path:
+        return None
+    steps = []
+    if scheme in ("http", "https"):
+        steps.append(f"remove the scheme {scheme}:// and put it in forward_scheme")
+    elif scheme:
+        steps.append(f"remove {scheme}:// (forward_scheme is http or https)")
+    if port is not None:
+        if port.isdigit() and 1 <= int(port) <= 65535:
+            steps.append(f"put the port {int(port)} in forward_port")
+        else:
+            steps.append("remove the ':' and put the port (1-65535) in forward_port")
+    if path not in ("", "/"):
+        if path_field:
+            steps.append(f"put the path {path} in {path_field}")
+        else:
+            steps.append(
+                f"remove the path {path} (requests keep their own path; a custom location "
+                "can send a path to another service)"
+            )
+    what = "a URL" if scheme else "an address with a port" if port is not None else "a path"
+    try:
+        address = forward_host(host, path_field=path_field) if host else ""
+    except ValueError:
+        address = ""
+    if address:
+        steps.append(f"enter only {address} here")
+    elif host:
+        steps.append("enter only the host name or IP address here")
+    else:
+        steps.append("enter the host name or IP address of the service here")
+    return f"{_quote(raw)} is {what}: " + ", ".join(steps[:-1]) + f" and {steps[-1]}"
+
+
+def forward_host(raw: str, *, path_field: str | None = None) -> str:
     """Validate an upstream address: hostname, IPv4 or IPv6 (brackets optional).
 
-    Returns a hostname lowercased, or the compressed IP address without brackets
-    (the renderer adds them for IPv6). Raises ValueError otherwise.
+    Surrounding whitespace is trimmed. Returns a hostname lowercased, or the compressed IP
+    address without brackets (the renderer adds them for IPv6). A pasted URL or
+    `host:port` is refused with what to do instead ("remove the scheme http:// and put it
+    in forward_scheme", "put the port 8080 in forward_port"); `path_field` names the field
+    a pasted path belongs in (a custom location's forward_path), None when there is none.
+
+    Raises:
+        ValueError: with a reason phrased for a person.
     """
     if not isinstance(raw, str):
-        raise ValueError("must be a string")
-    _reject_unsafe(raw)
+        raise ValueError("must be text (a host name or IP address)")
     value = raw.strip()
+    if value == "":
+        raise ValueError("must not be empty: enter the host name or IP address of the service")
+    _reject_unsafe(value)
+    pasted = _pasted_address(raw, value, path_field)
+    if pasted:
+        raise ValueError(pasted)
     if value.startswith("[") and value.endswith("]"):
         value = value[1:-1]
     if ":" in value:
@@ -175,23 +271,27 @@ def forward_host(raw: str) -> str:
             address = ipaddress.IPv6Address(value)
         except ValueError as exc:
             raise ValueError(
-                f"{_quote(raw)} is not a valid IPv6 address (use a hostname, an IPv4 or an "
-                "IPv6 address; put the port in forward_port)"
+                f"{_quote(raw)} is not a valid IPv6 address: enter a host name, an IPv4 "
+                "address or an IPv6 address such as fd00::5 (and the port in forward_port)"
             ) from exc
         if address.scope_id:
-            raise ValueError("must not carry an IPv6 zone index")
+            raise ValueError(
+                f"{_quote(raw)} must not carry an IPv6 zone index (%...): use a global or "
+                "unique-local address"
+            )
         return address.compressed
     if re.fullmatch(r"[0-9.]+", value):
         try:
             return str(ipaddress.IPv4Address(value))
         except ValueError as exc:
-            raise ValueError(f"{_quote(raw)} is not a valid IPv4 address") from exc
+            raise ValueError(
+                f"{_quote(raw)} is not a valid IPv4 address: use four numbers from 0 to 255 "
+                "separated by dots, such as 10.0.0.5"
+            ) from exc
     if value.endswith("."):
         value = value[:-1]
     if "*" in value:
-        raise ValueError("must not contain '*'")
-    if "/" in value:
-        raise ValueError("must be a host name or address only; put a path in forward_path")
+        raise ValueError("must not contain '*': enter the one host the requests go to")
     try:
         value = _to_ascii(value)
         _check_labels(value, what="the host name")
@@ -208,7 +308,7 @@ def location_path(raw: str) -> str:
     rendered `location` line cannot be broken out of.
     """
     if not isinstance(raw, str):
-        raise ValueError("must be a string")
+        raise ValueError("must be text (a JSON string)")
     value = raw.strip()
     modifier = ""
     head, _, rest = value.partition(" ")
@@ -258,7 +358,7 @@ def forward_path(raw: str | None) -> str:
     if raw is None or raw == "":
         return ""
     if not isinstance(raw, str):
-        raise ValueError("must be a string")
+        raise ValueError("must be text (a JSON string)")
     value = raw if raw.startswith("/") else "/" + raw
     _reject_unsafe(value)
     if not _SAFE_PATH.match(value):

@@ -7,6 +7,7 @@ NPM clients send them (pydantic's lax mode does exactly that).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -25,6 +26,7 @@ from pydantic import (
 from portway.accounts.schemas import UserOut
 from portway.certificates.api import CertificateOut
 from portway.core import fields, wire
+from portway.core.validation import given
 
 
 def _not_bool(value: Any) -> Any:
@@ -37,9 +39,33 @@ def _not_bool(value: Any) -> Any:
 NoBool = BeforeValidator(_not_bool)
 DomainName = Annotated[str, AfterValidator(fields.domain_name)]
 ForwardHost = Annotated[str, Field(max_length=255), AfterValidator(fields.forward_host)]
-Port = Annotated[int, Field(ge=1, le=65535), NoBool]
+LocationForwardHost = Annotated[
+    str,
+    Field(max_length=255),
+    AfterValidator(partial(fields.forward_host, path_field="forward_path")),
+]
 ObjectId = Annotated[int, Field(ge=0), NoBool]
 _OBJECT_ID: TypeAdapter[int] = TypeAdapter(ObjectId)
+_PORT_NUMBER: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=1, le=65535), NoBool])
+
+
+def _port(value: Any) -> int:
+    """A TCP port, 1-65535 (numeric strings too, as NPM clients send); one clear error.
+
+    pydantic would answer "Input should be greater than or equal to 1" or "… unable to
+    parse string as an integer" depending on the mistake; a person needs the range.
+    """
+    try:
+        return _PORT_NUMBER.validate_python(value)
+    except ValidationError:
+        raise ValueError(f"must be a port number from 1 to 65535, not {given(value)}") from None
+
+
+Port = Annotated[
+    int,
+    PlainValidator(_port),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535}),
+]
 
 
 def _certificate_id(value: Any) -> int | str:
@@ -81,7 +107,7 @@ def _unique(names: list[str]) -> list[str]:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise ValueError(f"lists {name!r} twice")
+            raise ValueError(f"lists {name} twice: remove one of them")
         seen.add(name)
     return names
 
@@ -99,7 +125,7 @@ class Location(BaseModel):
     id: int | None = None  # NPM's UI sends one; ignored
     path: Annotated[str, Field(max_length=1024), AfterValidator(fields.location_path)]
     forward_scheme: Literal["http", "https"] = "http"
-    forward_host: ForwardHost
+    forward_host: LocationForwardHost
     forward_port: Port
     forward_path: Annotated[str | None, AfterValidator(fields.forward_path)] = ""
     advanced_config: AdvancedConfig | None = ""

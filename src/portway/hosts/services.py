@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from portway.certificates.models import Certificate
 from portway.core import fields
 from portway.core.errors import BadRequest, FieldError, InvalidFields, NotFound, PermissionDenied
+from portway.core.validation import field_errors
 from portway.hosts.models import HostName, ProxyHost
 from portway.hosts.schemas import ProxyHostCreate, ProxyHostUpdate
 from portway.nginx.models import AuditLogEntry, Setting
@@ -50,22 +51,12 @@ def _visible(user, queryset: QuerySet) -> QuerySet:  # noqa: ANN001
 
 
 def parse(schema: type[BaseModel], data: dict[str, Any]) -> BaseModel:
-    """Validate `data` with `schema`; pydantic errors become InvalidFields (field → reason)."""
+    """Validate `data` with `schema`; pydantic errors become InvalidFields (field → reason,
+    in words a person can act on: see portway.core.validation)."""
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        errors: dict[str, str] = {}
-        for error in exc.errors():
-            path = "/".join(str(p) for p in error["loc"])
-            reason = error["msg"]
-            if reason.startswith("Value error, "):
-                reason = reason[len("Value error, ") :]
-            if error["type"] == "extra_forbidden":
-                reason = "is not an allowed property"
-            elif error["type"] == "missing":
-                reason = "is required"
-            errors.setdefault(path, reason)
-        raise InvalidFields(errors) from exc
+        raise InvalidFields(field_errors(exc.errors())) from exc
 
 
 def list_proxy_hosts(user, query: str | None = None) -> QuerySet[ProxyHost]:  # noqa: ANN001

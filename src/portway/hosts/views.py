@@ -12,10 +12,11 @@ from django.views.decorators.http import require_POST
 
 from portway.core import fields
 from portway.core.errors import NotFound, PermissionDenied, PortwayError
+from portway.core.validation import given
 from portway.hosts import services
 from portway.web import queries
 from portway.web.decorators import page
-from portway.web.forms import FormErrors
+from portway.web.forms import FormErrors, domain_lines, explain_domain_lines
 
 BOOLEAN_FIELDS = (
     "caching_enabled",
@@ -57,6 +58,13 @@ TABS = {
         "trust_forwarded_proto",
     ),
     "advanced": ("advanced_config",),
+}
+# How the form calls the fields a message may point to ("put the port in the Port field").
+FIELD_LABELS = {
+    "forward_scheme": "Scheme",
+    "forward_host": "Forward hostname / IP",
+    "forward_port": "Port",
+    "forward_path": "Forward path",
 }
 _LOCATION_KEY = re.compile(r"^locations-([0-9]{1,4})-(\w+)$")
 _PORT = re.compile(r"^[0-9]{1,5}$")
@@ -143,7 +151,7 @@ def host_delete(request: HttpRequest, host_id: int) -> HttpResponse:
 
 def split_domains(text: str) -> list[str]:
     """Names from the textarea: one per line; commas and spaces also separate."""
-    return [part for part in re.split(r"[\s,]+", text) if part]
+    return [name for _, name in domain_lines(text)]
 
 
 def _port(raw: str, field: str, errors: FormErrors) -> int | str:
@@ -154,7 +162,7 @@ def _port(raw: str, field: str, errors: FormErrors) -> int | str:
         errors.add(field, "enter the port the service listens on (1-65535)")
         return raw
     if not _PORT.match(raw) or not 1 <= int(raw) <= 65535:
-        errors.add(field, f"{raw!r} is not a port (1-65535)")
+        errors.add(field, f"must be a port number from 1 to 65535, not {given(raw)}")
         return int(raw) if _PORT.match(raw) else raw
     return int(raw)
 
@@ -205,7 +213,7 @@ class HostForm:
     @classmethod
     def from_post(cls, post) -> HostForm:  # noqa: ANN001
         values: dict[str, Any] = {
-            "domain_names": post.get("domain_names", ""),
+            "domain_names": post.get("domain_names", "").strip(),
             "forward_scheme": post.get("forward_scheme", "http"),
             "forward_host": post.get("forward_host", "").strip(),
             "forward_port": post.get("forward_port", "").strip(),
@@ -360,6 +368,8 @@ def _submit(request: HttpRequest, host=None) -> HttpResponse:  # noqa: ANN001
         errors = FormErrors.of(exc)
         for field, reasons in local.fields.items():
             errors.fields[field] = reasons
+        explain_domain_lines(errors, form.values["domain_names"])
+        errors.relabel(FIELD_LABELS)
     else:
         return _saved(request, saved, "created" if host is None else "saved")
     return _form_page(request, form, host=host, errors=errors, status=400)

@@ -8,8 +8,10 @@ the ones no input claimed at the top, so nothing a service says is lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 
+from portway.core import fields
 from portway.core.errors import FieldError, InvalidFields, PortwayError
 
 
@@ -60,6 +62,22 @@ class FormErrors:
     def any_under(self, prefixes: Iterable[str]) -> bool:
         return any(self.under(prefix) for prefix in prefixes)
 
+    def relabel(self, labels: Mapping[str, str]) -> None:
+        """Say "the Port field" where a reason names the API's `forward_port`.
+
+        Services and validators name other fields as the API does ("put the port 8080 in
+        forward_port"); a form shows labels. `labels` maps API names to labels.
+        """
+        if not labels:
+            return
+        pattern = re.compile(r"\b(" + "|".join(map(re.escape, labels)) + r")\b")
+
+        def swap(text: str) -> str:
+            return pattern.sub(lambda m: f"the {labels[m.group(1)]} field", text)
+
+        self.fields = {f: [swap(r) for r in reasons] for f, reasons in self.fields.items()}
+        self.general = [swap(r) for r in self.general]
+
     def unclaimed(self, claimed: Iterable[str]) -> list[str]:
         """Form-wide messages plus field messages that no rendered input shows."""
         claimed = tuple(claimed)
@@ -68,3 +86,55 @@ class FormErrors:
             if not any(field == c or field.startswith(c + "/") for c in claimed):
                 leftovers.extend(f"{field.replace('/', ' ')}: {reason}" for reason in reasons)
         return leftovers
+
+
+# --- domain-name text areas (one name per line) ---------------------------------------
+
+
+def domain_lines(text: str) -> list[tuple[int, str]]:
+    """(line number from 1, name) for each name in the textarea: one per line; commas and
+    spaces also separate names on a line."""
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        found.extend((number, part) for part in re.split(r"[\s,]+", line) if part)
+    return found
+
+
+def _normalised(name: str) -> str:
+    try:
+        return fields.domain_name(name)
+    except ValueError:
+        return name
+
+
+def explain_domain_lines(errors: FormErrors, text: str) -> None:
+    """Point each domain-name message at its line of the textarea.
+
+    The service names items by position (`domain_names/2`); a person counts lines, and
+    sees several names on one line when they used commas.
+    """
+    lines = domain_lines(text)
+    for field, reasons in list(errors.fields.items()):
+        match = re.fullmatch(r"domain_names/(\d+)", field)
+        if match and int(match.group(1)) < len(lines):
+            number, name = lines[int(match.group(1))]
+            errors.fields[field] = [
+                f"line {number}: {r}"
+                if name.lower() in r.lower()
+                else f'line {number}: "{name}" {r}'
+                for r in reasons
+            ]
+        elif field == "domain_names":
+            errors.fields[field] = [_duplicate_lines(r, lines) for r in reasons]
+
+
+def _duplicate_lines(reason: str, lines: list[tuple[int, str]]) -> str:
+    """ "lists a.com twice" → "a.com is on lines 1 and 3" (names compared normalised)."""
+    by_name: dict[str, list[int]] = {}
+    for number, name in lines:
+        by_name.setdefault(_normalised(name), []).append(number)
+    for name, numbers in by_name.items():
+        if len(numbers) > 1 and f"lists {name} twice" in reason:
+            listed = ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
+            return f"{name} is on lines {listed}: remove all but one"
+    return reason

@@ -48,6 +48,17 @@ def test_wildcard_over_http_is_explained_beside_the_names(ui: Client) -> None:
     assert not Certificate.objects.exists()
 
 
+def test_a_bad_name_is_reported_by_its_line(ui: Client) -> None:
+    response = ui.post(
+        "/certificates/letsencrypt/new",
+        {"domain_names": "a.example\nb.example, c..example\nd.example"},
+    )
+    assert response.status_code == 400
+    (message,) = errors(response.content.decode())["domain_names"]
+    assert message.startswith("Line 2: &quot;c..example&quot;"), message
+    assert not Certificate.objects.exists()
+
+
 def test_credentials_are_not_sent_back_after_an_error(ui: Client) -> None:
     response = ui.post(
         "/certificates/letsencrypt/new",

@@ -19,6 +19,7 @@ from django.test import Client
 from portway.accounts.models import User
 from portway.certificates import services as cert_services
 from portway.certificates.models import Certificate
+from portway.core.validation import has_raw_phrase
 from portway.hosts.models import ProxyHost
 from portway.nginx.models import AuditLogEntry
 from portway.testing import certs
@@ -152,6 +153,7 @@ class ProxyHostAPI:
         message = expect_error(response, status)
         if field is not None:
             assert_names_field(message, field)
+        assert has_raw_phrase(message) is None, f"pydantic's wording reached the client: {message}"
         assert snapshot() == before, "a rejected request changed the database"
         return message
 

@@ -64,7 +64,24 @@ class TestSetup:
         assert response.status_code == 400
         assert 'data-error-for="name"' in html
         assert 'data-error-for="email"' in html
-        assert 'data-error-for="password">This password is too short' in html
+        assert 'data-error-for="password">Use 8 to 64 characters; this one has 5.' in html
+
+    def test_setup_states_the_password_rules(self, client: Client):
+        assert "8 to 64 characters" in client.get("/setup").content.decode()
+
+    def test_every_setup_error_is_shown_at_once(self, client: Client):
+        response = client.post(
+            "/setup",
+            {"name": " ", "email": "not-an-address", "password": "x" * 65, "password2": "y"},
+        )
+        html = response.content.decode()
+        assert response.status_code == 400
+        assert 'data-error-for="name">Enter your name.' in html
+        assert 'data-error-for="email">Must be a valid e-mail address' in html
+        assert 'data-error-for="password">Use 8 to 64 characters; this one has 65.' in html
+        assert 'data-error-for="password2">The two passwords do not match.' in html
+        assert 'value="not-an-address"' in html  # what was typed is kept
+        assert not User.objects.exists()
 
     def test_invalid_email_from_the_service_is_shown_inline(self, client: Client):
         response = client.post(

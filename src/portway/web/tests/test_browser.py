@@ -149,7 +149,9 @@ def create_proxy_host(
     page.click("#save-proxy-host")
     # the port is wrong: the Details tab opens with the message beside the field
     expect(page.locator("#tab-details")).to_be_visible()
-    expect(page.locator('[data-error-for="forward_port"]')).to_contain_text("is not a port")
+    expect(page.locator('[data-error-for="forward_port"]')).to_contain_text(
+        "Must be a port number from 1 to 65535"
+    )
     expect(page.locator("#id_forward_port")).to_have_class(re.compile("is-invalid"))
     expect(page.locator("#location-0-path")).to_have_value("/api")  # nothing typed was lost
     expect(page.locator("#id_certificate_id option:checked")).to_have_text(CERT_LABEL)

@@ -122,8 +122,72 @@ class TestUpload:
         response = ui.post("/certificates/new", {"action": "save", "nice_name": "x"})
         assert response.status_code == 400
         found = errors(response.content.decode())
-        assert found["certificate"] == ["Choose the certificate file (PEM, e.g. cert.pem)"]
-        assert found["certificate_key"] == ["Choose the private key file (PEM, e.g. privkey.pem)"]
+        assert found["certificate"] == [
+            "Choose the certificate file (PEM, e.g. cert.pem) or paste its text"
+        ]
+        assert found["certificate_key"] == [
+            "Choose the private key file (PEM, e.g. privkey.pem) or paste its text"
+        ]
+
+    def test_pasted_text_is_accepted(self, ui: Client):
+        # a Cloudflare Origin certificate is shown as text to copy, key included
+        issued = leaf(["origin.example.test", "*.origin.example.test"])
+        data = {
+            "action": "save",
+            "nice_name": "Cloudflare origin",
+            "certificate_text": "\n" + issued.cert_pem.decode() + "\n\n",
+            "certificate_key_text": issued.key_pem().decode().replace("\n", "\r\n"),
+        }
+        response = ui.post("/certificates/new", data, follow=True)
+        assert response.redirect_chain == [("/certificates", 302)], errors(
+            response.content.decode()
+        )
+        cert = Certificate.objects.get()
+        assert cert.domain_names == ["origin.example.test", "*.origin.example.test"]
+        assert cert.has_files
+
+    def test_validate_takes_pasted_text(self, ui: Client):
+        issued = leaf(["v.example.test"])
+        data = {
+            "action": "validate",
+            "certificate_text": issued.cert_pem.decode(),
+            "certificate_key_text": issued.key_pem().decode(),
+        }
+        html = ui.post("/certificates/new", data, headers=HTMX).content.decode()
+        assert 'data-field="cn">v.example.test<' in html
+
+    def test_a_rejected_save_keeps_what_was_entered(self, ui: Client):
+        issued = leaf(["a.example.test"])
+        other = leaf(["b.example.test"])
+        data = {
+            "action": "save",
+            "nice_name": "Kept name",
+            "certificate": SimpleUploadedFile("c.pem", issued.cert_pem),
+            "certificate_key_text": other.key_pem().decode(),
+        }
+        response = ui.post("/certificates/new", data)
+        assert response.status_code == 400
+        html = response.content.decode()
+        assert "does not match" in html
+        assert 'value="Kept name"' in html
+        # the file's contents come back as text (a browser cannot refill a file input)
+        first_line = issued.cert_pem.decode().splitlines()[1]
+        assert first_line in html
+        assert other.key_pem().decode().splitlines()[1] in html
+        assert "no-store" in response["Cache-Control"]
+        assert not Certificate.objects.exists()
+
+    def test_a_chosen_file_wins_over_kept_text(self, ui: Client):
+        old, new = leaf(["old.example.test"]), leaf(["new.example.test"])
+        data = {
+            "action": "save",
+            "certificate": SimpleUploadedFile("c.pem", new.cert_pem),
+            "certificate_text": old.cert_pem.decode(),
+            "certificate_key": SimpleUploadedFile("k.pem", new.key_pem()),
+            "certificate_key_text": old.key_pem().decode(),
+        }
+        assert ui.post("/certificates/new", data).status_code == 302
+        assert Certificate.objects.get().domain_names == ["new.example.test"]
 
     def test_garbage_certificate(self, ui: Client):
         data = {

@@ -269,11 +269,12 @@ class TestForm:
         assert response.status_code == 400
         html = response.content.decode()
         found = errors(html)
+        assert found["domain_names"][0].startswith("Line 2: &quot;cam*.example.test&quot; may")
         assert "partial wildcards" in found["domain_names"][0]
         assert found["forward_host"] == ["Must not contain &#x27;;&#x27;"]
-        assert "is not a port" in found["forward_port"][0]
+        assert "Must be a port number from 1 to 65535" in found["forward_port"][0]
         assert "must start with &#x27;/&#x27;" in found["locations/0/path"][0]
-        assert "is not a port" in found["locations/0/forward_port"][0]
+        assert "Must be a port number from 1 to 65535" in found["locations/0/forward_port"][0]
         assert "braces must balance" in found["advanced_config"][0]
         # what the user typed is kept
         assert "cam*.example.test</textarea>" in html
@@ -300,6 +301,58 @@ class TestForm:
         make_host("app.example.test")
         html = ui.post("/proxy-hosts/new", form_data()).content.decode()
         assert "already used by enabled proxy host" in errors(html)["domain_names"][0]
+
+    def test_a_name_listed_twice_is_shown_with_both_lines(self, ui: Client):
+        html = ui.post(
+            "/proxy-hosts/new",
+            form_data(domain_names="a.example.test\nb.example.test\nA.example.test."),
+        ).content.decode()
+        assert errors(html)["domain_names"] == [
+            "A.example.test is on lines 1 and 3: remove all but one"
+        ]
+
+    def test_a_name_in_use_is_shown_with_its_line(self, ui: Client, make_host):
+        make_host("www.app.example.test")
+        html = ui.post("/proxy-hosts/new", form_data()).content.decode()
+        (message,) = errors(html)["domain_names"]
+        assert message.startswith("Line 2: "), message
+        assert "www.app.example.test" in message
+
+    @pytest.mark.parametrize(
+        ("pasted", "expected"),
+        [
+            (
+                "https://10.0.0.5:8443/app",
+                "remove the scheme https:// and put it in the Scheme field, put the port 8443 "
+                "in the Port field, remove the path /app",
+            ),
+            ("10.0.0.5:8080", "put the port 8080 in the Port field and enter only 10.0.0.5"),
+            ("[fd00::5]:8080", "put the port 8080 in the Port field and enter only fd00::5"),
+        ],
+    )
+    def test_a_pasted_url_says_which_field_gets_what(self, ui: Client, pasted, expected):
+        html = ui.post("/proxy-hosts/new", form_data(forward_host=pasted)).content.decode()
+        (message,) = errors(html)["forward_host"]
+        assert expected in message, message
+        assert "IPv6" not in message
+        assert not ProxyHost.objects.exists()
+
+    def test_a_pasted_url_in_a_location_points_to_its_forward_path(self, ui: Client):
+        data = form_data(
+            **{
+                "locations-0-path": "/api",
+                "locations-0-forward_host": "http://10.0.0.6/v1",
+                "locations-0-forward_port": "80",
+            }
+        )
+        html = ui.post("/proxy-hosts/new", data).content.decode()
+        (message,) = errors(html)["locations/0/forward_host"]
+        assert "put the path /v1 in the Forward path field" in message, message
+
+    def test_spaces_around_the_forward_host_are_trimmed(self, ui: Client):
+        response = ui.post("/proxy-hosts/new", form_data(forward_host="  10.0.0.5 \t"))
+        assert response.status_code == 302
+        assert ProxyHost.objects.get().forward_host == "10.0.0.5"
 
     def test_edit_shows_current_values(self, ui: Client, make_host, certificate):
         host = make_host(
