@@ -316,6 +316,7 @@ def test_host_created_with_certificate_new_switches_to_https_once_issued(acme, u
     assert pw.upstream_of("newcert.acme.test", https=True) == "newcert"
 
 
+@pytest.mark.e2e_db
 def test_restart_during_issuance_does_not_wait_for_the_order_and_the_job_resumes(
     tmp_path, pebble_tls
 ):

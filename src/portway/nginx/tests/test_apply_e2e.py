@@ -11,7 +11,8 @@ import pytest
 
 from portway.testing.process import wait_for
 
-pytestmark = pytest.mark.slow
+# e2e_db: scripts/test runs these on PostgreSQL and MariaDB as well
+pytestmark = [pytest.mark.slow, pytest.mark.e2e_db]
 
 
 def test_broken_advanced_config_leaves_other_hosts_serving(portway, upstreams):
