@@ -43,6 +43,7 @@ EXPAND_CANDIDATES = (
     "clients",
 )
 UI_NEVER_FETCHED = {"logout"}  # GET signs the session out; it renders nothing
+SIGNED_OUT_PAGES = {"setup", "login", "login_2fa"}  # may redirect to the login form
 
 
 def key_sentinels(key: Any) -> set[bytes]:
@@ -217,6 +218,9 @@ def sweep_ui(pw: Any, sweep: Sweep, ids: dict[str, list[str]]) -> None:
             for headers in ({}, {"HX-Request": "true", "HX-Current-URL": pw.admin_url + url}):
                 response = session.get(pw.admin_url + url, headers=headers, timeout=30)
                 assert response.status_code < 500, (url, headers, response.text[:300])
+                # still signed in: a page that sent us to the login form showed nothing
+                if name not in SIGNED_OUT_PAGES:
+                    assert not response.url.split("?")[0].endswith("/login"), (url, response.url)
                 sweep.check(f"UI GET {url} {headers or ''}", response.content)
 
 
@@ -250,12 +254,24 @@ def test_no_private_key_in_any_answer_or_log(tmp_path, pebble_tls, upstreams):
         assert any(path.startswith("acme/account-") for path in keys), sorted(keys)
         keys.update({f"uploaded {kind} key": leaf.key for kind, leaf in uploaded.items()})
         sentinels = {s: path for path, key in keys.items() for s in key_sentinels(key)}
+        # a named API token's secret is shown once, at creation, and never again
+        status, api_token = pw.api(
+            "POST", "/api/users/me/api-tokens", {"name": "sweep", "expiry": "1d", "scope": "read"}
+        )
+        assert status == 201, api_token
+        sentinels[api_token["token"].encode()] = "the API token's secret"
         assert_sweep_finds_keys(Sweep(sentinels), pw.data_dir, keys)
         sweep = Sweep(sentinels)
         sweep_api(pw, sweep)
         host_ids = [str(h["id"]) for h in pw.api("GET", "/api/nginx/proxy-hosts")[1]]
         assert str(host["id"]) in host_ids
-        sweep_ui(pw, sweep, {"cert_id": [str(i) for i in cert_ids], "host_id": host_ids})
+        ui_ids = {
+            "cert_id": [str(i) for i in cert_ids],
+            "host_id": host_ids,
+            "user_id": [str(u["id"]) for u in pw.api("GET", "/api/users")[1]],
+            "token_id": [str(api_token["id"])],
+        }
+        sweep_ui(pw, sweep, ui_ids)
         for source in [pw.log_path, *sorted((pw.data_dir / "logs").rglob("*"))]:
             if source.is_file():
                 sweep.check(f"log {source.name}", source.read_bytes())
