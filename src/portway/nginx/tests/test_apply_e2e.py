@@ -193,12 +193,16 @@ def test_requests_in_flight_survive_an_apply(portway, upstreams):
         result: dict[str, object] = {}
 
         def fetch() -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", portway.http_port, timeout=90)
-            conn.request("GET", "/download", headers={"Host": "slow.example.com"})
-            response = conn.getresponse()  # nginx passed the upstream's headers on
-            result["status"] = response.status
-            response_started.set()
-            result["body"] = response.read()
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", portway.http_port, timeout=90)
+                conn.request("GET", "/download", headers={"Host": "slow.example.com"})
+                response = conn.getresponse()  # nginx passed the upstream's headers on
+                result["status"] = response.status
+                response_started.set()
+                result["body"] = response.read()
+            except Exception as exc:  # shown by the assertions below
+                result["error"] = repr(exc)
+                response_started.set()
 
         client = threading.Thread(target=fetch)
         client.start()
@@ -207,7 +211,7 @@ def test_requests_in_flight_survive_an_apply(portway, upstreams):
         portway.create_proxy_host(["during.example.com"], other.port)
         wait_for(lambda: portway.upstream_of("during.example.com") == "other")
         portway.wait_applied()
-        assert client.is_alive()  # the download is still waiting for its second half
+        assert client.is_alive(), result  # the download still waits for its second half
         upstream.release.set()
         client.join(60)
         assert result == {"status": 200, "body": DOWNLOAD}
