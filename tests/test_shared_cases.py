@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from portway.testing.plugin import missing_prerequisite
 from portway.testing.process import wait_for
 
 # e2e_db: scripts/test runs these on PostgreSQL and MariaDB as well
@@ -221,7 +222,7 @@ def _server_block(run: CaseRun) -> None:
 
 def test_shared_cases_are_present():
     if _cases_dir() is None:
-        pytest.skip("../shared/cases is not beside this checkout (set PORTWAY_SHARED_DIR)")
+        missing_prerequisite("../shared/cases is not beside this checkout (set PORTWAY_SHARED_DIR)")
     assert CASES
 
 

@@ -111,7 +111,12 @@ class _AdminChannel(HTTPChannel):
         if self._header_started is None and self._header_pending():
             self._header_started = now
         result = super().received(data)
-        if not self._header_pending():
+        if (self.request is None or self.request.headers_finished) and data.strip():
+            # a request's header arrived complete (waitress drops a completed request
+            # from `self.request`): the next request's deadline starts with its own
+            # first byte, so a keep-alive connection is not cut off
+            # HEADER_TIMEOUT_SECONDS after its first request. Blank lines alone (which
+            # waitress skips) do not count: they cannot hold a connection forever.
             self._header_started = None
         elif self._header_started is not None and now - self._header_started > (
             HEADER_TIMEOUT_SECONDS

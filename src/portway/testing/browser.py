@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from portway.testing.plugin import missing_prerequisite
+
 CHROMIUM = os.environ.get("PORTWAY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -34,9 +36,14 @@ def is_csp_violation(console_text: str) -> bool:
 def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator:
     """A Chromium page (1280×900) that fails the test on JavaScript errors and on anything
     the Content-Security-Policy blocked (Chromium reports each on the console)."""
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api as playwright_api
+    except ImportError:
+        missing_prerequisite("Playwright is not installed (pip install -e '.[test]')")
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (set PORTWAY_CHROMIUM)")
+        missing_prerequisite(
+            f"no Chromium at {CHROMIUM} (apt-get install chromium, or set PORTWAY_CHROMIUM)"
+        )
     from portway.web.assets import BUILD_COMMAND, assets_built
 
     assert assets_built(), f"UI assets are not built: run `{BUILD_COMMAND}` first"

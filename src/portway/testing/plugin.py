@@ -9,6 +9,12 @@ It also marks every test that needs a database with `database`: tests marked
 other fixtures), and end-to-end tests that start a real `portway serve` (the `portway`
 fixture). scripts/test runs `(database and not slow) or e2e_db` again on PostgreSQL
 and MariaDB.
+
+Under CI=true no test may skip: a skip in CI means a prerequisite (a program, ../shared,
+the IPv6 loopback...) is missing and the suite would claim more than it checked. Every
+skip, whatever raised it (`pytest.skip`, a `skipif` mark, `importorskip`, an empty
+parametrization), is turned into a failure that carries the skip's reason. Tests say why
+they cannot run with `missing_prerequisite(reason)`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from typing import NoReturn
 
 import pytest
 
@@ -45,3 +52,48 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixtures = set(getattr(item, "fixturenames", ()))
         if item.get_closest_marker("django_db") or fixtures & DATABASE_FIXTURES:
             item.add_marker(pytest.mark.database)
+
+
+def in_ci() -> bool:
+    """True when the run is CI's (CI=true, as GitHub Actions, GitLab CI and .ci/run set it)."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def missing_prerequisite(reason: str) -> NoReturn:
+    """Stop the current test because something it needs is not installed or reachable.
+
+    Outside CI the test is skipped (scripts/test reports skips in its recap); under
+    CI=true it fails with `reason`. `reason` names what is missing and how to provide it.
+    """
+    if in_ci():
+        pytest.fail(f"missing prerequisite (CI=true never skips): {reason}", pytrace=False)
+    # reported at the test's location (as a skipif mark is), not at this line
+    raise pytest.skip.Exception(reason, _use_item_location=True)
+
+
+def _skip_reason(longrepr: object) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # (file, line, "Skipped: reason")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    report = yield
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped under CI=true, where a skip is a failure: {_skip_reason(report.longrepr)}"
+        )
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport:
+    report = yield
+    if in_ci() and report.skipped:  # a module-level skip or importorskip
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped under CI=true, where a skip is a failure: {_skip_reason(report.longrepr)}"
+        )
+    return report

@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -331,6 +332,36 @@ class PortwayProcess:
         )
         assert response.status_code == 200, response.text
         return self.api("GET", f"/api/nginx/certificates/{cert['id']}")[1]
+
+    @property
+    def admin_url(self) -> str:
+        """http://127.0.0.1:<admin port> (UI pages at the root, the API under /api)."""
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def ui_session(self, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> Any:
+        """A `requests.Session` signed in to the admin UI through its login form.
+
+        POST with `ui_post`, which sends the CSRF token as the UI's own forms do.
+        """
+        import requests
+
+        session = requests.Session()
+        response = self.ui_post(session, "/login", {"email": email, "password": password})
+        assert response.url.rstrip("/") == self.admin_url, f"login failed: {response.url}"
+        return session
+
+    def ui_post(self, session: Any, path: str, data: dict[str, str]) -> Any:
+        """POST a UI form at `path` (a page with the form is fetched first for its CSRF
+        token); follows the redirect and returns the final `requests.Response`."""
+        page = session.get(self.admin_url + path, timeout=30)
+        match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert match, f"no CSRF token on {path} ({page.status_code})"
+        return session.post(
+            self.admin_url + path,
+            data={**data, "csrfmiddlewaretoken": match.group(1)},
+            headers={"Referer": self.admin_url + path},
+            timeout=60,
+        )
 
     def wait_applied(self, timeout: float = 30) -> None:
         """Wait until no apply is pending (every change so far is live or rejected)."""

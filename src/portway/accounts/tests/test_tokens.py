@@ -16,6 +16,7 @@ from portway.accounts.models import User
 from portway.accounts.tests.helpers import ISO_Z
 from portway.nginx.models import AuditLogEntry
 from portway.testing.api import PASSWORD, api_client, expect_error, make_admin, make_user, send
+from portway.testing.process import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -196,7 +197,7 @@ def test_expired_token_is_401():
 def test_short_lived_token_really_expires():
     admin = make_admin()
     token = api_client(admin).get("/api/tokens?expiry=1s").json()["token"]
-    time.sleep(2.1)
+    wait_for(lambda: api_client(token=token).get("/api/users/me").status_code == 401, timeout=10)
     expect_error(api_client(token=token).get("/api/users/me"), 401)
 
 

@@ -316,9 +316,10 @@ def test_host_created_with_certificate_new_switches_to_https_once_issued(acme, u
     assert pw.upstream_of("newcert.acme.test", https=True) == "newcert"
 
 
-def test_restart_during_issuance_is_quick_and_the_job_resumes(tmp_path, pebble_tls):
-    import time
-
+@pytest.mark.e2e_db
+def test_restart_during_issuance_does_not_wait_for_the_order_and_the_job_resumes(
+    tmp_path, pebble_tls
+):
     from portway.testing.acme import acme_stack
 
     with acme_stack(tmp_path / "data", pebble_tls, dns="bind9") as stack:
@@ -326,10 +327,10 @@ def test_restart_during_issuance_is_quick_and_the_job_resumes(tmp_path, pebble_t
         # a long propagation wait keeps the order in "validating"
         pending = _dns_request(stack, ["resume.dns01.test"], stack.dns.credentials(), 6)
         stack.wait(pending["id"], ("validating",), timeout=20)
-        started = time.monotonic()
-        pw.restart()
-        assert time.monotonic() - started < 15  # stopping did not wait for the order
+        assert pw.stop() == 0  # SIGTERM ended it cleanly (no SIGKILL after the timeout)
+        pw.start()
         cert = stack.wait(pending["id"], timeout=60)
         assert cert["meta"]["acme_status"] == "valid", cert["meta"]
+        # stopping did not wait for the order: it was still unfinished at the next start
         _, events = pw.api("GET", f"/api/nginx/certificates/{pending['id']}/events")
         assert any(e["message"] == "Resumed after a restart" for e in events)

@@ -21,6 +21,7 @@ from portway.certificates.models import Certificate
 from portway.certificates.tests.conftest import client_for
 from portway.hosts.models import ProxyHost
 from portway.testing import certs
+from portway.testing.plugin import missing_prerequisite
 from portway.testing.wire import CERTIFICATE_KEYS, USER_KEYS
 
 pytestmark = pytest.mark.django_db
@@ -287,7 +288,7 @@ def test_responses_never_contain_key_material(api: Client, rsa_leaf: certs.Issue
 
 def test_stored_pair_is_valid_for_openssl(api: Client, tmp_path: Path) -> None:
     if not shutil.which("openssl"):
-        pytest.skip("openssl CLI not installed")
+        missing_prerequisite("the openssl CLI is not installed (apt-get install openssl)")
     root = certs.make_ca("OpenSSL Root")
     mid = certs.make_intermediate(root, "OpenSSL Intermediate")
     for key_type in ("rsa", "ec"):

@@ -123,6 +123,7 @@ def test_disabling_a_host_stops_it_being_served(portway, club):
     wait_for(lambda: portway.upstream_of("jupyter.club.example", https=True) == "jupyter")
 
 
+@pytest.mark.e2e_db
 def test_config_is_rebuilt_from_the_database_at_start(portway, club):
     portway.restart()
     assert portway.upstream_of("shuttle.club.example", https=True) == "shuttle"

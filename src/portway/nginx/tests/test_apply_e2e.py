@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import http.client
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from portway.testing.process import wait_for
 
-pytestmark = pytest.mark.slow
+# e2e_db: scripts/test runs these on PostgreSQL and MariaDB as well
+pytestmark = [pytest.mark.slow, pytest.mark.e2e_db]
 
 
 def test_broken_advanced_config_leaves_other_hosts_serving(portway, upstreams):
@@ -61,8 +62,9 @@ def test_rejected_update_keeps_last_good_config_live(portway, upstreams):
     assert body["meta"]["nginx_serving_previous"] is True
     assert "previous config is still served" in body["meta"]["nginx_err"]
     assert "proxy_buffering" in body["meta"]["nginx_err"]
-    wait_for(lambda: portway.api("GET", "/api/nginx/status")[1]["pending"] is False)
-    time.sleep(0.3)
+    # the apply has finished, old workers included (the engine waits for them to stop
+    # accepting), so a new connection sees exactly what nginx serves now
+    portway.wait_applied()
     # nginx never saw the bad version: the previous config (first upstream) still serves
     assert portway.upstream_of("keep.example.com") == "first"
 
@@ -130,50 +132,91 @@ def test_many_changes_fold_into_few_reloads(portway, upstreams):
     assert 1 <= applies < 40
 
 
+DOWNLOAD = bytes(range(256)) * 256  # 64 KiB
+
+
+class _HalfThenRestUpstream(ThreadingHTTPServer):
+    """Answers GET /download with `DOWNLOAD` in two halves: the second half only once
+    `release` is set. Any other path answers `{"upstream": "download"}`.
+
+    Each half is larger than nginx's postpone_output (1460 bytes), so nginx passes the
+    first half on at once instead of waiting for more."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        super().__init__(("127.0.0.1", 0), _HalfThenRestHandler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+
+
+class _HalfThenRestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HalfThenRestUpstream
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = DOWNLOAD if self.path == "/download" else b'{"upstream": "download"}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.path != "/download":
+            self.wfile.write(body)
+            return
+        half = len(body) // 2
+        self.wfile.write(body[:half])
+        self.wfile.flush()
+        self.server.release.wait(60)
+        self.wfile.write(body[half:])
+
+
 def test_requests_in_flight_survive_an_apply(portway, upstreams):
-    """A slow download started before an apply completes intact after the reload."""
-    import socket
+    """A download started before an apply completes intact after the reload.
 
-    slow_port_holder: dict[str, int] = {}
+    The upstream holds back the second half of the body until the apply is live, so the
+    reload happens mid-response whatever the machine's speed.
+    """
+    upstream = _HalfThenRestUpstream()
+    try:
+        portway.create_proxy_host(["slow.example.com"], upstream.server_address[1])
+        wait_for(lambda: portway.upstream_of("slow.example.com", "/probe") == "download")
 
-    def slow_server() -> None:
-        with socket.socket() as srv:
-            srv.bind(("127.0.0.1", 0))
-            srv.listen(1)
-            slow_port_holder["port"] = srv.getsockname()[1]
-            conn, _ = srv.accept()
-            with conn:
-                conn.recv(65536)
-                body = b"x" * 100
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n")
-                for i in range(10):
-                    time.sleep(0.2)
-                    conn.sendall(body[i * 10 : (i + 1) * 10])
+        response_started = threading.Event()
+        result: dict[str, object] = {}
 
-    thread = threading.Thread(target=slow_server, daemon=True)
-    thread.start()
-    wait_for(lambda: "port" in slow_port_holder)
-    portway.create_proxy_host(["slow.example.com"], slow_port_holder["port"])
-    wait_for(lambda: portway.api("GET", "/api/nginx/status")[1]["pending"] is False)
-    time.sleep(0.3)
+        def fetch() -> None:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", portway.http_port, timeout=90)
+                conn.request("GET", "/download", headers={"Host": "slow.example.com"})
+                response = conn.getresponse()  # nginx passed the upstream's headers on
+                result["status"] = response.status
+                response_started.set()
+                result["body"] = response.read()
+            except Exception as exc:  # shown by the assertions below
+                result["error"] = repr(exc)
+                response_started.set()
 
-    result: dict[str, object] = {}
-
-    def fetch() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", portway.http_port, timeout=30)
-        conn.request("GET", "/", headers={"Host": "slow.example.com"})
-        response = conn.getresponse()
-        result["status"] = response.status
-        result["body"] = response.read()
-
-    client = threading.Thread(target=fetch)
-    client.start()
-    time.sleep(0.5)  # the response is streaming now
-    other = upstreams("other")
-    portway.create_proxy_host(["during.example.com"], other.port)
-    wait_for(lambda: portway.upstream_of("during.example.com") == "other")
-    client.join(30)
-    assert result == {"status": 200, "body": b"x" * 100}
+        client = threading.Thread(target=fetch)
+        client.start()
+        assert response_started.wait(30), "the download did not start"
+        other = upstreams("other")
+        portway.create_proxy_host(["during.example.com"], other.port)
+        wait_for(lambda: portway.upstream_of("during.example.com") == "other")
+        portway.wait_applied()
+        assert client.is_alive(), result  # the download still waits for its second half
+        upstream.release.set()
+        client.join(60)
+        assert result == {"status": 200, "body": DOWNLOAD}
+    finally:
+        upstream.close()
 
 
 def test_unresolvable_upstream_answers_502_until_the_name_resolves(portway, upstreams, dns_server):

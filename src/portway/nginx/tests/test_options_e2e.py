@@ -7,6 +7,7 @@ import ssl
 import pytest
 
 from portway.testing.network import UpstreamServer
+from portway.testing.plugin import missing_prerequisite
 from portway.testing.process import wait_for
 
 pytestmark = pytest.mark.slow
@@ -56,7 +57,7 @@ def test_ipv6_upstream_is_bracketed(pw):
     try:
         six = UpstreamServer("six", address="::1")
     except OSError:
-        pytest.skip("no IPv6 loopback on this machine")
+        missing_prerequisite("no IPv6 loopback (::1) on this machine")
     with six:
         host = pw.create_proxy_host(["six.example.com"], six.port, forward_host="[::1]")
         assert host["forward_host"] == "::1"

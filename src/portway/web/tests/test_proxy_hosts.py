@@ -469,14 +469,26 @@ class TestForm:
         host.refresh_from_db()
         assert [loc["path"] for loc in host.locations] == ["/admin"]
 
-    def test_offline_after_save_is_reported(self, ui: Client, monkeypatch):
-        real = services.create_proxy_host
 
-        def broken(user, data):
-            host = real(user, data)
-            host.nginx_online, host.nginx_err = False, "nginx: [emerg] bad"
-            return host
-
-        monkeypatch.setattr(services, "create_proxy_host", broken)
-        response = ui.post("/proxy-hosts/new", form_data(), follow=True)
-        assert "nginx rejected its configuration: nginx: [emerg] bad" in (response.content.decode())
+@pytest.mark.slow
+def test_config_nginx_rejects_is_reported_after_save(portway, upstreams):
+    """Through a real `portway serve`: nginx itself rejects the custom config."""
+    app = upstreams("app")
+    session = portway.ui_session()
+    data = form_data(
+        domain_names="rejected.example.test",
+        forward_host="127.0.0.1",
+        forward_port=str(app.port),
+        advanced_config="proxy_buffering maybe;",
+    )
+    response = portway.ui_post(session, "/proxy-hosts/new", data)
+    assert response.status_code == 200 and response.url.endswith("/proxy-hosts")
+    html = response.text
+    assert "Proxy host rejected.example.test created, but nginx rejected its configuration" in html
+    assert "proxy_buffering" in html and "line 1 of the advanced config" in html
+    assert re.findall(r'data-status="(\w+)"', html) == ["offline"]
+    (host,) = portway.api("GET", "/api/nginx/proxy-hosts")[1]
+    edit_page = session.get(f"{portway.admin_url}/proxy-hosts/{host['id']}", timeout=30).text
+    assert "data-nginx-error" in edit_page and "proxy_buffering" in edit_page
+    assert portway.http("rejected.example.test")[0] == 200  # the default site, not the host
+    assert portway.upstream_of("rejected.example.test") is None
