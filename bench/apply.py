@@ -488,13 +488,8 @@ def helper_stages(args: argparse.Namespace) -> int:
     directory = engine.paths.base / "bench-stages" / name
 
     def write() -> None:
-        all_files = engine._files(state, name, list(files.values()))
-        (directory / "hosts").mkdir(parents=True)
-        for config_file in all_files:
-            text = texts.get(config_file.host_key) if config_file.host_key else None
-            (directory / config_file.relative_path).write_text(
-                text if text is not None else config_file.text()
-            )
+        all_files = engine._files(state, name, list(files.values()), directory)
+        engine._write_files(directory, all_files, texts)
 
     try:
         timed("write_files", write)

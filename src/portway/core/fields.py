@@ -368,18 +368,45 @@ def forward_path(raw: str | None) -> str:
     return value
 
 
+def _unsafe_character(text: str) -> str | None:
+    """A description of the first character nginx config text must not hold, or None.
+
+    Control characters other than tab, LF and CR, and the Unicode line and paragraph
+    separators (U+2028, U+2029; U+0085 is a control character): nginx takes them as
+    part of a word, while editors and log readers break lines at them, so a directive
+    would not be what the administrator sees.
+    """
+    for index, char in enumerate(text):
+        if char in "\t\n\r":
+            continue
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            line = text.count("\n", 0, index) + 1
+            name = unicodedata.name(char, "a control character")
+            return f"U+{ord(char):04X} ({name}) on line {line}"
+    return None
+
+
 def balanced_config(text: str) -> str:
-    """Check that raw nginx text keeps its braces and quotes balanced.
+    """Check raw nginx text (advanced config): safe characters, balanced braces and quotes.
 
     Advanced config is placed inside a server block; text that closed that block early
     could add directives to the http context and affect every host, so it is refused
-    before nginx sees it. Comments and quoted strings are skipped.
+    before nginx sees it. Comments and quoted strings are skipped. Also refused: control
+    characters and Unicode line separators (see `_unsafe_character`), and a backslash
+    ending a line outside quotes and comments (nginx would join the line with the next
+    one, which is Portway's own config after the last line).
     """
+    unsafe = _unsafe_character(text)
+    if unsafe:
+        raise ValueError(f"must not contain the character {unsafe}")
     depth = 0
     quote: str | None = None
     escaped = False
     in_comment = False
-    for char in text:
+    line = 1
+    for index, char in enumerate(text):
+        if char == "\n":
+            line += 1
         if in_comment:
             in_comment = char != "\n"
             continue
@@ -391,6 +418,11 @@ def balanced_config(text: str) -> str:
             elif char == quote:
                 quote = None
             continue
+        if char == "\\" and text[index + 1 : index + 2] in ("", "\n", "\r"):
+            raise ValueError(
+                f"has a backslash at the end of line {line}; nginx would join that line "
+                "with the next one"
+            )
         if char == "#":
             in_comment = True
         elif char in "\"'":

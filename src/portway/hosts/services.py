@@ -23,6 +23,7 @@ from portway.hosts.schemas import ProxyHostCreate, ProxyHostUpdate
 from portway.nginx.models import AuditLogEntry, Setting
 
 log = logging.getLogger("portway.hosts")
+APPLY_WAIT_SECONDS = 30  # how long a create/update waits for its change to go live
 SERVER_META_KEYS = (
     "nginx_online",
     "nginx_err",
@@ -268,7 +269,31 @@ def _after_change(host: ProxyHost) -> None:
                     ProxyHost.objects.filter(pk=host.pk).update(
                         nginx_online=online, nginx_err=message, nginx_serving_previous=previous
                     )
-    request_apply()
+    ticket = request_apply()
+    if host.enabled and ticket is not None:
+        _wait_until_applied(host, ticket)
+
+
+def _wait_until_applied(host: ProxyHost, ticket: int) -> None:
+    """Give `host` the status the apply covering its change recorded.
+
+    Like NPM, the answer comes once nginx has the change: a host is never reported
+    online while the configuration containing it is not live (the engine marks it
+    offline when nginx refuses the whole configuration).
+    """
+    from portway.nginx.engine import wait_applied
+
+    if not wait_applied(ticket, timeout=APPLY_WAIT_SECONDS):
+        host.nginx_online = False
+        host.nginx_err = "not live yet: nginx is still applying the change"
+        return
+    status = (
+        ProxyHost.objects.filter(pk=host.pk)
+        .values_list("nginx_online", "nginx_err", "nginx_serving_previous")
+        .first()
+    )
+    if status is not None:
+        host.nginx_online, host.nginx_err, host.nginx_serving_previous = status
 
 
 def _audit(user, host: ProxyHost, action: str) -> None:  # noqa: ANN001

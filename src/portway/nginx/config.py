@@ -118,6 +118,14 @@ class ConfigFile:
     relative_path: str
     nodes: list[Node] = field(default_factory=list)
     host_key: str | None = None  # e.g. "proxy-5": which host the file belongs to
+    # A file the config serves rather than parses (e.g. the default site's HTML page):
+    # written verbatim and readable by nginx's workers; `nodes` is then empty.
+    content: str | None = None
+
+    @property
+    def served(self) -> bool:
+        """Whether nginx's workers read this file at request time (0644, not 0600)."""
+        return self.content is not None
 
     def text(self) -> str:
-        return serialize(self.nodes)
+        return self.content if self.content is not None else serialize(self.nodes)

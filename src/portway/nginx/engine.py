@@ -35,7 +35,13 @@ from cryptography.x509.oid import NameOID
 
 from portway import conf
 from portway.nginx.config import ConfigFile
-from portway.nginx.process import NginxSupervisor, nginx_binary, parse_errors, test_config
+from portway.nginx.process import (
+    NginxSupervisor,
+    TestResult,
+    nginx_binary,
+    parse_errors,
+    test_config,
+)
 from portway.nginx.render import (
     ADVANCED_MARKER,
     CertificateRef,
@@ -48,7 +54,6 @@ from portway.nginx.render import (
 
 log = logging.getLogger("portway.nginx")
 _HOST_FILE = re.compile(r"(?:^|/)hosts/(?P<key>[a-z]+-\d+)\.conf$")
-MAX_ISOLATION_ROUNDS = 20
 KEEP_GENERATIONS = 3
 
 
@@ -69,6 +74,7 @@ class ApplyReport:
     hosts: dict[str, HostOutcome] = field(default_factory=dict)
     error: str | None = None  # a failure not attributable to any host
     seconds: float = 0.0
+    tests: int = 0  # `nginx -t` runs this apply needed
 
 
 @dataclass
@@ -215,6 +221,7 @@ class Engine:
             p.acme_webroot / ".well-known" / "acme-challenge",
         ):
             os.chmod(directory, 0o755)
+        os.chmod(p.generations, 0o711)  # the default page is served from a generation
         ensure_default_certificate(p.default_cert_dir)
         self._warn_if_unreachable()
 
@@ -250,17 +257,34 @@ class Engine:
 
     def _write_generation(self, name: str, files: list[ConfigFile], texts: dict[str, str]) -> Path:
         directory = self.paths.generations / name
+        return self._write_files(directory, files, texts)
+
+    @staticmethod
+    def _write_files(directory: Path, files: list[ConfigFile], texts: dict[str, str]) -> Path:
+        """Write one generation's files; `texts` overrides what a host's file holds."""
         (directory / "hosts").mkdir(parents=True)
+        # nginx's workers (not root) read the served files (the default page) at request
+        # time: they may traverse the directory, never list it; config stays 0600.
+        os.chmod(directory, 0o711)
         for config_file in files:
+            path = directory / config_file.relative_path
             text = texts.get(config_file.host_key or "") if config_file.host_key else None
-            (directory / config_file.relative_path).write_text(
-                text if text is not None else config_file.text()
-            )
+            if config_file.served:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(path.parent, 0o755)
+                path.write_text(config_file.text())
+                os.chmod(path, 0o644)
+            else:
+                path.write_text(text if text is not None else config_file.text())
         return directory
 
     def has_live_config(self, key: str) -> bool:
         """Whether the live generation serves host `key` (e.g. "proxy-5")."""
         return (self.paths.live / "hosts" / f"{key}.conf").exists()
+
+    def live_generation(self) -> str | None:
+        """Name of the generation the `live` link points at (None before the first apply)."""
+        return self.paths.live.resolve().name if self.paths.live.exists() else None
 
     def live_host_texts(self) -> dict[str, str]:
         """Host key → text of the live generation (the last good config of each host)."""
@@ -289,42 +313,84 @@ class Engine:
 
     # ----- rendering -------------------------------------------------------------------
     def _files(
-        self, state: State, generation: str, host_files: list[ConfigFile]
+        self,
+        state: State,
+        generation: str,
+        host_files: list[ConfigFile],
+        directory: Path | None = None,
+        site: DefaultSite | None = None,
     ) -> list[ConfigFile]:
-        name_count = sum(len(h.domain_names) for h in state.hosts)
+        """Every file of a generation: main config, default site, `host_files`.
+
+        `directory` is where the generation is written (the default page is served from
+        there); `site` overrides the state's default site.
+        """
+        site = state.default_site if site is None else site
+        names = [name for h in state.hosts for name in h.domain_names]
+        directory = directory or self.paths.generations / generation
         return [
-            self.renderer.main(generation, name_count),
-            self.renderer.default_servers(state.default_site),
+            self.renderer.main(generation, len(names), max(map(len, names), default=0)),
+            self.renderer.default_servers(site, directory),
+            *self.renderer.default_site_files(site),
             *host_files,
         ]
+
+    def _test_hosts(
+        self,
+        state: State,
+        site: DefaultSite,
+        host_files: dict[str, ConfigFile],
+        served: dict[str, str],
+        keys: list[str],
+    ) -> TestResult:
+        """`nginx -t` on the main config, `site` and only the hosts `keys` (as served)."""
+        name = "test-" + self._new_generation_id()
+        directory = self.paths.base / "preflight" / name
+        files = self._files(state, name, [host_files[k] for k in keys], directory, site)
+        try:
+            self._write_files(directory, files, {k: served[k] for k in keys})
+            return test_config(self.binary, directory / "nginx.conf", self.paths.base)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
 
     def preflight(self, spec: ProxyHostSpec) -> str | None:
         """Test one host alone with the installation's main config: nginx's error or None.
 
         Cheap whatever the number of hosts, so the API can answer with the host's status
-        before the full apply runs.
+        before the full apply runs. An error that names no file (a certificate nginx
+        cannot load, a name too long for a hash) is the host's when the same config
+        without the host passes.
         """
         self.prepare()
         state = State([spec], load_default_site())  # the other hosts are not needed here
         host_file = self.renderer.proxy_host(spec)
-        name = "preflight-" + self._new_generation_id()
-        files = self._files(state, name, [host_file])
-        directory = self.paths.base / "preflight" / name
-        try:
-            (directory / "hosts").mkdir(parents=True)
-            for config_file in files:
-                (directory / config_file.relative_path).write_text(config_file.text())
-            result = test_config(self.binary, directory / "nginx.conf", self.paths.base)
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
-        message = None if result.ok else _host_message(result.errors, host_file.text())
+        text = host_file.text()
+        result = self._test_hosts(
+            state, state.default_site, {spec.key: host_file}, {spec.key: text}, [spec.key]
+        )
+        message = None if result.ok else _host_message(result.errors, text)
+        if message is None and not result.ok:
+            without = self._test_hosts(state, state.default_site, {}, {}, [])
+            if without.ok:
+                message = _unlocated_message(result)
         if message is None:
             if not result.ok:  # not this host's fault: the full apply will report it
                 log.warning("preflight failed outside the host's config: %s", result.output)
             self._rejected.pop(spec.key, None)
             return None
-        self._rejected[spec.key] = (_digest(host_file.text()), message)
+        self._rejected[spec.key] = (_digest(text), message)
         return message
+
+    def preflight_default_site(self, site: DefaultSite) -> str | None:
+        """Test a default-site setting with the main config (no hosts): nginx's error or None.
+
+        Settings that are not hosts are checked before they are saved, so that nothing
+        an administrator can save stops later applies.
+        """
+        self.prepare()
+        state = State([], site)
+        result = self._test_hosts(state, site, {}, {}, [])
+        return None if result.ok else _strip_log_prefix(result.output)
 
     def apply(self, go_live: bool = True) -> ApplyReport:
         """Render the database into a new live generation and make nginx serve it.
@@ -334,23 +400,36 @@ class Engine:
         """
         started = time.monotonic()
         with self._exclusive():
-            report = self._apply_locked(go_live)
+            try:
+                report = self._apply_locked(go_live)
+            except Exception as exc:  # the status must say the engine is stuck
+                if go_live:
+                    self.last_report = ApplyReport(None, error=f"the apply failed: {exc!r}")
+                raise
             report.seconds = time.monotonic() - started
             if not go_live:
                 return report
             self.last_report = report
             self._record(report)
         log.info(
-            "apply: generation %s, %d hosts, %d offline, %.2fs%s",
+            "apply: generation %s, %d hosts, %d offline, %d nginx -t runs, %.2fs%s",
             report.generation,
             len(report.hosts),
             sum(1 for o in report.hosts.values() if not o.online),
+            report.tests,
             report.seconds,
             f", error: {report.error}" if report.error else "",
         )
         return report
 
     def _apply_locked(self, go_live: bool = True) -> ApplyReport:
+        """Test, isolate, swap and reload; see the module docstring.
+
+        Each round either goes live or takes one host out (its new text, then its last
+        good text) or falls back to the built-in default site, so the loop ends after at
+        most 2 × hosts + 2 rounds. An error that names a host file costs one round; one
+        that names no file is narrowed down by bisection (log2(hosts) + 2 `nginx -t`).
+        """
         self.prepare()
         state = load_state()
         self._versions = state.versions
@@ -359,6 +438,9 @@ class Engine:
         last_good = self.live_host_texts()
         outcomes = {key: HostOutcome(True) for key in host_files}
         served = dict(texts)  # what goes into the generation for each host
+        site = state.default_site
+        site_error: str | None = None
+        tests = 0
 
         def reject(key: str, message: str) -> None:
             previous = last_good.get(key)
@@ -378,51 +460,112 @@ class Engine:
                     f"nginx said: {message}",
                 )
 
+        def blame(key: str, message: str) -> None:
+            if served.get(key) == texts.get(key):
+                self._rejected[key] = (_digest(texts[key]), message)
+            reject(key, message)
+
+        def test(keys: list[str]) -> TestResult:
+            nonlocal tests
+            tests += 1
+            return self._test_hosts(state, site, host_files, served, keys)
+
+        def report(generation: str | None, error: str | None = None) -> ApplyReport:
+            if generation is None:
+                # Nothing went live: a host is online only if the live config has its
+                # current text; the others are not served whatever preflight said.
+                for key, outcome in outcomes.items():
+                    if outcome.online and texts[key] != last_good.get(key):
+                        outcomes[key] = HostOutcome(
+                            False,
+                            "not live: nginx refused the whole configuration, so this change "
+                            f"is waiting. nginx said: {error}",
+                            serving_previous=key in last_good,
+                        )
+            errors = [e for e in (site_error, error) if e]
+            return ApplyReport(generation, outcomes, "; ".join(errors) or None, tests=tests)
+
         # Hosts whose exact text nginx already rejected skip straight to isolation.
         for key, text in texts.items():
             known = self._rejected.get(key)
             if known and known[0] == _digest(text):
                 reject(key, known[1])
 
-        for _ in range(MAX_ISOLATION_ROUNDS):
+        for _ in range(2 * len(texts) + 3):
             generation = self._new_generation_id()
-            files = self._files(state, generation, [host_files[k] for k in served])
+            files = self._files(state, generation, [host_files[k] for k in served], site=site)
             directory = self._write_generation(generation, files, served)
+            tests += 1
             result = test_config(self.binary, directory / "nginx.conf", self.paths.base)
             if result.ok and not go_live:
                 shutil.rmtree(directory, ignore_errors=True)
-                return ApplyReport(generation, outcomes)
+                return report(generation)
             if result.ok:
                 reload_error = self._go_live(directory, generation)
                 if reload_error is None:
                     self._prune(directory)
-                    return ApplyReport(generation, outcomes)
+                    return report(generation)
                 # _go_live already pointed `live` back at the config nginx still serves
                 if not self._isolate(parse_errors(reload_error), served, texts, reject):
                     culprits = _reload_suspects(
                         reload_error, served, last_good, self._own_listeners()
                     )
                     if not culprits:
-                        return ApplyReport(None, outcomes, error=reload_error)
+                        return report(None, _strip_log_prefix(reload_error))
                     message = _strip_log_prefix(reload_error)
                     for key in culprits:
-                        if served[key] == texts.get(key):
-                            self._rejected[key] = (_digest(texts[key]), message)
-                        reject(key, message)
+                        blame(key, message)
                 continue
             shutil.rmtree(directory, ignore_errors=True)
-            if not self._isolate(result.errors, served, texts, reject):
-                suspects = [k for k in served if served[k] != last_good.get(k)]
-                found = False
-                for key in suspects:
-                    spec = next(s for s in state.hosts if s.key == key)
-                    message = self.preflight(spec)
-                    if message:
-                        reject(key, message)
-                        found = True
-                if not found:
-                    return ApplyReport(None, outcomes, error=result.output)
-        return ApplyReport(None, outcomes, error="too many hosts rejected by nginx in one apply")
+            if self._isolate(result.errors, served, texts, reject):
+                continue
+            if _names_default_site(result.errors) and site != DefaultSite():
+                site_error = (
+                    "nginx rejected the default-site setting; the congratulations page is "
+                    f"served instead. nginx said: {_strip_log_prefix(result.output)}"
+                )
+                site = DefaultSite()
+                continue
+            culprit = self._bisect(list(served), served, test, result)
+            if culprit is None:
+                return report(None, _strip_log_prefix(result.output))
+            blame(*culprit)
+        return report(None, "nginx kept rejecting the configuration")  # not reached
+
+    def _bisect(self, keys, served, test, failed: TestResult) -> tuple[str, str] | None:  # noqa: ANN001
+        """One host that makes nginx fail together with `keys`, by bisection.
+
+        For an error that names no host file (`failed`: the test of all `keys`). The
+        hosts are halved until one remains: the first host with which the config starts
+        to fail, found with about log2(len(keys)) + 2 `nginx -t` runs. Returns (host key,
+        nginx's message), or None when the config fails without any host (the main
+        config, the default site or the machine: no host is to blame).
+        """
+        if not test([]).ok:
+            return None
+        trusted: list[str] = []  # test(trusted) passes
+        suspects = list(keys)  # test(trusted + suspects) fails
+        last: tuple[list[str], TestResult] = (list(keys), failed)
+        while len(suspects) > 1:
+            half = suspects[: len(suspects) // 2]
+            result = test(trusted + half)
+            if result.ok:
+                trusted += half
+                suspects = suspects[len(half) :]
+                continue
+            for file, line, message in result.errors:
+                match = _HOST_FILE.search(file or "")
+                if match and match["key"] in half:  # this smaller config names its host
+                    key = match["key"]
+                    return key, _host_message([(file, line, message)], served[key]) or message
+            suspects = half
+            last = (trusted + half, result)
+        key = suspects[0]
+        if last[0] != [*trusted, key]:
+            result = test([*trusted, key])
+            if not result.ok:
+                last = ([*trusted, key], result)
+        return key, _host_message(last[1].errors, served[key]) or _unlocated_message(last[1])
 
     def _isolate(self, errors, served, texts, reject) -> bool:  # noqa: ANN001
         """Reject every host an nginx error names; False if no error names a host."""
@@ -466,7 +609,6 @@ class Engine:
 
         from portway.hosts.models import ProxyHost
 
-        failed = report.generation is None
         current = {
             f"proxy-{pk}": (online, err, previous)
             for pk, online, err, previous in ProxyHost.objects.filter(enabled=True).values_list(
@@ -474,8 +616,6 @@ class Engine:
             )
         }
         for key, outcome in report.hosts.items():
-            if failed and outcome.online:
-                continue  # nothing went live: only the rejections are news
             if current.get(key) != (outcome.online, outcome.error, outcome.serving_previous):
                 # A host edited since this apply read it has a newer status (its own
                 # preflight); the apply its edit requested will record the outcome.
@@ -490,12 +630,19 @@ class Engine:
 
 
 def _strip_log_prefix(text: str) -> str:
-    """nginx log lines without their timestamp and pid: the message a person reads."""
-    lines = []
-    for line in text.splitlines():
-        match = re.search(r"\[(?:emerg|alert|crit|error)\] (?:\d+#\d+: )?(.*)$", line)
-        lines.append(match.group(1) if match else line)
-    return "; ".join(dict.fromkeys(lines))
+    """nginx's messages without their timestamp and pid: what a person reads."""
+    messages = [message for _file, _line, message in parse_errors(text)]
+    return "; ".join(dict.fromkeys(messages)) or text.strip()
+
+
+def _names_default_site(errors: list[tuple[str | None, int | None, str]]) -> bool:
+    return any((file or "").endswith("/default.conf") for file, _line, _message in errors)
+
+
+def _unlocated_message(result: TestResult) -> str:
+    """nginx's message for an error that names no file (or its whole output)."""
+    messages = [message for file, _line, message in result.errors if file is None]
+    return "; ".join(dict.fromkeys(messages)) or _strip_log_prefix(result.output)
 
 
 def _reload_suspects(
@@ -539,7 +686,7 @@ def _host_message(errors: list[tuple[str | None, int | None, str]], text: str) -
 
 
 def _where(text: str, line: int | None) -> str:
-    lines = text.splitlines()
+    lines = text.split("\n")  # nginx counts LF only, not U+2028, U+0085 or CR
     if line is None or not 1 <= line <= len(lines):
         return "in the host's generated config"
     offending = lines[line - 1].strip()

@@ -26,10 +26,15 @@ log = logging.getLogger("portway.nginx")
 
 # "nginx: [emerg] unknown directive "foo" in /x/gen/hosts/proxy-5.conf:12"
 _PID = r"(?:\d+#\d+: )?"  # nginx prefixes messages with "pid#tid: "
-_LOCATED = re.compile(
-    r"\[(emerg|alert|crit|error)\] " + _PID + r"(?P<msg>.*?) in (?P<file>/\S+):(?P<line>\d+)\s*$"
+# Where one message starts: "nginx: [emerg] " (stderr of -t) or a log line's timestamp.
+# A message can span lines: nginx quotes an administrator's token as is, and a token may
+# hold a newline (a quoted string, or a backslash before the end of the line).
+_MESSAGE_START = re.compile(
+    r"^(?:nginx: |\d{4}/\d\d/\d\d \d\d:\d\d:\d\d )(?:\[(?P<level>[a-z]+)\] " + _PID + ")?",
+    re.MULTILINE,
 )
-_LEVEL = re.compile(r"\[(emerg|alert|crit|error)\] " + _PID + r"(?P<msg>.*)$")
+_ERROR_LEVELS = ("emerg", "alert", "crit", "error")
+_LOCATION = re.compile(r" in (?P<file>/[^\n]*?):(?P<line>\d+)\s*$")
 
 
 class NginxNotFound(RuntimeError):
@@ -57,16 +62,25 @@ def nginx_binary(name: str) -> str:
 
 
 def parse_errors(output: str) -> list[tuple[str | None, int | None, str]]:
-    """Error lines of nginx output as (file, line, message); warnings are ignored."""
+    """Error messages of nginx output as (file, line, message); warnings are ignored.
+
+    Messages are told apart by their "nginx: [level]" or timestamp prefix, never by
+    line breaks alone: nginx prints an administrator's token verbatim, so a message may
+    contain newlines, and Python's `splitlines()` would also split on U+2028, U+0085 and
+    other characters nginx treats as ordinary bytes.
+    """
     errors: list[tuple[str | None, int | None, str]] = []
-    for line in output.splitlines():
-        located = _LOCATED.search(line)
-        if located:
-            errors.append((located["file"], int(located["line"]), located["msg"]))
+    starts = list(_MESSAGE_START.finditer(output))
+    for index, start in enumerate(starts):
+        if start["level"] not in _ERROR_LEVELS:
             continue
-        plain = _LEVEL.search(line)
-        if plain and "test failed" not in plain["msg"]:
-            errors.append((None, None, plain["msg"]))
+        end = starts[index + 1].start() if index + 1 < len(starts) else len(output)
+        text = output[start.end() : end].rstrip("\n")
+        located = _LOCATION.search(text)
+        if located:
+            errors.append((located["file"], int(located["line"]), text[: located.start()]))
+        else:
+            errors.append((None, None, text))
     return errors
 
 
@@ -423,8 +437,8 @@ class NginxSupervisor:
             text = self._log_since(offset)
             if len(text) != size:
                 size, quiet_since = len(text), time.monotonic()
-        errors = [line for line in text.splitlines() if "[emerg]" in line]
-        return "\n".join(errors)
+        # whole messages (parse_errors picks the errors): one may span lines
+        return text.strip()
 
     def _log_since(self, offset: int) -> str:
         try:

@@ -34,6 +34,7 @@ STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 HSTS_MAX_AGE = 63072000  # two years, NPM's value
 STATUS_PATH = "/__portway/generation"
 ADVANCED_MARKER = "# Advanced config (administrator)"  # the comment line before it
+DEFAULT_SITE_PAGE = "www/default-site.html"  # in the generation directory
 ACME_PREFIX = r"/\.well-known/acme-challenge/"
 _ASSET_EXTENSIONS = "css|js|mjs|jpe?g|gif|png|webp|avif|svg|ico|woff2?|ttf|eot|otf|mp4|webm"
 # directives nginx accepts only once per level ("... directive is duplicate")
@@ -329,8 +330,14 @@ class Renderer:
         return "" if port == 443 else f":{port}"
 
     # ----- main file -------------------------------------------------------------------
-    def main(self, generation: str, name_count: int) -> ConfigFile:
-        """nginx.conf: process settings, http-wide settings, includes, status server."""
+    def main(self, generation: str, name_count: int, longest_name: int = 0) -> ConfigFile:
+        """nginx.conf: process settings, http-wide settings, includes, status server.
+
+        Args:
+            generation: the id the status server answers with once this config is live.
+            name_count: how many server names all hosts together have.
+            longest_name: length of the longest of them (characters; at most 253).
+        """
         p = self.paths
         resolvers = self.config.resolver.split() if self.config.resolver else system_resolvers()
         # The names hash must hold every server_name; nginx refuses to start otherwise.
@@ -343,7 +350,7 @@ class Renderer:
             d("tcp_nopush", "on"),
             d("keepalive_timeout", "65s"),
             d("client_max_body_size", "0"),
-            d("server_names_hash_bucket_size", 256),
+            d("server_names_hash_bucket_size", names_hash_bucket_size(longest_name)),
             d("server_names_hash_max_size", hash_max),
             d("variables_hash_bucket_size", 128),
             d("proxy_headers_hash_bucket_size", 128),
@@ -446,14 +453,16 @@ class Renderer:
         return ConfigFile("nginx.conf", nodes)
 
     # ----- default servers -------------------------------------------------------------
-    def default_servers(self, site: DefaultSite) -> ConfigFile:
+    def default_servers(self, site: DefaultSite, directory: Path | None = None) -> ConfigFile:
         """Servers that answer names no host claims, on both ports (default_server).
 
         Unknown or absent SNI gets Portway's own self-signed certificate (never another
         host's), or with the "444" setting the TLS handshake is refused outright.
+        `directory` is the generation directory the files of `default_site_files` are
+        written to (an HTML page is served from there).
         """
         p = self.paths
-        body = self._default_site_location(site)
+        body = self._default_site_location(site, directory or p.live)
         http_server: list[Node] = [
             d("listen", addr, "default_server") for addr in self.listeners.http
         ]
@@ -482,17 +491,33 @@ class Renderer:
             ],
         )
 
-    def _default_site_location(self, site: DefaultSite) -> Directive:
+    def default_site_files(self, site: DefaultSite) -> list[ConfigFile]:
+        """The files the default site serves: its HTML page, if it shows one.
+
+        The page is a file rather than the text of a `return`: nginx would expand `$`
+        variables in that text and limits one parameter to 4,096 bytes, while a file is
+        sent as it is, whatever it contains.
+        """
+        html = _default_site_html(site)
+        return [] if html is None else [ConfigFile(DEFAULT_SITE_PAGE, content=html)]
+
+    def _default_site_location(self, site: DefaultSite, directory: Path) -> Directive:
         if site.value == "404":
             inner: list[Node] = [d("return", 404)]
         elif site.value == "444":
             inner = [d("return", 444)]
         elif site.value == "redirect" and site.redirect:
             inner = [d("return", 307, site.redirect)]
-        elif site.value == "html":
-            inner = [d("default_type", "text/html"), d("return", 200, site.html)]
         else:
-            inner = [d("default_type", "text/html"), d("return", 200, CONGRATULATIONS_HTML)]
+            page = Path(DEFAULT_SITE_PAGE)
+            inner = [
+                d("root", directory / page.parent),
+                d("default_type", "text/html"),
+                # every path shows the page, for any method (the static module answers
+                # 405 to POST; error_page turns that into the page as a GET)
+                d("rewrite", "^", f"/{page.name}", "break"),
+                d("error_page", 405, "=200", f"/{page.name}"),
+            ]
         return d("location", "/", block=inner)
 
     def _acme_location(self) -> Directive:
@@ -820,6 +845,30 @@ def top_level_directives(text: str, name: str) -> list[str]:
 def top_level_names(text: str) -> set[str]:
     """Names of the directives set at the top level of nginx text."""
     return {statement.split(maxsplit=1)[0] for statement in top_level_statements(text)}
+
+
+def names_hash_bucket_size(longest_name: int) -> int:
+    """server_names_hash_bucket_size that holds a server name of `longest_name` characters.
+
+    nginx stores each name in a bucket as a pointer, a 2-byte length and the name,
+    aligned to a pointer, and ends the bucket with one more pointer; a name that does
+    not fit makes nginx refuse the whole config ("could not build server_names_hash").
+    nginx rounds the size up to the CPU cache line itself; 64-byte steps, at least 256.
+    See ngx_hash.c (NGX_HASH_ELT_SIZE) and
+    https://nginx.org/en/docs/http/server_names.html#optimization
+    """
+    pointer = 8
+    element = -(-(pointer + 2 + longest_name) // pointer) * pointer
+    needed = element + pointer
+    return max(256, -(-needed // 64) * 64)
+
+
+def _default_site_html(site: DefaultSite) -> str | None:
+    if site.value == "html" and site.html:
+        return site.html
+    if site.value in ("404", "444") or (site.value == "redirect" and site.redirect):
+        return None
+    return CONGRATULATIONS_HTML
 
 
 def _map(source: str, target: str, entries: dict[str, str]) -> Directive:

@@ -38,10 +38,16 @@ def _validate_default_site(value: Any, meta: Any) -> dict[str, str]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise FieldError("meta/redirect", "must be an absolute http:// or https:// URL")
-        if any(c.isspace() or c in "\"'{};#\\" or ord(c) < 32 for c in url) or len(url) > 2048:
+        if len(url) > 2048:
+            raise FieldError("meta/redirect", "must be at most 2048 characters")
+        if any(c.isspace() or c in "\"'{};#\\" or ord(c) < 32 or ord(c) == 127 for c in url):
             raise FieldError(
-                "meta/redirect", "must not contain spaces, quotes, braces, ';', '#' or '\\'"
+                "meta/redirect",
+                "must not contain spaces, control characters, quotes, braces, ';', '#' or '\\'",
             )
+        if "$" in url:
+            # nginx would read "$name" in the redirect target as one of its variables
+            raise FieldError("meta/redirect", "must not contain '$' (write it as %24)")
         clean["redirect"] = url
     if value == "html":
         html = meta.get("html")
@@ -53,11 +59,34 @@ def _validate_default_site(value: Any, meta: Any) -> dict[str, str]:
     return clean
 
 
+def _check_with_nginx(value: str, clean: dict[str, str]) -> None:
+    """Refuse a default site nginx would reject (`nginx -t`), before it is saved.
+
+    Whatever is saved must load, or every later apply would have to work around it.
+    """
+    from portway.nginx.engine import get_engine
+    from portway.nginx.render import DefaultSite
+
+    engine = get_engine()
+    if engine is None:  # no nginx on this machine: nothing to test against
+        return
+    site = DefaultSite(value, clean.get("redirect", ""), clean.get("html", ""))
+    error = engine.preflight_default_site(site)
+    if error is not None:
+        field = {"redirect": "meta/redirect", "html": "meta/html"}.get(value, "value")
+        raise FieldError(field, f"nginx rejected this setting: {error}")
+
+
 def set_default_site(user, value: Any, meta: Any) -> Setting:  # noqa: ANN001
-    """Change what unknown names get on both ports; admins only. Raises FieldError."""
+    """Change what unknown names get on both ports; admins only.
+
+    Raises FieldError (value, meta/redirect, meta/html) for a value that is invalid or
+    that `nginx -t` rejects; nothing is saved then.
+    """
     if not user.is_admin:
         raise PermissionDenied("Only administrators may change settings")
     clean = _validate_default_site(value, meta)
+    _check_with_nginx(value, clean)
     with transaction.atomic():
         setting = get_default_site()
         before = {"value": setting.value, **(setting.meta or {})}
@@ -164,16 +193,29 @@ def get_setting(key: str) -> Setting:
 
 
 def apply_status() -> dict[str, Any]:
-    """The apply engine's state in this process: live generation, pending work, last error."""
+    """The apply engine's state in this process: live generation, pending work, last error.
+
+    `stuck` is True when the last apply put nothing live (nginx refused the whole
+    configuration for a reason no host isolation could remove, or the apply crashed):
+    changes saved since are not served until the cause is fixed. `last_error` also
+    carries a problem that did not stop the apply (a default site nginx rejected).
+    """
     from portway.nginx import engine
 
     worker = engine._worker
     report = engine._engine.last_report if engine._engine else None
+    stuck = report is not None and report.generation is None
     return {
         "running": worker is not None,
         "pending": bool(worker and worker.pending),
         "applies": worker.applies if worker else 0,
         "generation": report.generation if report else None,
+        "live_generation": engine._engine.live_generation() if engine._engine else None,
+        "stuck": stuck,
+        "hosts_not_live": (
+            sum(1 for outcome in report.hosts.values() if not outcome.online) if report else 0
+        ),
         "last_apply_seconds": round(report.seconds, 3) if report else None,
+        "last_apply_tests": report.tests if report else None,
         "last_error": report.error if report else None,
     }

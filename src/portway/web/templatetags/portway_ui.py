@@ -51,6 +51,24 @@ def assets_missing_banner() -> SafeString:
     )
 
 
+@register.simple_tag
+def engine_stuck_banner() -> SafeString:
+    """A red banner on every page while the apply engine cannot put changes live."""
+    from portway.nginx.services import apply_status
+
+    status = apply_status()
+    if not status["stuck"]:
+        return mark_safe("")
+    return format_html(
+        '<div role="alert" id="engine-stuck" class="alert alert-danger m-0 rounded-0">'
+        "<strong>Changes are not going live.</strong> nginx refused the last configuration "
+        "and Portway could not isolate the cause to a host, so nginx keeps serving the "
+        "previous configuration; hosts changed since are not served. nginx said: "
+        "<code>{}</code></div>",
+        status["last_error"] or "no message",
+    )
+
+
 @register.filter
 def errors_for(errors, field: str) -> list[str]:
     """Messages for exactly `field` (a slash path) from a FormErrors, [] if none."""
