@@ -519,17 +519,20 @@ class Engine:
             shutil.rmtree(directory, ignore_errors=True)
             if self._isolate(result.errors, served, texts, reject):
                 continue
-            if _names_default_site(result.errors) and site != DefaultSite():
-                site_error = (
-                    "nginx rejected the default-site setting; the congratulations page is "
-                    f"served instead. nginx said: {_strip_log_prefix(result.output)}"
-                )
-                site = DefaultSite()
+            names_site = _names_default_site(result.errors)
+            culprit = None if names_site else self._bisect(list(served), served, test, result)
+            if culprit is not None:
+                blame(*culprit)
                 continue
-            culprit = self._bisect(list(served), served, test, result)
-            if culprit is None:
+            # nginx fails without any host: the default-site setting, if it is not the
+            # built-in page, is the one thing left to take out
+            if site == DefaultSite():
                 return report(None, _strip_log_prefix(result.output))
-            blame(*culprit)
+            site_error = (
+                "nginx rejected the default-site setting; the congratulations page is "
+                f"served instead. nginx said: {_strip_log_prefix(result.output)}"
+            )
+            site = DefaultSite()
         return report(None, "nginx kept rejecting the configuration")  # not reached
 
     def _bisect(self, keys, served, test, failed: TestResult) -> tuple[str, str] | None:  # noqa: ANN001
