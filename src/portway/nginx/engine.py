@@ -4,6 +4,11 @@ A change never takes every site down:
 - each host renders into its own file, so nginx's error names the file and thus the host;
 - a host nginx rejects is isolated: its previous (last good) config keeps serving if it
   had one, otherwise it is left out, and it is marked offline with nginx's message;
+- an error that names no host file is narrowed down by bisection over the hosts with
+  real `nginx -t` runs, and a default-site setting nginx refuses falls back to the
+  built-in page, so whatever is saved never stops other changes from going live;
+- when nginx refuses even the config without hosts, the apply reports the error (the
+  engine is "stuck") and hosts whose current config is not live are marked so;
 - the live config is a symlink swapped with rename(2) only after `nginx -t` passed, and
   nginx is reloaded with SIGHUP, whose old workers finish the requests in flight;
 - a reload nginx refuses (e.g. bind() on a port in use) is detected through the status

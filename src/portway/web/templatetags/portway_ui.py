@@ -51,21 +51,29 @@ def assets_missing_banner() -> SafeString:
     )
 
 
-@register.simple_tag
-def engine_stuck_banner() -> SafeString:
-    """A red banner on every page while the apply engine cannot put changes live."""
+@register.simple_tag(takes_context=True)
+def engine_stuck_banner(context) -> SafeString:  # noqa: ANN001 - a template Context
+    """A red banner on every page while the apply engine cannot put changes live.
+
+    nginx's message (file paths, addresses) is shown to administrators only.
+    """
     from portway.nginx.services import apply_status
 
     status = apply_status()
     if not status["stuck"]:
         return mark_safe("")
+    user = context.get("user")
+    detail = (
+        format_html(" nginx said: <code>{}</code>", status["last_error"] or "no message")
+        if getattr(user, "is_admin", False)
+        else ""
+    )
     return format_html(
         '<div role="alert" id="engine-stuck" class="alert alert-danger m-0 rounded-0">'
         "<strong>Changes are not going live.</strong> nginx refused the last configuration "
         "and Portway could not isolate the cause to a host, so nginx keeps serving the "
-        "previous configuration; hosts changed since are not served. nginx said: "
-        "<code>{}</code></div>",
-        status["last_error"] or "no message",
+        "previous configuration; hosts changed since are not served.{}</div>",
+        detail,
     )
 
 
