@@ -202,8 +202,10 @@ class Engine:
         self.binary = nginx_binary(config.nginx_binary)
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
-        # host key → (digest of a rendered text nginx rejected, nginx's message)
-        self._rejected: dict[str, tuple[str, str]] = {}
+        # host key → (digest of a rendered text nginx rejected, nginx's message, whether the
+        # error named the host's file: else it may lie outside the text, e.g. a missing
+        # certificate file, and is tested again in the next apply)
+        self._rejected: dict[str, tuple[str, str, bool]] = {}
         self.last_report: ApplyReport | None = None
         self._versions: dict[str, dt.datetime] = {}
 
@@ -374,6 +376,7 @@ class Engine:
             state, state.default_site, {spec.key: host_file}, {spec.key: text}, [spec.key]
         )
         message = None if result.ok else _host_message(result.errors, text)
+        named = message is not None
         if message is None and not result.ok:
             without = self._test_hosts(state, state.default_site, {}, {}, [])
             if without.ok:
@@ -383,7 +386,7 @@ class Engine:
                 log.warning("preflight failed outside the host's config: %s", result.output)
             self._rejected.pop(spec.key, None)
             return None
-        self._rejected[spec.key] = (_digest(text), message)
+        self._rejected[spec.key] = (_digest(text), message, named)
         return message
 
     def preflight_default_site(self, site: DefaultSite) -> str | None:
@@ -465,9 +468,9 @@ class Engine:
                     f"nginx said: {message}",
                 )
 
-        def blame(key: str, message: str) -> None:
+        def blame(key: str, message: str, named: bool = True) -> None:
             if served.get(key) == texts.get(key):
-                self._rejected[key] = (_digest(texts[key]), message)
+                self._rejected[key] = (_digest(texts[key]), message, named)
             reject(key, message)
 
         def test(keys: list[str]) -> TestResult:
@@ -490,10 +493,13 @@ class Engine:
             errors = [e for e in (site_error, error) if e]
             return ApplyReport(generation, outcomes, "; ".join(errors) or None, tests=tests)
 
-        # Hosts whose exact text nginx already rejected skip straight to isolation.
+        # Hosts whose exact text nginx already rejected skip straight to isolation; one
+        # whose error named no file is first tested alone again (was the file fixed?).
         for key, text in texts.items():
             known = self._rejected.get(key)
             if known and known[0] == _digest(text):
+                if not known[2] and test([key]).ok:
+                    continue
                 reject(key, known[1])
 
         for _ in range(2 * len(texts) + 3):
@@ -540,14 +546,15 @@ class Engine:
             site = DefaultSite()
         return report(None, "nginx kept rejecting the configuration")  # not reached
 
-    def _bisect(self, keys, served, test, failed: TestResult) -> tuple[str, str] | None:  # noqa: ANN001
+    def _bisect(self, keys, served, test, failed: TestResult) -> tuple[str, str, bool] | None:  # noqa: ANN001
         """One host that makes nginx fail together with `keys`, by bisection.
 
         For an error that names no host file (`failed`: the test of all `keys`). The
         hosts are halved until one remains: the first host with which the config starts
         to fail, found with about log2(len(keys)) + 2 `nginx -t` runs. Returns (host key,
-        nginx's message), or None when the config fails without any host (the main
-        config, the default site or the machine: no host is to blame).
+        nginx's message, whether the message named the host's file), or None when the
+        config fails without any host (the main config, the default site or the machine:
+        no host is to blame).
         """
         if not test([]).ok:
             return None
@@ -565,7 +572,8 @@ class Engine:
                 match = _HOST_FILE.search(file or "")
                 if match and match["key"] in half:  # this smaller config names its host
                     key = match["key"]
-                    return key, _host_message([(file, line, message)], served[key]) or message
+                    located = _host_message([(file, line, message)], served[key])
+                    return key, located or message, True
             suspects = half
             last = (trusted + half, result)
         key = suspects[0]
@@ -573,7 +581,8 @@ class Engine:
             result = test([*trusted, key])
             if not result.ok:
                 last = ([*trusted, key], result)
-        return key, _host_message(last[1].errors, served[key]) or _unlocated_message(last[1])
+        located = _host_message(last[1].errors, served[key])
+        return key, located or _unlocated_message(last[1]), located is not None
 
     def _isolate(self, errors, served, texts, reject) -> bool:  # noqa: ANN001
         """Reject every host an nginx error names; False if no error names a host."""
@@ -584,7 +593,7 @@ class Engine:
                 key = match["key"]
                 message = _host_message([(file, _line, message)], served[key]) or message
                 if served[key] == texts.get(key):
-                    self._rejected[key] = (_digest(texts[key]), message)
+                    self._rejected[key] = (_digest(texts[key]), message, True)
                 reject(key, message)
                 found = True
         return found

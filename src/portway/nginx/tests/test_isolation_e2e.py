@@ -122,7 +122,9 @@ def test_thirty_broken_hosts_in_the_database_at_start_are_isolated(portway, upst
     created = portway.create_proxy_host(["later.example.com"], later.port)
     assert created["meta"]["nginx_online"] is True
     assert portway.upstream_of("later.example.com") == "later"
-    assert portway.api("GET", "/api/nginx/status")[1]["last_apply_tests"] == 1
+    # one full test, and each host whose error named no file tested alone again (its
+    # certificate may have been put back since)
+    assert portway.api("GET", "/api/nginx/status")[1]["last_apply_tests"] == 1 + 3
 
 
 def test_a_default_site_nginx_rejects_in_the_database_falls_back(portway, upstreams):
@@ -256,3 +258,41 @@ def test_a_stuck_engine_is_reported_loudly_and_hosts_are_not_called_online(portw
     assert portway.upstream_of("second.example.com") == "second"
     assert portway.api("GET", "/api/nginx/status")[1]["stuck"] is False
     assert 'id="engine-stuck"' not in ui.get(f"{base}/", timeout=30).text
+
+
+def test_host_isolated_for_a_missing_file_comes_back_once_the_file_exists(
+    portway, upstreams, tmp_path
+):
+    """An error that names no file may lie outside the host's text: fixed on disk, the
+    host goes live with the next apply, without an edit."""
+    from portway.testing import certs
+
+    app, other = upstreams("app"), upstreams("other")
+    directory = tmp_path / "files"
+    chain, key = directory / "fullchain.pem", directory / "privkey.pem"
+    status, host = portway.api(
+        "POST",
+        "/api/nginx/proxy-hosts",
+        {
+            "domain_names": ["files.example.com"],
+            "forward_scheme": "http",
+            "forward_host": "127.0.0.1",
+            "forward_port": app.port,
+            "advanced_config": f"ssl_certificate {chain};\nssl_certificate_key {key};",
+        },
+    )
+    assert status == 201, host
+    assert host["meta"]["nginx_online"] is False
+    assert f'cannot load certificate "{chain}"' in host["meta"]["nginx_err"]
+    created = portway.create_proxy_host(["other.example.com"], other.port)
+    assert created["meta"]["nginx_online"] is True
+    assert portway.upstream_of("files.example.com") is None
+
+    certs.make_leaf(None, ["files.example.com"], key_type="ec").write(directory)
+    # any later change (here an edit of another host) tests the isolated host again
+    status, _ = portway.api(
+        "PUT", f"/api/nginx/proxy-hosts/{created['id']}", {"forward_port": other.port}
+    )
+    assert status == 200
+    assert portway.upstream_of("files.example.com") == "app"
+    assert hosts_by_name(portway)["files.example.com"]["meta"]["nginx_online"] is True
