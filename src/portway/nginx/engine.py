@@ -486,8 +486,9 @@ class Engine:
                     if outcome.online and texts[key] != last_good.get(key):
                         outcomes[key] = HostOutcome(
                             False,
-                            "not live: nginx refused the whole configuration, so this change "
-                            f"is waiting. nginx said: {error}",
+                            "not live: nginx could not load the configuration, for a reason "
+                            "no host is to blame for, so this change is waiting. "
+                            f"nginx said: {error}",
                             serving_previous=key in last_good,
                         )
             errors = [e for e in (site_error, error) if e]
