@@ -95,9 +95,17 @@ def test_nginx_whose_ports_are_taken_starts_once_they_are_free(tmp_path, upstrea
         assert apply_status["stuck"] is True
         blocker.close()
         wait_for(lambda: portway.upstream_of("late.example.test") == "late", timeout=60)
-        status, current = portway.api("GET", f"/api/nginx/proxy-hosts/{host['id']}")
-        assert current["meta"]["nginx_online"] is True
+        # the apply that put it live records its status just after nginx serves it
+        current = wait_for(
+            lambda: (
+                (h := portway.api("GET", f"/api/nginx/proxy-hosts/{host['id']}")[1])["meta"][
+                    "nginx_online"
+                ]
+                and h
+            )
+        )
         assert current["meta"]["nginx_err"] in (None, "")
+        assert portway.api("GET", "/api/nginx/status")[1]["stuck"] is False
     finally:
         blocker.close()
         portway.close()
