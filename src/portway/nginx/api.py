@@ -175,13 +175,12 @@ def host_report(request: HttpRequest):
 # What a non-admin may know of the engine: whether a change is live yet. Everything else
 # (errors quoting other users' hosts and file paths, generations, counters) is
 # installation-wide and for administrators; keys added later stay admin-only by default.
-# whether changes go live concerns everyone who makes them; nginx's message is for admins
-STATUS_KEYS_FOR_EVERYONE = ("running", "pending", "stuck")
+STATUS_KEYS_FOR_EVERYONE = ("running", "pending")
 
 
 @status_router.get("/status", response=dict[str, Any], summary="Portway: apply engine status")
 def nginx_status(request: HttpRequest):
-    """The apply engine's state; non-admins get only `running`, `pending` and `stuck`."""
+    """The apply engine's state; non-admins get only `running` and `pending`."""
     status = services.apply_status()
     if request.auth.is_admin:
         return status
