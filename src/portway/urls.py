@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from portway.accounts.api import router as accounts_router
+from portway.certificates.api import portway_router as certificates_portway_router
 from portway.certificates.api import router as certificates_router
 from portway.core.api import api
 from portway.hosts.api import router as hosts_router
@@ -14,6 +15,7 @@ api.add_router("/nginx", status_router)
 api.add_router("/settings", settings_router)
 api.add_router("/audit-log", audit_router)
 api.add_router("/reports", reports_router)
+api.add_router("/portway", certificates_portway_router)
 api.add_router("/", accounts_router)
 
 urlpatterns = [
