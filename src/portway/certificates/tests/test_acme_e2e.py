@@ -135,7 +135,11 @@ def test_manual_renew_of_a_forced_ssl_hsts_host_is_served_without_restart(acme, 
 
     status, body = pw.api("POST", f"/api/nginx/certificates/{cert['id']}/renew")
     assert status == 200, body
-    assert body["meta"]["acme_status"] in ("pending", "ordering", "validating", "issuing")
+    status, body = pw.api("GET", f"/api/portway/certificates/{cert['id']}")
+    # under way, or already done with a new certificate
+    assert body["meta"]["acme_status"] in ("pending", "ordering", "validating", "issuing") or (
+        body["meta"]["acme_status"] == "valid" and _serial(body["meta"]) != first
+    ), body["meta"]
     renewed = acme.wait(cert["id"])
     assert renewed["meta"]["acme_status"] == "valid", renewed["meta"]
     assert _serial(renewed["meta"]) != first
