@@ -140,11 +140,25 @@ def walk_users(npm: NpmClient) -> None:
         "certificates": "view",
     }
     npm.call("PUT", f"{path}/permissions", permissions)
-    npm.call("POST", f"{path}/login")
+    member = NpmClient()
+    member.token = npm.call("POST", f"{path}/login")["token"]
+    walk_as_member(member)
     npm.call("PUT", path, {"is_disabled": True})
     npm.call("PUT", path, {"is_disabled": False})
     npm.call("DELETE", path)
     npm.call("GET", path, status=404)
+
+
+def walk_as_member(member: NpmClient) -> None:
+    """What a user who is not an administrator reads, and NPM's error body where they
+    may not look."""
+    member.call("GET", "/api/users/me?expand=permissions")
+    member.call("GET", "/api/nginx/proxy-hosts?expand=owner,certificate,access_list")
+    member.call("GET", "/api/nginx/certificates")
+    member.call("GET", "/api/reports/hosts")
+    member.call("GET", "/api/settings", status=403)
+    member.call("GET", "/api/audit-log", status=403)
+    member.call("POST", "/api/nginx/certificates", {"provider": "other"}, status=403)
 
 
 def walk_two_factor(npm: NpmClient) -> None:

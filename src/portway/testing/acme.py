@@ -427,16 +427,14 @@ class AcmeStack:
     dns: Any  # ChallTestSrv or Bind9
 
     def request(self, domains: list[str], **meta: Any) -> dict:
-        """POST a letsencrypt certificate (answered 201); returns Portway's view of it
-        (GET /api/portway/certificates/{id}: the ACME state in `meta`)."""
+        """POST a letsencrypt certificate; returns the 201 body, NPM's certificate object
+        (the ACME state is in `wait`'s answer, Portway's view of the certificate)."""
         status, body = self.portway.api(
             "POST",
             "/api/nginx/certificates",
             {"provider": "letsencrypt", "domain_names": domains, "meta": meta},
         )
         assert status == 201, body
-        status, body = self.portway.api("GET", f"/api/portway/certificates/{body['id']}")
-        assert status == 200, body
         return body
 
     def wait(self, cert_id: int, statuses: tuple[str, ...] = ("valid", "failed"), timeout=90):
