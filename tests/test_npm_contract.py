@@ -15,6 +15,7 @@ runs on its own (`test_object_walk[<object>]`) and as part of the audit-log walk
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -100,6 +101,7 @@ def start(npm: NpmClient) -> dict[str, Any]:
     npm.token = npm.call("POST", "/api/tokens", login, token=False)["token"]
     npm.token = npm.call("GET", "/api/tokens")["token"]
     assert npm.call("GET", "/api/", token=False)["setup"] is True
+    assert npm.call("GET", "/api/schema", token=False)["openapi"].startswith("3.")
     return admin
 
 
@@ -305,7 +307,15 @@ def npm() -> NpmClient:
 
 
 def test_first_user_and_token(npm: NpmClient) -> None:
-    assert [c[1] for c in npm.calls] == ["/", "/users", "/tokens", "/tokens", "/tokens", "/"]
+    assert [c[1] for c in npm.calls] == [
+        "/",
+        "/users",
+        "/tokens",
+        "/tokens",
+        "/tokens",
+        "/",
+        "/schema",
+    ]
 
 
 @pytest.mark.parametrize("name", list(OBJECT_WALKS))
@@ -323,3 +333,52 @@ def test_audit_log_after_every_walk(npm: NpmClient) -> None:
     npm.call("GET", "/api/audit-log?limit=5&offset=5")
     for entry in entries:
         npm.call("GET", f"/api/audit-log/{entry['id']}?expand=user")
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status", "body", "complaint"),
+    [
+        (
+            "POST",
+            "/api/nginx/certificates",
+            201,
+            {"expires_on": None},
+            "at expires_on: None is not of type 'string'",
+        ),
+        (
+            "GET",
+            "/api/nginx/certificates/7",
+            200,
+            {"meta": {"fingerprint": "AB:CD"}},
+            "'fingerprint' was unexpected",
+        ),
+        (
+            "GET",
+            "/api/nginx/certificates/dns-providers",
+            200,
+            [{"id": "x", "name": "X", "credentials": "", "propagation_seconds": 10}],
+            "'propagation_seconds' was unexpected",
+        ),
+        (
+            "GET",
+            "/api/audit-log",
+            200,
+            [{"object_id": 0}],
+            "at 0/object_id: 0 is less than the minimum of 1",
+        ),
+        (
+            "GET",
+            "/api/users/3",
+            404,
+            {"error": {"code": 404, "message": "gone", "field": "id"}},
+            "'field' was unexpected",
+        ),
+    ],
+)
+@pytest.mark.django_db(transaction=False)
+def test_npm_document_catches_what_it_forbids(
+    method: str, url: str, status: int, body: Any, complaint: str
+) -> None:
+    """The checks above are not vacuous: the shapes the contract forbids fail, naming why."""
+    with pytest.raises(AssertionError, match=re.escape(complaint)):
+        assert_npm_response(method, url, status, body)

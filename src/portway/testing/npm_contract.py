@@ -99,15 +99,16 @@ def _operation(method: str, template: str) -> tuple[str, dict[str, Any]]:
     return uri, _registry().get_or_retrieve(uri).value.contents
 
 
-def response_schema_ref(method: str, template: str, status: int) -> str:
-    """The URI of the JSON schema NPM documents for this response.
+def response_schema_ref(method: str, template: str, status: int) -> str | None:
+    """The URI of the JSON schema NPM documents for this response; None when NPM documents
+    the status without a body schema (GET /schema: any document).
 
     Statuses NPM leaves undocumented for an operation (e.g. 401, 403, 404, most 400s)
     must still carry NPM's error body, `components/error.json`.
 
     Raises:
-        AssertionError: NPM documents this status without a JSON body, or a 2xx status
-            it does not document at all.
+        AssertionError: a 2xx status NPM does not document for this operation, or one it
+            documents with a body other than JSON.
     """
     uri, operation = _operation(method, template)
     responses = operation.get("responses", {})
@@ -119,8 +120,13 @@ def response_schema_ref(method: str, template: str, status: int) -> str:
             f"NPM documents no {status} for {method.upper()} {template} "
             f"(documented: {', '.join(sorted(responses))})"
         )
-    if "schema" not in response.get("content", {}).get("application/json", {}):
-        raise AssertionError(f"NPM documents no JSON body for {status} {method} {template}")
+    content = response.get("content")
+    if not content:
+        return None
+    if "schema" not in content.get("application/json", {}):
+        raise AssertionError(
+            f"NPM documents {', '.join(content)} for {status} {method} {template}, not JSON"
+        )
     return f"{uri}#/responses/{status if str(status) in responses else 'default'}" + (
         "/content/application~1json/schema"
     )
@@ -133,6 +139,8 @@ def npm_errors(method: str, url: str, status: int, body: Any) -> list[str]:
     if template is None:
         return [f"{url} is not one of NPM's endpoints"]
     ref = response_schema_ref(method, template, status)
+    if ref is None:
+        return []
     validator = Draft202012Validator({"$ref": ref}, registry=_registry())
     errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
     lines = []
