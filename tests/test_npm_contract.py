@@ -213,6 +213,7 @@ def walk_certificates(npm: NpmClient) -> None:
     )
     npm.call("GET", path)
     npm.call("GET", f"{path}?expand=owner")
+    npm.call("POST", f"{path}/renew", status=400)  # custom: new files are uploaded instead
     npm.call("GET", "/api/nginx/certificates")
     npm.call("GET", "/api/nginx/certificates?expand=owner")
     npm.call("DELETE", path)
