@@ -101,7 +101,7 @@ class CertificateOut(Schema):
     provider: str
     nice_name: str
     domain_names: list[str]
-    expires_on: str | None
+    expires_on: str = Field(description="the creation time until the certificate exists")
     meta: dict[str, Any]
     owner: UserOut | None = None
     proxy_hosts: list[dict[str, Any]] | None = None
