@@ -29,6 +29,8 @@ own endpoints (`portway_router`, mounted at /api/portway):
         acme_error_domain, acme_started_on, acme_finished_on, renewal {failures,
         last_attempt, next_attempt, last_error, renew_after}) and `warnings` ([text], only
         when there is something to warn about); `expires_on` is null until files exist.
+    GET /api/portway/certificates/{id}/events   the certificate's log (also served at
+        /api/nginx/certificates/{id}/events, where earlier Portway versions had it).
     GET /api/portway/dns-providers         the providers with their `propagation_seconds`.
 
 No response ever contains private key material or DNS credentials.
@@ -480,12 +482,7 @@ def download_certificate(request: HttpRequest, certificate_id: ObjectId):
     return response
 
 
-@router.get(
-    "/{certificate_id}/events",
-    response=list[EventOut],
-    summary="The certificate's log: issuance steps, renewals, failures with ACME details",
-)
-def certificate_events(request: HttpRequest, certificate_id: ObjectId):
+def _events(request: HttpRequest, certificate_id: int) -> list[dict[str, Any]]:
     cert = services.get_certificate(request.auth, certificate_id)
     return [
         {
@@ -498,6 +495,15 @@ def certificate_events(request: HttpRequest, certificate_id: ObjectId):
         }
         for e in services.events(request.auth, cert)
     ]
+
+
+@router.get(
+    "/{certificate_id}/events",
+    response=list[EventOut],
+    summary="The certificate's log (also at /api/portway/certificates/{id}/events)",
+)
+def certificate_events(request: HttpRequest, certificate_id: ObjectId):
+    return _events(request, certificate_id)
 
 
 # --------------------------------------------------------------------------- Portway's own
@@ -521,6 +527,15 @@ def portway_list_certificates(request: HttpRequest, query: str | None = None):
 )
 def portway_get_certificate(request: HttpRequest, certificate_id: ObjectId):
     return portway_certificate_wire(services.get_certificate(request.auth, certificate_id))
+
+
+@portway_router.get(
+    "/certificates/{certificate_id}/events",
+    response=list[EventOut],
+    summary="Portway: the certificate's log: issuance steps, renewals, failures with ACME details",
+)
+def portway_certificate_events(request: HttpRequest, certificate_id: ObjectId):
+    return _events(request, certificate_id)
 
 
 @portway_router.get(

@@ -131,8 +131,21 @@ def test_dns_credentials_are_stored_0600_and_never_returned(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert SECRET not in str(cert.meta) and SECRET not in str(cert.acme)
-    for url in (BASE, f"{BASE}/{cert.pk}", f"{BASE}/{cert.pk}/events"):
-        assert SECRET not in api.get(url).content.decode()
+    mine = "/api/portway/certificates"
+    for url in (
+        BASE,
+        f"{BASE}/{cert.pk}",
+        f"{BASE}/{cert.pk}/events",
+        mine,
+        f"{mine}/{cert.pk}",
+        f"{mine}/{cert.pk}/events",
+    ):
+        response = api.get(url)
+        assert response.status_code == 200, (url, response.content)
+        assert SECRET not in response.content.decode()
+    # the log is one, at both addresses
+    assert api.get(f"{mine}/{cert.pk}/events").json() == api.get(f"{BASE}/{cert.pk}/events").json()
+    assert api.get(f"{mine}/{cert.pk}").json()["meta"]["dns_provider"] == "rfc2136"
 
 
 def test_propagation_seconds_must_be_sane(api: Client) -> None:
