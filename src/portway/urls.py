@@ -3,10 +3,17 @@
 from django.urls import include, path
 
 from portway.accounts.api import router as accounts_router
+from portway.certificates.api import portway_router as certificates_portway_router
 from portway.certificates.api import router as certificates_router
 from portway.core.api import api
 from portway.hosts.api import router as hosts_router
-from portway.nginx.api import audit_router, reports_router, settings_router, status_router
+from portway.nginx.api import (
+    audit_router,
+    portway_audit_router,
+    reports_router,
+    settings_router,
+    status_router,
+)
 
 api.add_router("/nginx/proxy-hosts", hosts_router)
 api.add_router("/nginx/certificates", certificates_router)
@@ -14,6 +21,8 @@ api.add_router("/nginx", status_router)
 api.add_router("/settings", settings_router)
 api.add_router("/audit-log", audit_router)
 api.add_router("/reports", reports_router)
+api.add_router("/portway", certificates_portway_router)
+api.add_router("/portway", portway_audit_router)
 api.add_router("/", accounts_router)
 
 urlpatterns = [

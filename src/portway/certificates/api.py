@@ -3,9 +3,9 @@
     GET    /                 list (?expand=owner,proxy_hosts  ?query=<nice_name part>)
     POST   /                 create: {"provider": "other", "nice_name"} → 201;
                              {"provider": "letsencrypt", "domain_names", "meta"} → 201 at
-                             once with meta.acme_status "pending"; issued in the background
+                             once; issued in the background
     POST   /validate         multipart certificate, certificate_key[, intermediate_certificate]
-    GET    /dns-providers    [{"id", "name", "credentials", "propagation_seconds"}]
+    GET    /dns-providers    [{"id", "name", "credentials"}]
     POST   /test-http        {"domains": [...]} → {"<domain>": "ok"|"no-host"|"404"|...}
     GET    /{id}             one certificate (?expand=...)
     DELETE /{id}             → true; 409 while hosts use it; ACME certificates are revoked
@@ -14,11 +14,25 @@
     GET    /{id}/download    zip of cert.pem, chain.pem, fullchain.pem (never the key)
     GET    /{id}/events      the certificate's log (Portway): steps, failures, ACME problems
 
-ACME state is reported inside `meta` (NPM clients ignore unknown keys): acme_status
-(pending|ordering|validating|issuing|valid|failed), acme_step, acme_domains
-({name: pending|validating|valid|invalid}), acme_error, acme_error_domain, renewal
-({failures, last_attempt, next_attempt, last_error, renew_after}), warnings ([text],
-only when there is something to warn about: close to expiry, renewal failing).
+Every answer validates against NPM's OpenAPI document (backend/schema in NPM's repository),
+whose certificate `meta` allows no keys of its own and whose `expires_on` is always a
+string. So the NPM object carries only NPM's meta keys, and `expires_on` is the creation
+time until a certificate exists (NPM's own default). Portway's details live in Portway's
+own endpoints (`portway_router`, mounted at /api/portway):
+
+    GET /api/portway/certificates[/{id}]   the certificate with every `meta` key Portway
+        keeps: the parsed files (cn, issuer, serial, fingerprint, not_before, not_after,
+        key_size, curve, self_signed, expired, not_yet_valid, chain, ignored_certificates,
+        certificate / certificate_key / intermediate_certificate as booleans), the ACME
+        state (acme_status pending|ordering|validating|issuing|valid|failed, acme_step,
+        acme_domains {name: pending|validating|valid|invalid}, acme_error,
+        acme_error_domain, acme_started_on, acme_finished_on, renewal {failures,
+        last_attempt, next_attempt, last_error, renew_after}) and `warnings` ([text], only
+        when there is something to warn about); `expires_on` is null until files exist.
+    GET /api/portway/certificates/{id}/events   the certificate's log (also served at
+        /api/nginx/certificates/{id}/events, where earlier Portway versions had it).
+    GET /api/portway/dns-providers         the providers with their `propagation_seconds`.
+
 No response ever contains private key material or DNS credentials.
 """
 
@@ -45,9 +59,14 @@ except ImportError:  # core.wire is being written concurrently
     _wire_iso = None
 
 router = Router(tags=["certificates"])
+portway_router = Router(tags=["portway"])
 
 EXPANDABLE = ("owner", "proxy_hosts", "redirection_hosts", "dead_hosts", "streams")
 UPLOAD_FIELDS = (pem.CERTIFICATE_FIELD, pem.KEY_FIELD, pem.INTERMEDIATE_FIELD)
+# The keys NPM's certificate object allows in `meta` (components/certificate-object.json;
+# it forbids any other). `certificate` / `certificate_key` hold PEM text there, which
+# Portway never returns, so they are left out.
+NPM_META_KEYS = ("dns_challenge", "dns_provider", "propagation_seconds", "key_type")
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -84,7 +103,7 @@ class CertificateOut(Schema):
     provider: str
     nice_name: str
     domain_names: list[str]
-    expires_on: str | None
+    expires_on: str = Field(description="the creation time until the certificate exists")
     meta: dict[str, Any]
     owner: UserOut | None = None
     proxy_hosts: list[dict[str, Any]] | None = None
@@ -100,10 +119,32 @@ class TestHttpIn(Schema):
 
 
 class DnsProviderOut(Schema):
+    """NPM's DNS provider (components/dns-providers-list.json)."""
+
     id: str
     name: str
     credentials: str
+
+
+class PortwayDnsProviderOut(DnsProviderOut):
+    """A DNS provider with the seconds its plugin waits for DNS by default."""
+
     propagation_seconds: int
+
+
+class PortwayCertificateOut(Schema):
+    """A certificate as Portway knows it: NPM's fields, every `meta` key, and an
+    `expires_on` that is null until the certificate's files exist."""
+
+    id: int
+    created_on: str
+    modified_on: str
+    owner_user_id: int
+    provider: str
+    nice_name: str
+    domain_names: list[str]
+    expires_on: str | None
+    meta: dict[str, Any]
 
 
 class EventOut(Schema):
@@ -127,16 +168,23 @@ class CertificateInfoOut(Schema):
 
 
 class ValidateOut(Schema):
+    """NPM's answer: the leaf's names and dates, and that the key matches. NPM's schema
+    has no room for the intermediate's details; a bad intermediate is still a 400."""
+
     certificate: CertificateInfoOut
     certificate_key: bool
-    intermediate_certificate: CertificateInfoOut | None = None
+
+
+# NPM echoes the uploaded key as `certificate_key` (a non-empty string in its schema);
+# Portway never returns a private key, so the string says where it went instead.
+KEY_STORED = "stored on the server (Portway never returns private keys)"
 
 
 class UploadOut(Schema):
     """NPM answers with the uploaded files; the key is only confirmed, never echoed."""
 
     certificate: str
-    certificate_key: bool
+    certificate_key: str = Field(description=f'always "{KEY_STORED}"')
     intermediate_certificate: str | None = None
 
 
@@ -189,8 +237,30 @@ def acme_meta(cert: Certificate) -> dict[str, Any]:
     return out
 
 
+def npm_meta(cert: Certificate) -> dict[str, Any]:
+    """The certificate's `meta` as NPM's schema allows it: NPM's keys only, and for an
+    issued Let's Encrypt certificate `letsencrypt_certificate` {cn, issuer, dates: {from,
+    to}} (Unix seconds) as NPM reports it."""
+    stored = services.public_meta(cert.meta)
+    meta = {key: stored[key] for key in NPM_META_KEYS if key in stored}
+    if cert.provider == "letsencrypt" and stored.get("cn") and cert.expires_on:
+        not_before = stored.get("not_before")
+        started = datetime.fromisoformat(not_before.replace("Z", "+00:00")) if not_before else None
+        meta["letsencrypt_certificate"] = {
+            "cn": stored["cn"],
+            "issuer": stored.get("issuer", ""),
+            "dates": {
+                "from": int((started or cert.created_on).timestamp()),
+                "to": int(cert.expires_on.timestamp()),
+            },
+        }
+    return meta
+
+
 def certificate_wire(cert: Certificate, expand: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
-    """NPM's certificate object; `expand` adds owner / hosts. Never any key material."""
+    """NPM's certificate object (components/certificate-object.json); `expand` adds owner /
+    hosts. `expires_on` is the creation time until files exist (NPM's model default).
+    Never any key material."""
     data: dict[str, Any] = {
         "id": cert.pk,
         "created_on": iso(cert.created_on),
@@ -199,8 +269,8 @@ def certificate_wire(cert: Certificate, expand: set[str] = frozenset()) -> dict[
         "provider": cert.provider,
         "nice_name": cert.nice_name,
         "domain_names": list(cert.domain_names or []),
-        "expires_on": iso(cert.expires_on),
-        "meta": {**services.public_meta(cert.meta), **acme_meta(cert)},
+        "expires_on": iso(cert.expires_on or cert.created_on),
+        "meta": npm_meta(cert),
     }
     if "owner" in expand:
         data["owner"] = serialize_user(cert.owner)
@@ -209,6 +279,16 @@ def certificate_wire(cert: Certificate, expand: set[str] = frozenset()) -> dict[
             manager = getattr(cert, relation, None)
             data[relation] = [_host_wire(h) for h in manager.all()] if manager else []
     return data
+
+
+def portway_certificate_wire(cert: Certificate) -> dict[str, Any]:
+    """The certificate with every `meta` key Portway keeps (parsed files, ACME state,
+    renewal, warnings) and `expires_on` null until files exist. Never any key material."""
+    return {
+        **certificate_wire(cert),
+        "expires_on": iso(cert.expires_on),
+        "meta": {**services.public_meta(cert.meta), **acme_meta(cert)},
+    }
 
 
 def _expand(raw: str | None) -> set[str]:
@@ -363,7 +443,7 @@ def upload_certificate(
     services.upload(request.auth, cert, cert_data, key_data, inter_data)
     stored = cert.fullchain_path.read_bytes().decode("ascii")
     leaf_end = stored.index("-----END CERTIFICATE-----\n") + len("-----END CERTIFICATE-----\n")
-    result: dict[str, Any] = {"certificate": stored[:leaf_end], "certificate_key": True}
+    result: dict[str, Any] = {"certificate": stored[:leaf_end], "certificate_key": KEY_STORED}
     if stored[leaf_end:]:
         result["intermediate_certificate"] = stored[leaf_end:]
     return result
@@ -402,12 +482,7 @@ def download_certificate(request: HttpRequest, certificate_id: ObjectId):
     return response
 
 
-@router.get(
-    "/{certificate_id}/events",
-    response=list[EventOut],
-    summary="The certificate's log: issuance steps, renewals, failures with ACME details",
-)
-def certificate_events(request: HttpRequest, certificate_id: ObjectId):
+def _events(request: HttpRequest, certificate_id: int) -> list[dict[str, Any]]:
     cert = services.get_certificate(request.auth, certificate_id)
     return [
         {
@@ -420,3 +495,56 @@ def certificate_events(request: HttpRequest, certificate_id: ObjectId):
         }
         for e in services.events(request.auth, cert)
     ]
+
+
+@router.get(
+    "/{certificate_id}/events",
+    response=list[EventOut],
+    summary="The certificate's log (also at /api/portway/certificates/{id}/events)",
+)
+def certificate_events(request: HttpRequest, certificate_id: ObjectId):
+    return _events(request, certificate_id)
+
+
+# --------------------------------------------------------------------------- Portway's own
+
+
+@portway_router.get(
+    "/certificates",
+    response=list[PortwayCertificateOut],
+    summary="Portway: certificates with their details and ACME state",
+)
+def portway_list_certificates(request: HttpRequest, query: str | None = None):
+    return [
+        portway_certificate_wire(cert) for cert in services.list_certificates(request.auth, query)
+    ]
+
+
+@portway_router.get(
+    "/certificates/{certificate_id}",
+    response=PortwayCertificateOut,
+    summary="Portway: a certificate with its details and ACME state",
+)
+def portway_get_certificate(request: HttpRequest, certificate_id: ObjectId):
+    return portway_certificate_wire(services.get_certificate(request.auth, certificate_id))
+
+
+@portway_router.get(
+    "/certificates/{certificate_id}/events",
+    response=list[EventOut],
+    summary="Portway: the certificate's log: issuance steps, renewals, failures with ACME details",
+)
+def portway_certificate_events(request: HttpRequest, certificate_id: ObjectId):
+    return _events(request, certificate_id)
+
+
+@portway_router.get(
+    "/dns-providers",
+    response=list[PortwayDnsProviderOut],
+    summary="Portway: DNS providers with their default propagation wait",
+)
+def portway_dns_providers(request: HttpRequest):
+    from portway.certificates import dns_providers as providers
+
+    services.list_certificates(request.auth)  # the same permission as reading certificates
+    return providers.list_providers()

@@ -1,9 +1,19 @@
-"""API: /api/settings, /api/audit-log, /api/reports, and Portway's /api/nginx/status."""
+"""API: /api/settings, /api/audit-log, /api/reports, and Portway's /api/nginx/status and
+/api/portway/audit-log.
+
+NPM's audit log object (components/audit-log-object.json) requires a `user_id` and an
+`object_id` of at least 1, so GET /api/audit-log lists the entries that have both: changes
+and sign-ins of existing users. Entries without them (a failed sign-in to an unknown
+account, a setting change, actions of the CLI or the renewal scheduler, entries of a
+deleted user) are in Portway's full log, GET /api/portway/audit-log, with `user_id` /
+`object_id` null there; it takes the same filters and paging.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import ConfigDict, Field
@@ -22,6 +32,10 @@ settings_router = Router(tags=["settings"])
 audit_router = Router(tags=["audit-log"])
 reports_router = Router(tags=["reports"])
 status_router = Router(tags=["nginx"])
+portway_audit_router = Router(tags=["portway"])
+
+# The entries NPM's audit log object can describe (user_id and object_id at least 1).
+NPM_AUDIT_ROWS = Q(user__isnull=False, object_id__gte=1)
 
 
 def setting_wire(setting: Setting) -> dict[str, Any]:
@@ -54,6 +68,14 @@ class AuditLogEntryOut(Schema):
     action: str
     meta: dict[str, Any]
     user: UserOut | None = None
+
+
+class PortwayAuditLogEntryOut(AuditLogEntryOut):
+    """An entry of Portway's full audit log: `user_id` / `object_id` null when there is
+    no such user (unknown account, CLI, scheduler, deleted user) or numeric object."""
+
+    user_id: int | None = Field(description="null: nobody, or a deleted user")
+    object_id: int | None = Field(description="null: the object has no numeric id")
 
 
 class HostReportOut(Schema):
@@ -94,9 +116,10 @@ def put_setting(request: HttpRequest, setting_id: str, payload: SettingUpdate):
     return setting_wire(services.set_default_site(request.auth, payload.value, payload.meta))
 
 
-def audit_wire(entry: AuditLogEntry, expand: set[str]) -> dict[str, Any]:
-    """NPM's audit log object; the client's address rides in `meta.source_address`
-    (NPM's schema forbids extra top-level keys)."""
+def audit_wire(entry: AuditLogEntry, expand: set[str], *, npm: bool = True) -> dict[str, Any]:
+    """An audit log object; the client's address rides in `meta.source_address` (NPM's
+    schema forbids extra top-level keys). `npm=False`: Portway's form, with null
+    `user_id` / `object_id` where there is none."""
     meta = dict(entry.meta or {})
     if entry.source_address:
         meta["source_address"] = entry.source_address
@@ -104,15 +127,23 @@ def audit_wire(entry: AuditLogEntry, expand: set[str]) -> dict[str, Any]:
         "id": entry.pk,
         "created_on": iso(entry.created_on),
         "modified_on": iso(entry.modified_on),
-        "user_id": entry.user_id or 0,
+        "user_id": entry.user_id if entry.user_id or npm else None,
         "object_type": entry.object_type,
-        "object_id": entry.object_id,
+        "object_id": entry.object_id if entry.object_id or npm else None,
         "action": entry.action,
         "meta": meta,
     }
     if "user" in expand:
         data["user"] = serialize_user(entry.user) if entry.user else None
     return data
+
+
+def _expand(raw: str | None) -> set[str]:
+    return {p.strip() for p in (raw or "").split(",") if p.strip()}
+
+
+def _entries(request: HttpRequest, **filters: Any) -> QuerySet[AuditLogEntry]:
+    return services.audit_entries(request.auth, **filters)
 
 
 @audit_router.get(
@@ -132,17 +163,18 @@ def audit_log(
     offset: Offset = 0,
     limit: Limit = 100,
 ):
-    """Newest first. Filters: `user_id` (0: nobody), `object_type`, `object_id`, `action`,
-    `query` (substring of type or action); paged by `offset` and `limit` (1-1000)."""
-    entries = services.audit_entries(
-        request.auth,
+    """Newest first, the entries NPM's object describes (see the module docstring).
+    Filters: `user_id`, `object_type`, `object_id`, `action`, `query` (substring of type
+    or action); paged by `offset` and `limit` (1-1000)."""
+    entries = _entries(
+        request,
         user_id=user_id,
         object_type=object_type,
         object_id=object_id,
         action=action,
         query=query,
-    )
-    wanted = {p.strip() for p in (expand or "").split(",") if p.strip()}
+    ).filter(NPM_AUDIT_ROWS)
+    wanted = _expand(expand)
     return [audit_wire(e, wanted) for e in entries[offset : offset + limit]]
 
 
@@ -154,7 +186,57 @@ def audit_entry(request: HttpRequest, entry_id: ObjectId, expand: str | None = N
     entry = AuditLogEntry.objects.select_related("user").filter(pk=entry_id).first()
     if entry is None:
         raise NotFound(f"Audit log entry {entry_id} not found")
-    return audit_wire(entry, {p.strip() for p in (expand or "").split(",") if p.strip()})
+    if not AuditLogEntry.objects.filter(NPM_AUDIT_ROWS, pk=entry_id).exists():
+        raise NotFound(
+            f"Audit log entry {entry_id} has no user or object id; "
+            f"see /api/portway/audit-log/{entry_id}"
+        )
+    return audit_wire(entry, _expand(expand))
+
+
+@portway_audit_router.get(
+    "/audit-log",
+    response=list[PortwayAuditLogEntryOut],
+    exclude_unset=True,
+    summary="Portway: the full audit log, newest first (paged)",
+)
+def portway_audit_log(
+    request: HttpRequest,
+    expand: str | None = None,
+    query: str | None = None,
+    user_id: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    action: str | None = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+):
+    """Every entry, newest first. Filters as /api/audit-log; `user_id=0` selects the
+    entries of nobody (unknown accounts, the CLI, the scheduler, deleted users)."""
+    entries = _entries(
+        request,
+        user_id=user_id,
+        object_type=object_type,
+        object_id=object_id,
+        action=action,
+        query=query,
+    )
+    wanted = _expand(expand)
+    return [audit_wire(e, wanted, npm=False) for e in entries[offset : offset + limit]]
+
+
+@portway_audit_router.get(
+    "/audit-log/{entry_id}",
+    response=PortwayAuditLogEntryOut,
+    exclude_unset=True,
+    summary="Portway: one audit log entry",
+)
+def portway_audit_entry(request: HttpRequest, entry_id: ObjectId, expand: str | None = None):
+    _admin(request)
+    entry = AuditLogEntry.objects.select_related("user").filter(pk=entry_id).first()
+    if entry is None:
+        raise NotFound(f"Audit log entry {entry_id} not found")
+    return audit_wire(entry, _expand(expand), npm=False)
 
 
 @reports_router.get("/hosts", response=HostReportOut, summary="Host counts")

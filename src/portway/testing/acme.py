@@ -401,11 +401,12 @@ class Bind9(_Process):
 def wait_status(
     portway: Any, cert_id: int, statuses: tuple[str, ...] = ("valid", "failed"), timeout=90
 ) -> dict:
-    """Poll GET /api/nginx/certificates/{id} until meta.acme_status is one of `statuses`."""
+    """Poll GET /api/portway/certificates/{id} (Portway's view, with the ACME state in
+    `meta`) until meta.acme_status is one of `statuses`."""
     started = time.monotonic()
 
     def done() -> dict | None:
-        status, body = portway.api("GET", f"/api/nginx/certificates/{cert_id}")
+        status, body = portway.api("GET", f"/api/portway/certificates/{cert_id}")
         assert status == 200, body
         return body if body["meta"].get("acme_status") in statuses else None
 
@@ -426,7 +427,8 @@ class AcmeStack:
     dns: Any  # ChallTestSrv or Bind9
 
     def request(self, domains: list[str], **meta: Any) -> dict:
-        """POST a letsencrypt certificate; returns the 201 body (status "pending")."""
+        """POST a letsencrypt certificate; returns the 201 body, NPM's certificate object
+        (the ACME state is in `wait`'s answer, Portway's view of the certificate)."""
         status, body = self.portway.api(
             "POST",
             "/api/nginx/certificates",

@@ -283,9 +283,11 @@ def test_audit_log_filters_and_paging(admin, admin_client, user):
     disabled = send(admin_client, "get", f"/api/audit-log?user_id={admin.pk}&action=disabled")
     assert [e["object_id"] for e in disabled.json()] == [user.pk]
     _login("127.0.0.5", "whatever1", email="ghost@example.com")
-    nobody = send(admin_client, "get", "/api/audit-log?user_id=0").json()
-    assert [(e["action"], e["meta"]["identity"]) for e in nobody] == [
-        ("login-failed", "ghost@example.com")
+    # NPM's audit log object has no room for "nobody": Portway's full log has it
+    assert send(admin_client, "get", "/api/audit-log?user_id=0").json() == []
+    nobody = send(admin_client, "get", "/api/portway/audit-log?user_id=0").json()
+    assert [(e["user_id"], e["object_id"], e["action"], e["meta"]["identity"]) for e in nobody] == [
+        (None, None, "login-failed", "ghost@example.com")
     ]
     assert len(send(admin_client, "get", "/api/audit-log?limit=1&offset=1").json()) == 1
     for query, field in [
@@ -295,7 +297,9 @@ def test_audit_log_filters_and_paging(admin, admin_client, user):
         ("limit=0", "limit"),
         ("offset=-1", "offset"),
     ]:
-        assert f"data/{field}" in expect_error(admin_client.get(f"/api/audit-log?{query}"), 400)
+        message = expect_error(admin_client.get(f"/api/audit-log?{query}"), 400)
+        # filters are checked by the audit service, paging by core.params' types
+        assert f"data/{field}" in message or f"query parameter {field}" in message, message
 
 
 def test_audit_log_is_for_admins(user_client):

@@ -62,7 +62,10 @@ def test_dns_providers_lists_templates(api: Client) -> None:
     assert "dns_cloudflare_api_token" in providers["cloudflare"]["credentials"]
     assert "dns_rfc2136_secret" in providers["rfc2136"]["credentials"]
     assert "aws_secret_access_key" in providers["route53"]["credentials"]
-    assert providers["rfc2136"]["propagation_seconds"] == 60
+    # NPM's schema allows only id, name and credentials; the default wait is Portway's
+    assert all(set(p) == {"id", "name", "credentials"} for p in providers.values())
+    waits = {p["id"]: p for p in api.get("/api/portway/dns-providers").json()}
+    assert waits["rfc2136"]["propagation_seconds"] == 60
 
 
 def test_unknown_dns_provider_is_400(api: Client) -> None:
@@ -128,8 +131,21 @@ def test_dns_credentials_are_stored_0600_and_never_returned(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert SECRET not in str(cert.meta) and SECRET not in str(cert.acme)
-    for url in (BASE, f"{BASE}/{cert.pk}", f"{BASE}/{cert.pk}/events"):
-        assert SECRET not in api.get(url).content.decode()
+    mine = "/api/portway/certificates"
+    for url in (
+        BASE,
+        f"{BASE}/{cert.pk}",
+        f"{BASE}/{cert.pk}/events",
+        mine,
+        f"{mine}/{cert.pk}",
+        f"{mine}/{cert.pk}/events",
+    ):
+        response = api.get(url)
+        assert response.status_code == 200, (url, response.content)
+        assert SECRET not in response.content.decode()
+    # the log is one, at both addresses
+    assert api.get(f"{mine}/{cert.pk}/events").json() == api.get(f"{BASE}/{cert.pk}/events").json()
+    assert api.get(f"{mine}/{cert.pk}").json()["meta"]["dns_provider"] == "rfc2136"
 
 
 def test_propagation_seconds_must_be_sane(api: Client) -> None:
@@ -320,7 +336,9 @@ def test_failed_renewals_back_off_and_warn(admin: Any, monkeypatch: Any) -> None
 
 def test_wire_shows_renewal_and_warnings(api: Client, admin: Any) -> None:
     cert = _issued(admin, 3)
-    meta = api.get(f"{BASE}/{cert.pk}").json()["meta"]
+    assert set(api.get(f"{BASE}/{cert.pk}").json()["meta"]) <= {"dns_challenge", "key_type",
+        "letsencrypt_certificate", "dns_provider", "propagation_seconds"}  # fmt: skip
+    meta = api.get(f"/api/portway/certificates/{cert.pk}").json()["meta"]
     assert meta["acme_status"] == "valid"
     assert meta["renewal"]["renew_after"]
     assert meta["warnings"] and meta["warnings"][0].startswith("expires in 3 day")

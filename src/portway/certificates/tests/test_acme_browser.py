@@ -59,7 +59,7 @@ def test_request_in_the_ui_and_watch_it_become_valid(acme, page):
 
     page.click("text=Back to list")
     expect(page.locator("#certificates")).to_contain_text("ui.acme.test")
-    _, certs = pw.api("GET", "/api/nginx/certificates")
+    _, certs = pw.api("GET", "/api/portway/certificates")
     cert = next(c for c in certs if "ui.acme.test" in c["domain_names"])
     assert cert["meta"]["serial"] == serial
 
