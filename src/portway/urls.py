@@ -2,6 +2,7 @@
 
 from django.urls import include, path
 
+from portway.access.api import router as access_router
 from portway.accounts.api import router as accounts_router
 from portway.certificates.api import router as certificates_router
 from portway.core.api import api
@@ -10,6 +11,7 @@ from portway.nginx.api import audit_router, reports_router, settings_router, sta
 
 api.add_router("/nginx/proxy-hosts", hosts_router)
 api.add_router("/nginx/certificates", certificates_router)
+api.add_router("/nginx/access-lists", access_router)
 api.add_router("/nginx", status_router)
 api.add_router("/settings", settings_router)
 api.add_router("/audit-log", audit_router)

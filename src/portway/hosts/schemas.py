@@ -259,4 +259,4 @@ class ProxyHostOut(BaseModel):
     trust_forwarded_proto: bool
     owner: UserOut | None = None
     certificate: CertificateOut | None = None
-    access_list: None = None
+    access_list: dict[str, Any] | None = None

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from portway import conf
+from portway.access.render import AccessSpec
 from portway.nginx.config import ConfigFile
 from portway.nginx.process import NginxSupervisor, nginx_binary, parse_errors, test_config
 from portway.nginx.render import (
@@ -81,8 +82,16 @@ class State:
     versions: dict[str, dt.datetime] = field(default_factory=dict)
 
 
-def spec_from_host(host) -> ProxyHostSpec:  # noqa: ANN001 - a hosts.models.ProxyHost
-    """The renderer's view of a ProxyHost row (certificate must be loaded or None)."""
+def spec_from_host(host, access: AccessSpec | None = None) -> ProxyHostSpec:  # noqa: ANN001
+    """The renderer's view of a hosts.models.ProxyHost row (certificate loaded or None).
+
+    `access`: the host's access list as the renderer needs it; read from the database
+    when not given.
+    """
+    if access is None and host.access_list_id:
+        from portway.access.services import spec_for
+
+        access = spec_for(host.access_list_id, Paths(conf.load().data_dir))
     cert = host.certificate
     ref = None
     if cert is not None:
@@ -103,6 +112,7 @@ def spec_from_host(host) -> ProxyHostSpec:  # noqa: ANN001 - a hosts.models.Prox
         allow_websocket_upgrade=host.allow_websocket_upgrade,
         trust_forwarded_proto=host.trust_forwarded_proto,
         advanced_config=host.advanced_config or "",
+        access=access,
         locations=tuple(
             LocationSpec(
                 path=loc["path"],
@@ -127,11 +137,17 @@ def load_default_site() -> DefaultSite:
 
 def load_state() -> State:
     """Enabled hosts and settings from the database."""
+    from portway.access.models import AccessList
+    from portway.access.services import spec_of
     from portway.hosts.models import ProxyHost
 
     rows = list(ProxyHost.objects.filter(enabled=True).select_related("certificate").order_by("id"))
+    paths = Paths(conf.load().data_dir)
+    wanted = {h.access_list_id for h in rows if h.access_list_id}
+    lists = AccessList.objects.filter(pk__in=wanted).prefetch_related("items", "clients")
+    access = {a.pk: spec_of(a, paths) for a in lists}
     return State(
-        [spec_from_host(h) for h in rows],
+        [spec_from_host(h, access.get(h.access_list_id)) for h in rows],
         load_default_site(),
         {f"proxy-{h.pk}": h.modified_on for h in rows},
     )
@@ -216,6 +232,9 @@ class Engine:
         ):
             os.chmod(directory, 0o755)
         ensure_default_certificate(p.default_cert_dir)
+        from portway.access.services import write_user_files
+
+        write_user_files(p)
         self._warn_if_unreachable()
 
     def _warn_if_unreachable(self) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from portway.access.render import AccessSpec, location_directives, server_directives
 from portway.conf import PortwayConfig
 from portway.core.fields import location_blocks
 from portway.nginx.config import Blank, Comment, ConfigFile, Directive, MapEntry, Node, Raw, d
@@ -121,6 +122,15 @@ class Paths:
     def cache(self) -> Path:
         return self.base / "cache"
 
+    @property
+    def access_dir(self) -> Path:
+        """Access lists' htpasswd files (hashes only; readable by nginx's workers)."""
+        return self.base / "access"
+
+    def htpasswd(self, access_list_id: int) -> Path:
+        """The htpasswd file of access list `access_list_id`."""
+        return self.access_dir / f"{access_list_id}.htpasswd"
+
 
 @dataclass(frozen=True)
 class Listeners:
@@ -186,6 +196,7 @@ class ProxyHostSpec:
     trust_forwarded_proto: bool = False
     advanced_config: str = ""
     locations: tuple[LocationSpec, ...] = ()
+    access: AccessSpec | None = None
 
     @property
     def key(self) -> str:
@@ -306,6 +317,12 @@ def _worker_user() -> tuple[str, str] | None:
             continue
         return user, grp.getgrgid(entry.pw_gid).gr_name
     return None
+
+
+def worker_group_id() -> int | None:
+    """The group id of nginx's workers when they run as another user (Portway is root)."""
+    user = _worker_user()
+    return grp.getgrnam(user[1]).gr_gid if user else None
 
 
 class Renderer:
@@ -502,7 +519,10 @@ class Renderer:
             "^~",
             "/.well-known/acme-challenge/",
             block=[
+                # reachable through any access list (access rules are not inherited into
+                # a location that has its own)
                 d("auth_basic", "off"),
+                d("allow", "all"),
                 d("root", self.paths.acme_webroot),
                 d("default_type", "text/plain"),
                 d("try_files", "$uri", "=404"),
@@ -538,6 +558,8 @@ class Renderer:
         # the location.
         server.append(d("rewrite", rf"^({ACME_PREFIX}.*)$", "$1", "last"))
         server.append(self._acme_location())
+        if host.access is not None:
+            server += server_directives(host.access)
         if host.block_exploits:
             server.append(Comment("Block common exploits"))
             for variable, pattern in _EXPLOIT_PATTERNS:
@@ -742,6 +764,7 @@ class Renderer:
             d("proxy_set_header", "X-Forwarded-Proto", proto),
             d("proxy_set_header", "X-Forwarded-Host", "$host"),
             d("proxy_http_version", "1.1"),
+            *location_directives(host.access),
         ]
         if host.allow_websocket_upgrade:
             nodes += [
