@@ -43,10 +43,12 @@ class AccessSpec:
 def server_directives(spec: AccessSpec) -> list[Node]:
     """Server-level directives for `spec`.
 
-    Address rules: in order; when any rule allows, addresses no rule names are denied
-    (`deny all` closes the list, as NPM does), while a list of deny rules only lets every
-    other address through. Users: `auth_basic` with the list's file. `satisfy any` lets
-    either an allowed address or valid credentials through, `satisfy all` needs both.
+    Address rules: in order, the first match decides; when any rule allows, addresses no
+    rule names are denied (`deny all` closes the list, as NPM does). Users: `auth_basic`
+    with the list's file. `satisfy all` needs every check to pass (an address no rule
+    names passes the address check of a list of deny rules). `satisfy any` needs one
+    explicit pass: an address an `allow` rule names, or valid credentials; an address no
+    rule names must give the password (nginx's access module then has no opinion).
     """
     nodes: list[Node] = [Comment(f"Access list {spec.id}")]
     nodes.append(d("satisfy", "any" if spec.satisfy_any else "all"))
@@ -54,10 +56,6 @@ def server_directives(spec: AccessSpec) -> list[Node]:
     nodes += rules
     closed = spec.clients and spec.clients[-1][1] == "all"
     if any(directive == "allow" for directive, _ in spec.clients) and not closed:
-        nodes.append(d("deny", "all"))
-    elif not spec.clients and spec.satisfy_any and spec.has_users:
-        # `satisfy any` with no address rule would let everyone in (the access module
-        # allows by default); only the password decides then.
         nodes.append(d("deny", "all"))
     if spec.user_file is not None:
         nodes.append(d("auth_basic", REALM))
