@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/", api.urls),
     path("", include("portway.accounts.urls")),
     path("", include("portway.hosts.urls")),
+    path("", include("portway.access.urls")),
     path("", include("portway.certificates.urls")),
     path("", include("portway.nginx.urls")),
     path("", include("portway.web.urls")),

@@ -9,13 +9,14 @@ list. Errors are portway.core.errors exceptions.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from pydantic import BaseModel, ValidationError
 
-from portway import conf
 from portway.access.htpasswd import hash_password, htpasswd_text, write_private
 from portway.access.models import AccessList, AccessListClient, AccessListItem
 from portway.access.render import AccessSpec
@@ -143,7 +144,7 @@ def _audit(user, access_list: AccessList, action: str) -> None:  # noqa: ANN001
 
 
 def _paths() -> Paths:
-    return Paths(conf.load().data_dir)
+    return Paths(Path(settings.DATA_DIR))
 
 
 def write_user_file(access_list: AccessList, paths: Paths | None = None) -> None:

@@ -85,6 +85,16 @@ class ProxyHost(models.Model):
         return [(name, unicode_name(name)) for name in self.domain_names]
 
     @property
+    def access_list_name(self) -> str:
+        """The name of the host's access list ("" for none), for lists in the UI."""
+        if not self.access_list_id:
+            return ""
+        from portway.access.models import AccessList
+
+        found = AccessList.objects.filter(pk=self.access_list_id).values_list("name", flat=True)
+        return found.first() or f"access list {self.access_list_id}"
+
+    @property
     def certificate_warnings(self) -> list[str]:
         """Why browsers would refuse the host's certificate for its names (none: [])."""
         if self.certificate is None:

@@ -32,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.conf import settings
 
 from portway import conf
 from portway.access.render import AccessSpec
@@ -91,7 +92,7 @@ def spec_from_host(host, access: AccessSpec | None = None) -> ProxyHostSpec:  # 
     if access is None and host.access_list_id:
         from portway.access.services import spec_for
 
-        access = spec_for(host.access_list_id, Paths(conf.load().data_dir))
+        access = spec_for(host.access_list_id, Paths(Path(settings.DATA_DIR)))
     cert = host.certificate
     ref = None
     if cert is not None:
@@ -142,7 +143,7 @@ def load_state() -> State:
     from portway.hosts.models import ProxyHost
 
     rows = list(ProxyHost.objects.filter(enabled=True).select_related("certificate").order_by("id"))
-    paths = Paths(conf.load().data_dir)
+    paths = Paths(Path(settings.DATA_DIR))
     wanted = {h.access_list_id for h in rows if h.access_list_id}
     lists = AccessList.objects.filter(pk__in=wanted).prefetch_related("items", "clients")
     access = {a.pk: spec_of(a, paths) for a in lists}
