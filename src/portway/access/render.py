@@ -40,6 +40,15 @@ class AccessSpec:
         return self.user_file is not None
 
 
+@dataclass(frozen=True)
+class RealIpSpec:
+    """The real-IP setting as the renderer needs it (portway.access.realip): the header
+    to read and the trusted sources (CIDRs), in order."""
+
+    header: str
+    trusted: tuple[str, ...]
+
+
 def server_directives(spec: AccessSpec) -> list[Node]:
     """Server-level directives for `spec`.
 

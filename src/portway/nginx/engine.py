@@ -35,7 +35,7 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings
 
 from portway import conf
-from portway.access.render import AccessSpec
+from portway.access.render import AccessSpec, RealIpSpec
 from portway.nginx.config import ConfigFile
 from portway.nginx.process import NginxSupervisor, nginx_binary, parse_errors, test_config
 from portway.nginx.render import (
@@ -81,6 +81,7 @@ class State:
     default_site: DefaultSite
     # host key → modified_on when read: an outcome is recorded only on an unchanged row
     versions: dict[str, dt.datetime] = field(default_factory=dict)
+    real_ip: RealIpSpec | None = None
 
 
 def spec_from_host(host, access: AccessSpec | None = None) -> ProxyHostSpec:  # noqa: ANN001
@@ -139,6 +140,7 @@ def load_default_site() -> DefaultSite:
 def load_state() -> State:
     """Enabled hosts and settings from the database."""
     from portway.access.models import AccessList
+    from portway.access.realip import spec as real_ip_spec
     from portway.access.services import spec_of
     from portway.hosts.models import ProxyHost
 
@@ -151,6 +153,7 @@ def load_state() -> State:
         [spec_from_host(h, access.get(h.access_list_id)) for h in rows],
         load_default_site(),
         {f"proxy-{h.pk}": h.modified_on for h in rows},
+        real_ip_spec(),
     )
 
 
@@ -313,7 +316,7 @@ class Engine:
     ) -> list[ConfigFile]:
         name_count = sum(len(h.domain_names) for h in state.hosts)
         return [
-            self.renderer.main(generation, name_count),
+            self.renderer.main(generation, name_count, state.real_ip),
             self.renderer.default_servers(state.default_site),
             *host_files,
         ]

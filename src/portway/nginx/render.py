@@ -25,7 +25,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from portway.access.render import AccessSpec, location_directives, server_directives
+from portway.access.render import (
+    AccessSpec,
+    RealIpSpec,
+    location_directives,
+    server_directives,
+)
 from portway.conf import PortwayConfig
 from portway.core.fields import location_blocks
 from portway.nginx.config import Blank, Comment, ConfigFile, Directive, MapEntry, Node, Raw, d
@@ -346,8 +351,14 @@ class Renderer:
         return "" if port == 443 else f":{port}"
 
     # ----- main file -------------------------------------------------------------------
-    def main(self, generation: str, name_count: int) -> ConfigFile:
-        """nginx.conf: process settings, http-wide settings, includes, status server."""
+    def main(
+        self, generation: str, name_count: int, real_ip: RealIpSpec | None = None
+    ) -> ConfigFile:
+        """nginx.conf: process settings, http-wide settings, includes, status server.
+
+        `real_ip`: read the client's address from a header when the connection comes from
+        a trusted proxy (portway.access.realip); None keeps the connection's address.
+        """
         p = self.paths
         resolvers = self.config.resolver.split() if self.config.resolver else system_resolvers()
         # The names hash must hold every server_name; nginx refuses to start otherwise.
@@ -422,6 +433,7 @@ class Renderer:
                 {"default": "0", "~^.+:0$": "1"},
             ),
         ]
+        http += _real_ip_directives(real_ip)
         if resolvers:
             http.append(d("resolver", *resolvers, "valid=30s", "ipv6=off"))
             http.append(d("resolver_timeout", "5s"))
@@ -760,7 +772,7 @@ class Renderer:
         nodes: list[Node] = [
             d("proxy_set_header", "Host", "$host"),
             d("proxy_set_header", "X-Real-IP", "$remote_addr"),
-            d("proxy_set_header", "X-Forwarded-For", "$proxy_add_x_forwarded_for"),
+            d("proxy_set_header", "X-Forwarded-For", "$portway_forwarded_for"),
             d("proxy_set_header", "X-Forwarded-Proto", proto),
             d("proxy_set_header", "X-Forwarded-Host", "$host"),
             d("proxy_http_version", "1.1"),
@@ -843,6 +855,26 @@ def top_level_directives(text: str, name: str) -> list[str]:
 def top_level_names(text: str) -> set[str]:
     """Names of the directives set at the top level of nginx text."""
     return {statement.split(maxsplit=1)[0] for statement in top_level_statements(text)}
+
+
+def _real_ip_directives(real_ip: RealIpSpec | None) -> list[Node]:
+    """realip (https://nginx.org/en/docs/http/ngx_http_realip_module.html) and the
+    X-Forwarded-For upstreams get: with a trusted header on, just the real client (the
+    chain the proxies sent is theirs to log); otherwise nginx's usual append."""
+    if real_ip is None:
+        return [
+            _map(
+                "$remote_addr", "$portway_forwarded_for", {"default": "$proxy_add_x_forwarded_for"}
+            )
+        ]
+    nodes: list[Node] = [Comment("Real client IP: trusted proxies and the header they set")]
+    nodes += [d("set_real_ip_from", cidr) for cidr in real_ip.trusted]
+    nodes += [
+        d("real_ip_header", real_ip.header),
+        d("real_ip_recursive", "on"),
+        _map("$remote_addr", "$portway_forwarded_for", {"default": "$remote_addr"}),
+    ]
+    return nodes
 
 
 def _map(source: str, target: str, entries: dict[str, str]) -> Directive:
