@@ -229,3 +229,83 @@ def access_list_edit(request: HttpRequest, access_list_id: int) -> HttpResponse:
     if request.method == "POST":
         return _submit(request, access_list)
     return _form_page(request, access_list)
+
+
+# --- Settings: real client IP ---------------------------------------------------------------
+
+REAL_IP_CHOICES = [
+    ("off", "Off", "Use the address of the connection (no proxy in front of Portway)."),
+    ("CF-Connecting-IP", "CF-Connecting-IP", "Cloudflare's header with the visitor's address."),
+    ("X-Forwarded-For", "X-Forwarded-For", "The header most proxies and tunnels set."),
+]
+
+
+@page
+def real_ip_settings(request: HttpRequest) -> HttpResponse:
+    """The real-IP setting (portway.access.realip); administrators change it."""
+    from portway.access import realip
+
+    setting = realip.get_setting()
+    meta = setting.meta or {}
+    values = {
+        "value": setting.value,
+        "cloudflare": bool(meta.get("cloudflare")),
+        "trusted_proxies": "\n".join(meta.get("trusted_proxies") or []),
+    }
+    errors = FormErrors()
+    status = 200
+    if request.method == "POST":
+        values = {
+            "value": request.POST.get("value", ""),
+            "cloudflare": request.POST.get("cloudflare") == "on",
+            "trusted_proxies": request.POST.get("trusted_proxies", ""),
+        }
+        lines = [line.strip() for line in values["trusted_proxies"].splitlines() if line.strip()]
+        new_meta = {"cloudflare": values["cloudflare"], "trusted_proxies": lines}
+        try:
+            realip.set_real_ip(request.user, values["value"], new_meta)
+        except PortwayError as exc:
+            service = FormErrors.of(exc)
+            errors.general = service.general
+            for field, reasons in service.fields.items():
+                parts = field.split("/")
+                if parts[:2] == ["meta", "trusted_proxies"] and len(parts) == 3:
+                    for reason in reasons:
+                        errors.add("trusted_proxies", f"line {int(parts[2]) + 1}: {reason}")
+                else:
+                    name = parts[-1] if parts[0] == "meta" else field
+                    for reason in reasons:
+                        errors.add(name, reason)
+            status = 400
+        else:
+            messages.success(request, "Real client IP saved; nginx is being reloaded.")
+            return redirect("access:real_ip")
+    return render(
+        request,
+        "access/real_ip.html",
+        {
+            "title": "Settings",
+            "values": values,
+            "choices": REAL_IP_CHOICES,
+            "errors": errors,
+            "unclaimed": errors.unclaimed(["value", "cloudflare", "trusted_proxies"]),
+            "can_edit": request.user.is_admin,
+            "cloudflare_count": len(realip.cloudflare_ranges()),
+        },
+        status=status,
+    )
+
+
+@page
+@require_POST
+def real_ip_refresh(request: HttpRequest) -> HttpResponse:
+    """Fetch Cloudflare's current ranges (administrators)."""
+    from portway.access import realip
+
+    try:
+        ranges = realip.refresh_cloudflare(request.user)
+    except PortwayError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Cloudflare's ranges refreshed: {len(ranges)} networks.")
+    return redirect("access:real_ip")

@@ -133,3 +133,25 @@ def test_hidden_section(admin) -> None:
     client.force_login(make_user("h@example.com", access_lists="hidden"))
     assert 'id="nav-access-lists"' not in client.get("/").content.decode()
     assert "permission" in client.get("/access-lists").content.decode()
+
+
+def test_real_ip_settings_page(ui) -> None:
+    from portway.access.realip import get_setting
+
+    page = ui.get("/settings").content.decode()
+    page = ui.get("/settings/default-site").content.decode()
+    assert 'id="settings-real-ip"' in page
+    page = ui.get("/settings/real-ip").content.decode()
+    assert "Real client IP" in page and "Cloudflare networks known" in page
+    bad = ui.post(
+        "/settings/real-ip",
+        {"value": "X-Forwarded-For", "trusted_proxies": "10.0.0.0/8\nmy proxy"},
+    )
+    assert bad.status_code == 400
+    match = re.search(r'data-error-for="trusted_proxies">([^<]*)<', bad.content.decode())
+    assert match and "line 2" in match.group(1).lower()
+    assert get_setting().value == "off"
+    ok = ui.post("/settings/real-ip", {"value": "CF-Connecting-IP", "cloudflare": "on"})
+    assert ok.status_code == 302
+    setting = get_setting()
+    assert setting.value == "CF-Connecting-IP" and setting.meta["cloudflare"] is True
