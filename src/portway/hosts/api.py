@@ -26,6 +26,7 @@ BOOL_FIELDS = (
     "hsts_enabled",
     "hsts_subdomains",
     "trust_forwarded_proto",
+    "cloudflare_only",
 )
 
 

@@ -41,6 +41,8 @@ class ProxyHost(models.Model):
     caching_enabled = models.BooleanField(default=False)
     allow_websocket_upgrade = models.BooleanField(default=False)
     trust_forwarded_proto = models.BooleanField(default=False)
+    # Portway: only Cloudflare may connect (Authenticated Origin Pulls), see nginx/render.py
+    cloudflare_only = models.BooleanField(default=False)
     advanced_config = models.TextField(blank=True, default="")
     locations = models.JSONField(default=list)
     enabled = models.BooleanField(default=True)

@@ -225,6 +225,7 @@ def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noq
     # NPM's rules: each option needs the one before it.
     if host.certificate is None:
         host.ssl_forced = False
+        host.cloudflare_only = False
         host.http2_support = False
     if not host.ssl_forced:
         host.hsts_enabled = False

@@ -27,6 +27,7 @@ BOOLEAN_FIELDS = (
     "hsts_enabled",
     "hsts_subdomains",
     "trust_forwarded_proto",
+    "cloudflare_only",
 )
 LOCATION_FIELDS = (
     "path",
@@ -56,6 +57,7 @@ TABS = {
         "hsts_enabled",
         "hsts_subdomains",
         "trust_forwarded_proto",
+        "cloudflare_only",
     ),
     "advanced": ("advanced_config",),
 }

@@ -84,6 +84,22 @@ class State:
     real_ip: RealIpSpec | None = None
 
 
+def origin_pull_ca() -> Path | None:
+    """Cloudflare's origin-pull CA: the administrator's file in the data directory
+    (`cloudflare-origin-pull-ca.pem`, replaces the shipped one) or the one shipped in
+    portway/access/data; None when neither exists."""
+    for candidate in (
+        Path(settings.DATA_DIR) / "cloudflare-origin-pull-ca.pem",
+        Path(__file__).resolve().parent.parent
+        / "access"
+        / "data"
+        / "cloudflare-origin-pull-ca.pem",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def spec_from_host(host, access: AccessSpec | None = None) -> ProxyHostSpec:  # noqa: ANN001
     """The renderer's view of a hosts.models.ProxyHost row (certificate loaded or None).
 
@@ -113,6 +129,8 @@ def spec_from_host(host, access: AccessSpec | None = None) -> ProxyHostSpec:  # 
         caching_enabled=host.caching_enabled,
         allow_websocket_upgrade=host.allow_websocket_upgrade,
         trust_forwarded_proto=host.trust_forwarded_proto,
+        cloudflare_only=host.cloudflare_only and ref is not None,
+        origin_pull_ca=origin_pull_ca() if host.cloudflare_only else None,
         advanced_config=host.advanced_config or "",
         access=access,
         locations=tuple(

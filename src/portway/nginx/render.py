@@ -199,6 +199,9 @@ class ProxyHostSpec:
     caching_enabled: bool = False
     allow_websocket_upgrade: bool = False
     trust_forwarded_proto: bool = False
+    cloudflare_only: bool = False
+    # the CA Cloudflare's origin-pull client certificates chain to (None: none installed)
+    origin_pull_ca: Path | None = None
     advanced_config: str = ""
     locations: tuple[LocationSpec, ...] = ()
     access: AccessSpec | None = None
@@ -572,6 +575,8 @@ class Renderer:
         server.append(self._acme_location())
         if host.access is not None:
             server += server_directives(host.access)
+        if host.cloudflare_only:
+            server += self._cloudflare_only(host)
         if host.block_exploits:
             server.append(Comment("Block common exploits"))
             for variable, pattern in _EXPLOIT_PATTERNS:
@@ -649,6 +654,37 @@ class Renderer:
             ],
             host_key=host.key,
         )
+
+    @staticmethod
+    def _cloudflare_only(host: ProxyHostSpec) -> list[Node]:
+        """Authenticated Origin Pulls: only a client presenting a certificate from
+        Cloudflare's origin-pull CA gets through; anyone else gets a 403 that says why.
+
+        `ssl_verify_client optional_no_ca` rather than `on`: the TLS handshake is judged by the
+        server its SNI names, and a request may name another host in its Host header
+        (https://nginx.org/r/ssl_verify_client); checking `$ssl_client_verify` per request
+        covers both, and plain HTTP too (the variable is empty there). Challenge requests
+        were already sent to their location by the rewrite before this (HTTP-01 works).
+        Without a CA file nothing can pass: the host fails closed.
+        """
+        refuse = d(
+            "if",
+            "(",
+            "$ssl_client_verify",
+            "!=",
+            "SUCCESS",
+            ")",
+            block=[d("return", 403, "This site is reachable only through Cloudflare.\n")],
+        )
+        nodes: list[Node] = [Comment("Cloudflare only (Authenticated Origin Pulls)")]
+        if host.origin_pull_ca is not None:
+            nodes += [
+                d("ssl_client_certificate", host.origin_pull_ca),
+                # optional_no_ca: a certificate from another CA is not a handshake or 400
+                # error but FAILED in $ssl_client_verify, answered with the same 403
+                d("ssl_verify_client", "optional_no_ca"),
+            ]
+        return [*nodes, refuse]
 
     @staticmethod
     def _client_scheme(host: ProxyHostSpec) -> str:
