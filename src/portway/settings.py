@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "portway.accounts",
     "portway.certificates",
     "portway.hosts",
+    "portway.access",
     "portway.nginx",
     "portway.web",
 ]

@@ -2,6 +2,7 @@
 
 from django.urls import include, path
 
+from portway.access.api import router as access_router
 from portway.accounts.api import router as accounts_router
 from portway.certificates.api import portway_router as certificates_portway_router
 from portway.certificates.api import router as certificates_router
@@ -17,6 +18,7 @@ from portway.nginx.api import (
 
 api.add_router("/nginx/proxy-hosts", hosts_router)
 api.add_router("/nginx/certificates", certificates_router)
+api.add_router("/nginx/access-lists", access_router)
 api.add_router("/nginx", status_router)
 api.add_router("/settings", settings_router)
 api.add_router("/audit-log", audit_router)
@@ -29,6 +31,7 @@ urlpatterns = [
     path("api/", api.urls),
     path("", include("portway.accounts.urls")),
     path("", include("portway.hosts.urls")),
+    path("", include("portway.access.urls")),
     path("", include("portway.certificates.urls")),
     path("", include("portway.nginx.urls")),
     path("", include("portway.web.urls")),

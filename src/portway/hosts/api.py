@@ -26,6 +26,7 @@ BOOL_FIELDS = (
     "hsts_enabled",
     "hsts_subdomains",
     "trust_forwarded_proto",
+    "cloudflare_only",
 )
 
 
@@ -71,8 +72,17 @@ def host_wire(host: ProxyHost, expand: set[str] = frozenset()) -> dict[str, Any]
     if "certificate" in expand:
         data["certificate"] = certificate_wire(host.certificate) if host.certificate else None
     if "access_list" in expand:
-        data["access_list"] = None
+        data["access_list"] = _access_list_wire(host.access_list_id)
     return data
+
+
+def _access_list_wire(access_list_id: int) -> dict[str, Any] | None:
+    """The access list as `?expand=access_list` embeds it (the access-list API's object)."""
+    from portway.access.api import access_list_wire
+    from portway.access.models import AccessList
+
+    found = AccessList.objects.filter(pk=access_list_id).first() if access_list_id else None
+    return access_list_wire(found) if found else None
 
 
 def _expand(expand: str | None) -> set[str]:

@@ -41,6 +41,8 @@ class ProxyHost(models.Model):
     caching_enabled = models.BooleanField(default=False)
     allow_websocket_upgrade = models.BooleanField(default=False)
     trust_forwarded_proto = models.BooleanField(default=False)
+    # Portway: only Cloudflare may connect (Authenticated Origin Pulls), see nginx/render.py
+    cloudflare_only = models.BooleanField(default=False)
     advanced_config = models.TextField(blank=True, default="")
     locations = models.JSONField(default=list)
     enabled = models.BooleanField(default=True)
@@ -83,6 +85,16 @@ class ProxyHost(models.Model):
     def names_for_display(self) -> list[tuple[str, str]]:
         """(name as stored, name in Unicode) pairs, for links that show Unicode."""
         return [(name, unicode_name(name)) for name in self.domain_names]
+
+    @property
+    def access_list_name(self) -> str:
+        """The name of the host's access list ("" for none), for lists in the UI."""
+        if not self.access_list_id:
+            return ""
+        from portway.access.models import AccessList
+
+        found = AccessList.objects.filter(pk=self.access_list_id).values_list("name", flat=True)
+        return found.first() or f"access list {self.access_list_id}"
 
     @property
     def certificate_warnings(self) -> list[str]:

@@ -150,6 +150,7 @@ class ProxyHostFields(BaseModel):
     caching_enabled: bool | None = None
     allow_websocket_upgrade: bool | None = None
     trust_forwarded_proto: bool | None = None
+    cloudflare_only: bool | None = None
     advanced_config: AdvancedConfig | None = None
     locations: Annotated[list[Location], Field(max_length=100)] | None = None
     enabled: bool | None = None
@@ -257,6 +258,10 @@ class ProxyHostOut(BaseModel):
     hsts_enabled: bool
     hsts_subdomains: bool
     trust_forwarded_proto: bool
+    cloudflare_only: bool = Field(
+        default=False,
+        description="Portway: only Cloudflare reaches the host (Authenticated Origin Pulls)",
+    )
     owner: UserOut | None = None
     certificate: CertificateOut | None = None
-    access_list: None = None
+    access_list: dict[str, Any] | None = None

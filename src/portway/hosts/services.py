@@ -185,8 +185,10 @@ def _certificate(user, host: ProxyHost, cert_id: int) -> Certificate:  # noqa: A
 
 def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noqa: ANN001
     _check_advanced_config(user, host, values)
-    if "access_list_id" in values and values["access_list_id"]:
-        raise FieldError("access_list_id", f"access list {values['access_list_id']} does not exist")
+    if values.get("access_list_id"):
+        from portway.access.services import usable_by
+
+        usable_by(user, values["access_list_id"], host.access_list_id)
     if "certificate_id" in values:
         cert_id = values.pop("certificate_id")
         if cert_id == "new":  # a Let's Encrypt certificate for the host's names, linked once issued
@@ -224,6 +226,7 @@ def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noq
     # NPM's rules: each option needs the one before it.
     if host.certificate is None:
         host.ssl_forced = False
+        host.cloudflare_only = False
         host.http2_support = False
     if not host.ssl_forced:
         host.hsts_enabled = False

@@ -27,6 +27,7 @@ BOOLEAN_FIELDS = (
     "hsts_enabled",
     "hsts_subdomains",
     "trust_forwarded_proto",
+    "cloudflare_only",
 )
 LOCATION_FIELDS = (
     "path",
@@ -56,6 +57,7 @@ TABS = {
         "hsts_enabled",
         "hsts_subdomains",
         "trust_forwarded_proto",
+        "cloudflare_only",
     ),
     "advanced": ("advanced_config",),
 }
@@ -308,6 +310,19 @@ def _certificate_choices(user, current_id: str) -> list[dict[str, Any]]:  # noqa
     return choices
 
 
+def _access_list_choices(user, current: str) -> list[dict[str, str]]:  # noqa: ANN001
+    """(id, label) of the access lists the user may pick; the current one always listed."""
+    from portway.access.services import list_access_lists
+
+    try:
+        choices = [{"id": str(a.pk), "label": a.name} for a in list_access_lists(user)]
+    except PermissionDenied:
+        choices = []
+    if current not in ("", "0") and all(c["id"] != current for c in choices):
+        choices.append({"id": current, "label": f"Access list {current}"})
+    return choices
+
+
 def _form_page(
     request: HttpRequest,
     form: HostForm,
@@ -330,6 +345,7 @@ def _form_page(
         "active_tab": request.POST.get("active_tab") if not errors else active_tab,
         "unclaimed": errors.unclaimed(claimed),
         "certificates": _certificate_choices(request.user, str(form.values["certificate_id"])),
+        "access_lists": _access_list_choices(request.user, str(form.values["access_list_id"])),
         "is_admin": request.user.is_admin,
         "boolean_fields": BOOLEAN_FIELDS,
     }

@@ -113,7 +113,24 @@ def get_setting(request: HttpRequest, setting_id: str):
 def put_setting(request: HttpRequest, setting_id: str, payload: SettingUpdate):
     _admin(request)
     services.get_setting(setting_id)
+    if setting_id == "real-ip":
+        from portway.access.realip import set_real_ip
+
+        return setting_wire(set_real_ip(request.auth, payload.value, payload.meta))
     return setting_wire(services.set_default_site(request.auth, payload.value, payload.meta))
+
+
+@settings_router.post(
+    "/real-ip/refresh-cloudflare",
+    response=SettingOut,
+    summary="Portway: fetch Cloudflare's current IP ranges for the real-ip setting",
+)
+def refresh_cloudflare(request: HttpRequest):
+    _admin(request)
+    from portway.access.realip import get_setting, refresh_cloudflare
+
+    refresh_cloudflare(request.auth)
+    return setting_wire(get_setting())
 
 
 def audit_wire(entry: AuditLogEntry, expand: set[str], *, npm: bool = True) -> dict[str, Any]:

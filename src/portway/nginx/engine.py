@@ -37,8 +37,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.conf import settings
 
 from portway import conf
+from portway.access.render import AccessSpec, RealIpSpec
 from portway.nginx.config import ConfigFile
 from portway.nginx.process import (
     NginxSupervisor,
@@ -90,10 +92,35 @@ class State:
     default_site: DefaultSite
     # host key → modified_on when read: an outcome is recorded only on an unchanged row
     versions: dict[str, dt.datetime] = field(default_factory=dict)
+    real_ip: RealIpSpec | None = None
 
 
-def spec_from_host(host) -> ProxyHostSpec:  # noqa: ANN001 - a hosts.models.ProxyHost
-    """The renderer's view of a ProxyHost row (certificate must be loaded or None)."""
+def origin_pull_ca() -> Path | None:
+    """Cloudflare's origin-pull CA: the administrator's file in the data directory
+    (`cloudflare-origin-pull-ca.pem`, replaces the shipped one) or the one shipped in
+    portway/access/data; None when neither exists."""
+    for candidate in (
+        Path(settings.DATA_DIR) / "cloudflare-origin-pull-ca.pem",
+        Path(__file__).resolve().parent.parent
+        / "access"
+        / "data"
+        / "cloudflare-origin-pull-ca.pem",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def spec_from_host(host, access: AccessSpec | None = None) -> ProxyHostSpec:  # noqa: ANN001
+    """The renderer's view of a hosts.models.ProxyHost row (certificate loaded or None).
+
+    `access`: the host's access list as the renderer needs it; read from the database
+    when not given.
+    """
+    if access is None and host.access_list_id:
+        from portway.access.services import spec_for
+
+        access = spec_for(host.access_list_id, Paths(Path(settings.DATA_DIR)))
     cert = host.certificate
     ref = None
     if cert is not None:
@@ -113,7 +140,10 @@ def spec_from_host(host) -> ProxyHostSpec:  # noqa: ANN001 - a hosts.models.Prox
         caching_enabled=host.caching_enabled,
         allow_websocket_upgrade=host.allow_websocket_upgrade,
         trust_forwarded_proto=host.trust_forwarded_proto,
+        cloudflare_only=host.cloudflare_only and ref is not None,
+        origin_pull_ca=origin_pull_ca() if host.cloudflare_only else None,
         advanced_config=host.advanced_config or "",
+        access=access,
         locations=tuple(
             LocationSpec(
                 path=loc["path"],
@@ -138,13 +168,21 @@ def load_default_site() -> DefaultSite:
 
 def load_state() -> State:
     """Enabled hosts and settings from the database."""
+    from portway.access.models import AccessList
+    from portway.access.realip import spec as real_ip_spec
+    from portway.access.services import spec_of
     from portway.hosts.models import ProxyHost
 
     rows = list(ProxyHost.objects.filter(enabled=True).select_related("certificate").order_by("id"))
+    paths = Paths(Path(settings.DATA_DIR))
+    wanted = {h.access_list_id for h in rows if h.access_list_id}
+    lists = AccessList.objects.filter(pk__in=wanted).prefetch_related("items", "clients")
+    access = {a.pk: spec_of(a, paths) for a in lists}
     return State(
-        [spec_from_host(h) for h in rows],
+        [spec_from_host(h, access.get(h.access_list_id)) for h in rows],
         load_default_site(),
         {f"proxy-{h.pk}": h.modified_on for h in rows},
+        real_ip_spec(),
     )
 
 
@@ -230,6 +268,9 @@ class Engine:
             os.chmod(directory, 0o755)
         os.chmod(p.generations, 0o711)  # the default page is served from a generation
         ensure_default_certificate(p.default_cert_dir)
+        from portway.access.services import write_user_files
+
+        write_user_files(p)
         self._warn_if_unreachable()
 
     def _warn_if_unreachable(self) -> None:
@@ -336,7 +377,9 @@ class Engine:
         names = [name for h in state.hosts for name in h.domain_names]
         directory = directory or self.paths.generations / generation
         return [
-            self.renderer.main(generation, len(names), max(map(len, names), default=0)),
+            self.renderer.main(
+                generation, len(names), max(map(len, names), default=0), state.real_ip
+            ),
             self.renderer.default_servers(site, directory),
             *self.renderer.default_site_files(site),
             *host_files,

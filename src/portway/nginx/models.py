@@ -24,7 +24,14 @@ class Setting(models.Model):
             "description": "What to show when nginx is hit with an unknown host",
             "value": "congratulations",
             "meta": {},
-        }
+        },
+        # portway.access.realip: the client address behind trusted proxies
+        "real-ip": {
+            "name": "Real client IP",
+            "description": "Read the client's address from a header set by trusted proxies",
+            "value": "off",
+            "meta": {"cloudflare": False, "trusted_proxies": []},
+        },
     }
 
     @classmethod

@@ -25,6 +25,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from portway.access.render import (
+    AccessSpec,
+    RealIpSpec,
+    location_directives,
+    server_directives,
+)
 from portway.conf import PortwayConfig
 from portway.core.fields import location_blocks
 from portway.nginx.config import Blank, Comment, ConfigFile, Directive, MapEntry, Node, Raw, d
@@ -122,6 +128,15 @@ class Paths:
     def cache(self) -> Path:
         return self.base / "cache"
 
+    @property
+    def access_dir(self) -> Path:
+        """Access lists' htpasswd files (hashes only; readable by nginx's workers)."""
+        return self.base / "access"
+
+    def htpasswd(self, access_list_id: int) -> Path:
+        """The htpasswd file of access list `access_list_id`."""
+        return self.access_dir / f"{access_list_id}.htpasswd"
+
 
 @dataclass(frozen=True)
 class Listeners:
@@ -185,8 +200,12 @@ class ProxyHostSpec:
     caching_enabled: bool = False
     allow_websocket_upgrade: bool = False
     trust_forwarded_proto: bool = False
+    cloudflare_only: bool = False
+    # the CA Cloudflare's origin-pull client certificates chain to (None: none installed)
+    origin_pull_ca: Path | None = None
     advanced_config: str = ""
     locations: tuple[LocationSpec, ...] = ()
+    access: AccessSpec | None = None
 
     @property
     def key(self) -> str:
@@ -309,6 +328,12 @@ def _worker_user() -> tuple[str, str] | None:
     return None
 
 
+def worker_group_id() -> int | None:
+    """The group id of nginx's workers when they run as another user (Portway is root)."""
+    user = _worker_user()
+    return grp.getgrnam(user[1]).gr_gid if user else None
+
+
 class Renderer:
     """Turns host specs and settings into the files of one generation."""
 
@@ -330,13 +355,22 @@ class Renderer:
         return "" if port == 443 else f":{port}"
 
     # ----- main file -------------------------------------------------------------------
-    def main(self, generation: str, name_count: int, longest_name: int = 0) -> ConfigFile:
+    def main(
+        self,
+        generation: str,
+        name_count: int,
+        longest_name: int = 0,
+        real_ip: RealIpSpec | None = None,
+    ) -> ConfigFile:
         """nginx.conf: process settings, http-wide settings, includes, status server.
 
         Args:
             generation: the id the status server answers with once this config is live.
             name_count: how many server names all hosts together have.
             longest_name: length of the longest of them (characters; at most 253).
+            real_ip: read the client's address from a header when the connection comes
+                from a trusted proxy (portway.access.realip); None keeps the connection's
+                address.
         """
         p = self.paths
         resolvers = self.config.resolver.split() if self.config.resolver else system_resolvers()
@@ -412,6 +446,7 @@ class Renderer:
                 {"default": "0", "~^.+:0$": "1"},
             ),
         ]
+        http += _real_ip_directives(real_ip)
         if resolvers:
             http.append(d("resolver", *resolvers, "valid=30s", "ipv6=off"))
             http.append(d("resolver_timeout", "5s"))
@@ -527,7 +562,10 @@ class Renderer:
             "^~",
             "/.well-known/acme-challenge/",
             block=[
+                # reachable through any access list (access rules are not inherited into
+                # a location that has its own)
                 d("auth_basic", "off"),
+                d("allow", "all"),
                 d("root", self.paths.acme_webroot),
                 d("default_type", "text/plain"),
                 d("try_files", "$uri", "=404"),
@@ -563,6 +601,10 @@ class Renderer:
         # the location.
         server.append(d("rewrite", rf"^({ACME_PREFIX}.*)$", "$1", "last"))
         server.append(self._acme_location())
+        if host.access is not None:
+            server += server_directives(host.access)
+        if host.cloudflare_only:
+            server += self._cloudflare_only(host)
         if host.block_exploits:
             server.append(Comment("Block common exploits"))
             for variable, pattern in _EXPLOIT_PATTERNS:
@@ -640,6 +682,37 @@ class Renderer:
             ],
             host_key=host.key,
         )
+
+    @staticmethod
+    def _cloudflare_only(host: ProxyHostSpec) -> list[Node]:
+        """Authenticated Origin Pulls: only a client presenting a certificate from
+        Cloudflare's origin-pull CA gets through; anyone else gets a 403 that says why.
+
+        `ssl_verify_client optional_no_ca` rather than `on`: the TLS handshake is judged by the
+        server its SNI names, and a request may name another host in its Host header
+        (https://nginx.org/r/ssl_verify_client); checking `$ssl_client_verify` per request
+        covers both, and plain HTTP too (the variable is empty there). Challenge requests
+        were already sent to their location by the rewrite before this (HTTP-01 works).
+        Without a CA file nothing can pass: the host fails closed.
+        """
+        refuse = d(
+            "if",
+            "(",
+            "$ssl_client_verify",
+            "!=",
+            "SUCCESS",
+            ")",
+            block=[d("return", 403, "This site is reachable only through Cloudflare.\n")],
+        )
+        nodes: list[Node] = [Comment("Cloudflare only (Authenticated Origin Pulls)")]
+        if host.origin_pull_ca is not None:
+            nodes += [
+                d("ssl_client_certificate", host.origin_pull_ca),
+                # optional_no_ca: a certificate from another CA is not a handshake or 400
+                # error but FAILED in $ssl_client_verify, answered with the same 403
+                d("ssl_verify_client", "optional_no_ca"),
+            ]
+        return [*nodes, refuse]
 
     @staticmethod
     def _client_scheme(host: ProxyHostSpec) -> str:
@@ -763,10 +836,11 @@ class Renderer:
         nodes: list[Node] = [
             d("proxy_set_header", "Host", "$host"),
             d("proxy_set_header", "X-Real-IP", "$remote_addr"),
-            d("proxy_set_header", "X-Forwarded-For", "$proxy_add_x_forwarded_for"),
+            d("proxy_set_header", "X-Forwarded-For", "$portway_forwarded_for"),
             d("proxy_set_header", "X-Forwarded-Proto", proto),
             d("proxy_set_header", "X-Forwarded-Host", "$host"),
             d("proxy_http_version", "1.1"),
+            *location_directives(host.access),
         ]
         if host.allow_websocket_upgrade:
             nodes += [
@@ -869,6 +943,26 @@ def _default_site_html(site: DefaultSite) -> str | None:
     if site.value in ("404", "444") or (site.value == "redirect" and site.redirect):
         return None
     return CONGRATULATIONS_HTML
+
+
+def _real_ip_directives(real_ip: RealIpSpec | None) -> list[Node]:
+    """realip (https://nginx.org/en/docs/http/ngx_http_realip_module.html) and the
+    X-Forwarded-For upstreams get: with a trusted header on, just the real client (the
+    chain the proxies sent is theirs to log); otherwise nginx's usual append."""
+    if real_ip is None:
+        return [
+            _map(
+                "$remote_addr", "$portway_forwarded_for", {"default": "$proxy_add_x_forwarded_for"}
+            )
+        ]
+    nodes: list[Node] = [Comment("Real client IP: trusted proxies and the header they set")]
+    nodes += [d("set_real_ip_from", cidr) for cidr in real_ip.trusted]
+    nodes += [
+        d("real_ip_header", real_ip.header),
+        d("real_ip_recursive", "on"),
+        _map("$remote_addr", "$portway_forwarded_for", {"default": "$remote_addr"}),
+    ]
+    return nodes
 
 
 def _map(source: str, target: str, entries: dict[str, str]) -> Directive:

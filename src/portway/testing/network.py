@@ -51,6 +51,7 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
                 "host": self.headers.get("Host"),
                 "x_forwarded_proto": self.headers.get("X-Forwarded-Proto"),
                 "x_forwarded_for": self.headers.get("X-Forwarded-For"),
+                "x_real_ip": self.headers.get("X-Real-IP"),
                 "authorization": self.headers.get("Authorization"),
             }
         ).encode()

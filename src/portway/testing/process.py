@@ -377,8 +377,14 @@ class PortwayProcess:
         sni: str | None = None,
         headers: dict[str, str] | None = None,
         method: str = "GET",
+        source: str | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        """One request to nginx with the given Host header (and SNI for HTTPS)."""
+        """One request to nginx with the given Host header (and SNI for HTTPS).
+
+        `source`: the loopback address the client socket is bound to (e.g. "127.0.0.2"),
+        so nginx sees the request come from there.
+        """
+        bind = (source, 0) if source else None
         if https:
             context = ssl.create_default_context()
             context.check_hostname = False
@@ -386,8 +392,11 @@ class PortwayProcess:
             conn: http.client.HTTPConnection = _SNIConnection(
                 "127.0.0.1", self.https_port, sni=sni if sni is not None else host, context=context
             )
+            conn.source_address = bind
         else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+            conn = http.client.HTTPConnection(
+                "127.0.0.1", self.http_port, timeout=10, source_address=bind
+            )
         conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
         conn.putheader("Host", host)
         for name, value in (headers or {}).items():
@@ -437,5 +446,5 @@ class _SNIConnection(http.client.HTTPSConnection):
         self._ctx = context
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
+        sock = socket.create_connection((self.host, self.port), self.timeout, self.source_address)
         self.sock = self._ctx.wrap_socket(sock, server_hostname=self._sni or None)

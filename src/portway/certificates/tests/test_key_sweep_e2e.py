@@ -260,6 +260,16 @@ def test_no_private_key_in_any_answer_or_log(tmp_path, pebble_tls, upstreams):
         )
         assert status == 201, api_token
         sentinels[api_token["token"].encode()] = "the API token's secret"
+        # an access list's password and its hash are never returned either
+        status, access_list = pw.api(
+            "POST",
+            "/api/nginx/access-lists",
+            {"name": "sweep", "items": [{"username": "sweeper", "password": "sweep-basic-pass"}]},
+        )
+        assert status == 201, access_list
+        sentinels[b"sweep-basic-pass"] = "an access list's password"
+        user_file = pw.data_dir / "nginx" / "access" / f"{access_list['id']}.htpasswd"
+        sentinels[user_file.read_text().split(":", 1)[1].strip().encode()] = "its hash"
         assert_sweep_finds_keys(Sweep(sentinels), pw.data_dir, keys)
         sweep = Sweep(sentinels)
         sweep_api(pw, sweep)
@@ -270,6 +280,7 @@ def test_no_private_key_in_any_answer_or_log(tmp_path, pebble_tls, upstreams):
             "host_id": host_ids,
             "user_id": [str(u["id"]) for u in pw.api("GET", "/api/users")[1]],
             "token_id": [str(api_token["id"])],
+            "access_list_id": [str(access_list["id"])],
         }
         sweep_ui(pw, sweep, ui_ids)
         for source in [pw.log_path, *sorted((pw.data_dir / "logs").rglob("*"))]:

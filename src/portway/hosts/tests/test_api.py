@@ -43,6 +43,7 @@ BOOL_FIELDS = (
     "caching_enabled",
     "allow_websocket_upgrade",
     "trust_forwarded_proto",
+    "cloudflare_only",
     "enabled",
 )
 # Booleans no NPM rule ties to a certificate or another option.
@@ -186,6 +187,7 @@ class TestCreate(ProxyHostAPI):
         "caching_enabled": True,
         "allow_websocket_upgrade": True,
         "trust_forwarded_proto": True,
+        "cloudflare_only": False,  # needs a certificate
         "advanced_config": "client_max_body_size 10m;",
         "locations": [
             {
