@@ -238,6 +238,17 @@ def test_advanced_config_is_read_as_nginx_reads_it(shared_portway, upstreams):
     assert shared_portway.upstream_of("words.example.com") == "words"
 
 
+def test_default_site_answer_comes_once_nginx_serves_it(shared_portway):
+    """Like a host's create or update, PUT /api/settings/default-site answers after the
+    apply: a request right after the answer gets the new default site."""
+    for value, expected in (("404", 404), ("congratulations", 200)):
+        status, body = shared_portway.api(
+            "PUT", "/api/settings/default-site", {"value": value, "meta": {}}
+        )
+        assert status == 200, body
+        assert shared_portway.http("no-such-host.example.com")[0] == expected
+
+
 def _login(portway: PortwayProcess) -> requests.Session:
     session = requests.Session()
     base = f"http://127.0.0.1:{portway.admin_port}"
