@@ -26,7 +26,7 @@ from django.db.models.functions import Lower
 
 from portway import __version__
 from portway.accounts import signin, tokens, totp
-from portway.accounts.models import Permission, SetupClaim, User
+from portway.accounts.models import ApiToken, Permission, SetupClaim, User
 from portway.accounts.permissions import (
     LEVELS,
     NEW_USER_PERMISSIONS,
@@ -643,6 +643,10 @@ def update_user(actor: User, target: User, changes: Mapping[str, Any]) -> User:
         try:
             with transaction.atomic():
                 user.save()
+                if user.is_disabled:
+                    # named tokens are checked by their own row, not token_generation:
+                    # deleting them is what keeps a re-enable from reviving them
+                    ApiToken.objects.filter(user=user).delete()
         except IntegrityError as exc:
             raise FieldError("email", "is already used by another user") from exc
         meta = serialize_user(user)

@@ -14,11 +14,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer
 from ninja.utils import check_csrf
 
 from portway import __version__
 from portway.core.errors import (
+    FieldError,
     NotAuthenticated,
     PermissionDenied,
     PortwayError,
@@ -121,7 +123,63 @@ class PortwayAPI(NinjaAPI):
         return exc
 
 
+def _unstorable_text(data: Any) -> tuple[str, str] | None:
+    """(slash path, reason) of the first JSON string or key no database stores, or None.
+
+    A lone UTF-16 surrogate (a `\\ud800` escape without its pair) is valid JSON but has
+    no UTF-8 form, so SQLite, files and the response encoder fail on it; NUL (U+0000) is
+    refused by PostgreSQL. The walk is iterative: nesting depth is bounded by `json`.
+    """
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                where = f"{path}/{key}" if path else str(key)
+                if _bad_character(key):
+                    return path, f"has a key {_bad_character(key)}"
+                stack.append((where, item))
+        elif isinstance(value, list):
+            stack.extend(
+                (f"{path}/{index}" if path else str(index), item)
+                for index, item in enumerate(value)
+            )
+        elif isinstance(value, str) and _bad_character(value):
+            return path, f"must not contain {_bad_character(value)}"
+    return None
+
+
+def _bad_character(text: str) -> str | None:
+    if "\x00" in text:
+        return "the NUL character (U+0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = text[exc.start]
+        return f"a lone UTF-16 surrogate (U+{ord(char):04X}; a \\u escape without its pair)"
+    return None
+
+
+class StorableJSONParser(Parser):
+    """ninja's JSON body parser, refusing strings nothing downstream can store.
+
+    Raises:
+        FieldError: naming the field (ninja wraps it in a 400 that `_http_error` unwraps).
+    """
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        data = super().parse_body(request)
+        problem = _unstorable_text(data)
+        if problem is not None:
+            path, reason = problem
+            if not path:
+                raise FieldError("", reason)
+            raise FieldError(path, reason)
+        return data
+
+
 api = PortwayAPI(
+    parser=StorableJSONParser(),
     title="Portway API",
     version=__version__,
     description="Nginx Proxy Manager compatible API served by Portway.",
@@ -206,7 +264,9 @@ def _not_authenticated(request: HttpRequest, exc: NotAuthenticated) -> HttpRespo
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     message = str(exc)
-    if exc.status_code == 400 and message.startswith("Cannot parse request body"):
+    if isinstance(exc.__cause__, FieldError):
+        message = exc.__cause__.message.replace("data/ ", "data ")
+    elif exc.status_code == 400 and message.startswith("Cannot parse request body"):
         # ninja's words for a body its JSON parser refused
         message = "data must be a JSON object: the request body is not valid JSON"
     return error_response(request, exc.status_code, message)

@@ -30,12 +30,34 @@ def current_source() -> str | None:
 
 
 def client_address(request: HttpRequest) -> str | None:
-    """The peer's IP address (REMOTE_ADDR), or None when it is not an IP address."""
-    address = request.META.get("REMOTE_ADDR") or ""
+    """The client's IP address, or None when the peer's is not an IP address.
+
+    The peer (REMOTE_ADDR), unless it is one of PORTWAY_TRUSTED_PROXIES and sent
+    `X-Forwarded-For`: then the last address in that header that is not a trusted proxy
+    (each proxy appends the address it saw, as nginx's $proxy_add_x_forwarded_for
+    does, so the entries left of it are whatever the client wrote). Behind the admin UI's
+    usual HTTPS proxy (a proxy host on this machine) every peer is loopback; without
+    this the sign-in throttle and the audit log would count all clients as one.
+    """
+    from django.conf import settings
+
     try:
-        return str(ipaddress.ip_address(address))
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR") or "")
     except ValueError:
         return None
+    trusted = getattr(getattr(settings, "PORTWAY", None), "trusted_proxies", ())
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if not forwarded or not any(address in network for network in trusted):
+        return str(address)
+    for entry in reversed(forwarded.split(",")):
+        try:
+            hop = ipaddress.ip_address(entry.strip())
+        except ValueError:
+            break  # not written by a proxy we trust: the last good hop is the client
+        address = hop
+        if not any(hop in network for network in trusted):
+            break
+    return str(address)
 
 
 class SourceAddressMiddleware:

@@ -391,10 +391,17 @@ def balanced_config(text: str) -> str:
 
     Advanced config is placed inside a server block; text that closed that block early
     could add directives to the http context and affect every host, so it is refused
-    before nginx sees it. Comments and quoted strings are skipped. Also refused: control
-    characters and Unicode line separators (see `_unsafe_character`), and a backslash
-    ending a line outside quotes and comments (nginx would join the line with the next
-    one, which is Portway's own config after the last line).
+    before nginx sees it. The text is read the way nginx's own tokenizer reads it
+    (ngx_conf_read_token in src/core/ngx_conf_file.c): `#` starts a comment and a quote
+    starts a string only at the start of a word (`a#;` and `a"b` are plain words), a
+    backslash escapes the next character, and `${` inside a word opens no block. Also
+    refused:
+    control characters and Unicode line separators (see `_unsafe_character`), and a
+    backslash ending a line outside quotes and comments (nginx would join the line with
+    the next one, which is Portway's own config after the last line).
+
+    Raises:
+        ValueError: naming the character, line or brace at fault.
     """
     unsafe = _unsafe_character(text)
     if unsafe:
@@ -403,6 +410,8 @@ def balanced_config(text: str) -> str:
     quote: str | None = None
     escaped = False
     in_comment = False
+    at_word_start = True  # nginx's last_space: between words
+    after_dollar = False  # nginx's variable: "${" is part of the word
     line = 1
     for index, char in enumerate(text):
         if char == "\n":
@@ -410,29 +419,49 @@ def balanced_config(text: str) -> str:
         if in_comment:
             in_comment = char != "\n"
             continue
-        if quote:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
-                quote = None
+        if escaped:
+            escaped = False
             continue
-        if char == "\\" and text[index + 1 : index + 2] in ("", "\n", "\r"):
-            raise ValueError(
-                f"has a backslash at the end of line {line}; nginx would join that line "
-                "with the next one"
-            )
-        if char == "#":
-            in_comment = True
-        elif char in "\"'":
-            quote = char
+        if char == "\\":
+            if quote is None and text[index + 1 : index + 2] in ("", "\n", "\r"):
+                raise ValueError(
+                    f"has a backslash at the end of line {line}; nginx would join that line "
+                    "with the next one"
+                )
+            escaped = True
+            at_word_start = after_dollar = False
+            continue
+        if quote:
+            if char == quote:
+                quote = None
+                at_word_start = True
+            continue
+        if at_word_start:
+            if char in " \t\r\n;":
+                continue
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+                if depth < 0:
+                    raise ValueError("has a '}' that closes the server block; braces must balance")
+            elif char == "#":
+                in_comment = True
+            elif char in "\"'":
+                quote = char
+                at_word_start = False
+            else:
+                at_word_start = False
+                after_dollar = char == "$"
+            continue
+        if char == "{" and after_dollar:
+            continue
+        after_dollar = char == "$"
+        if char in " \t\r\n;":
+            at_word_start = True
         elif char == "{":
             depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth < 0:
-                raise ValueError("has a '}' that closes the server block; braces must balance")
+            at_word_start = True
     if quote:
         raise ValueError("has an unterminated quoted string")
     if depth != 0:

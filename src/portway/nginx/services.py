@@ -14,6 +14,8 @@ from portway.core.errors import FieldError, NotFound, PermissionDenied
 from portway.core.params import is_id
 from portway.nginx.models import AuditLogEntry, Setting
 
+DEFAULT_SITE_APPLY_WAIT_SECONDS = 30  # as long as a host's create or update waits
+
 DEFAULT_SITE_VALUES = ("congratulations", "404", "444", "redirect", "html")
 MAX_HTML = 65536
 
@@ -103,9 +105,10 @@ def set_default_site(user, value: Any, meta: Any) -> Setting:  # noqa: ANN001
                 "changes": audit_changes(before, {"value": value, **clean}),
             },
         )
-    from portway.nginx.engine import request_apply
+    from portway.nginx.engine import request_apply, wait_applied
 
-    request_apply()
+    # like a host's create or update, the answer comes once nginx serves the change
+    wait_applied(request_apply(), timeout=DEFAULT_SITE_APPLY_WAIT_SECONDS)
     return setting
 
 

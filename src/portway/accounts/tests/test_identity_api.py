@@ -63,6 +63,19 @@ def test_full_token_writes_and_revoked_token_stops_at_once(user_client):
     expect_error(client.get("/api/users/me"), 401)
 
 
+def test_disabling_a_user_ends_their_api_tokens_for_good(admin_client, user, user_client):
+    token = _create_token(user_client, name="deploy", scope="full")["token"]
+    client = api_client(token=token)
+    assert client.get("/api/users/me").status_code == 200
+    response = send(admin_client, "put", f"/api/users/{user.pk}", {"is_disabled": True})
+    assert response.status_code == 200, response.content
+    expect_error(client.get("/api/users/me"), 401)
+    response = send(admin_client, "put", f"/api/users/{user.pk}", {"is_disabled": False})
+    assert response.status_code == 200, response.content
+    expect_error(client.get("/api/users/me"), 401)
+    assert send(admin_client, "get", f"/api/users/{user.pk}/api-tokens").json() == []
+
+
 def test_tampered_and_expired_api_tokens_are_refused(user_client):
     created = _create_token(user_client)
     token = created["token"]

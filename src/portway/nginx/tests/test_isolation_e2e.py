@@ -186,6 +186,16 @@ def test_default_site_text_is_never_read_as_nginx_syntax(portway, upstreams):
         ("proxy_buffering\u0085off;", "U+0085"),
         ("add_header X-A 1;\x0b", "U+000B"),
         ("proxy_read_timeout 30s;\nbogus\\", "backslash at the end of line 2"),
+        # nginx starts a comment only at the start of a word, and "${" inside a word
+        # opens no block: both texts close the server block in nginx's reading
+        (
+            "add_header X-A a#; }\nserver { listen 80; server_name evil.example; return 200 x};",
+            "closes the server block",
+        ),
+        (
+            "proxy_hide_header a${; }\nserver { server_name evil.example; return 200 x};",
+            "closes the server block",
+        ),
     ],
 )
 def test_advanced_config_nginx_would_misread_is_refused(shared_portway, text, reason):
@@ -202,6 +212,41 @@ def test_advanced_config_nginx_would_misread_is_refused(shared_portway, text, re
     )
     assert status == 400, body
     assert "advanced_config" in json.dumps(body) and reason in json.dumps(body), body
+
+
+def test_advanced_config_is_read_as_nginx_reads_it(shared_portway, upstreams):
+    """`#` inside a word is no comment for nginx, so the text after it is config: a
+    header value `a#b` is sent whole, and a `}` after `a#;` is refused (it would close
+    the server block), leaving the saved text as it was."""
+    upstream = upstreams("words")
+    host = shared_portway.create_proxy_host(
+        ["words.example.com"],
+        upstream.port,
+        advanced_config="add_header X-Word a#b;\nadd_header X-Quote 'c \"d\"' always; # {",
+    )
+    assert host["meta"]["nginx_online"], host
+    status, headers, _ = shared_portway.http("words.example.com")
+    assert status == 200 and headers["x-word"] == "a#b" and headers["x-quote"] == 'c "d"'
+    status, body = shared_portway.api(
+        "PUT",
+        f"/api/nginx/proxy-hosts/{host['id']}",
+        {"advanced_config": "add_header X-A a#; }\nserver { server_name evil.example.com; x};"},
+    )
+    assert status == 400 and "closes the server block" in json.dumps(body), body
+    saved = shared_portway.api("GET", f"/api/nginx/proxy-hosts/{host['id']}")[1]
+    assert saved["advanced_config"] == host["advanced_config"]
+    assert shared_portway.upstream_of("words.example.com") == "words"
+
+
+def test_default_site_answer_comes_once_nginx_serves_it(shared_portway):
+    """Like a host's create or update, PUT /api/settings/default-site answers after the
+    apply: a request right after the answer gets the new default site."""
+    for value, expected in (("404", 404), ("congratulations", 200)):
+        status, body = shared_portway.api(
+            "PUT", "/api/settings/default-site", {"value": value, "meta": {}}
+        )
+        assert status == 200, body
+        assert shared_portway.http("no-such-host.example.com")[0] == expected
 
 
 def _login(portway: PortwayProcess) -> requests.Session:
