@@ -467,3 +467,63 @@ def balanced_config(text: str) -> str:
     if depth != 0:
         raise ValueError("has an unclosed '{'; braces must balance")
     return text
+
+
+def redirect_target(raw: str) -> str:
+    """Validate a redirection host's `forward_domain_name`: `host[:port][/path]`.
+
+    NPM writes it after the scheme in `return <code> <scheme>://<forward_domain_name>...`,
+    so it is a host name or IP address (IPv6 in brackets), an optional port 1-65535 and an
+    optional path of safe characters; the scheme is chosen in forward_scheme. Surrounding
+    whitespace is trimmed; the host is normalised as forward_host does (lowercase,
+    punycode), and an IPv6 address is returned in brackets.
+
+    Raises:
+        ValueError: with a reason phrased for a person (a scheme, `;`, a space, `$`...).
+    """
+    if not isinstance(raw, str):
+        raise ValueError("must be text (a domain name, optionally with :port and a path)")
+    value = raw.strip()
+    if value == "":
+        raise ValueError("must not be empty: enter the domain name to redirect to")
+    scheme_match = _URL_SCHEME.match(value)
+    if scheme_match:
+        scheme = scheme_match.group(1).lower()
+        rest = value[scheme_match.end() :]
+        hint = (
+            "put it in forward_scheme"
+            if scheme in ("http", "https")
+            else "forward_scheme is auto, http or https"
+        )
+        raise ValueError(
+            f"{_quote(raw)} must not start with a scheme: remove {scheme}:// ({hint})"
+            + (f" and enter only {_quote(rest)}" if rest else "")
+        )
+    _reject_unsafe(value)
+    cut = value.find("/")
+    hostport, path = (value, "") if cut < 0 else (value[:cut], value[cut:])
+    if "?" in hostport or "#" in hostport:
+        raise ValueError(f"{_quote(raw)} must be a domain name, optionally with :port and a path")
+    port = None
+    with_port = _HOST_AND_PORT.match(hostport)
+    host = hostport
+    if with_port:
+        host, port = with_port.group("host"), with_port.group("port")
+        if not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"{_quote(raw)} has the port {_quote(port)}: use 1 to 65535")
+    if not host:
+        raise ValueError(f"{_quote(raw)} has no domain name before the port or path")
+    if host.startswith("[") != host.endswith("]") or (":" in host and not host.startswith("[")):
+        raise ValueError(f"{_quote(raw)}: write an IPv6 address in brackets, such as [fd00::5]")
+    try:
+        address = forward_host(host)
+    except ValueError as exc:
+        raise ValueError(f"{_quote(raw)}: the domain name {exc}") from None
+    if ":" in address:
+        address = f"[{address}]"
+    if path and not _SAFE_PATH.match(path):
+        raise ValueError(
+            f"{_quote(raw)} has a path with characters a redirect target cannot carry: "
+            "use only letters, digits and ._~%/+:@!,=-"
+        )
+    return address + (f":{int(port)}" if port else "") + path

@@ -1,4 +1,5 @@
-"""API: /api/nginx/proxy-hosts (NPM's proxy-host endpoints, same wire format)."""
+"""API: /api/nginx/proxy-hosts, /redirection-hosts and /dead-hosts (NPM's endpoints and
+wire format; one generic router per kind beyond the proxy host's own)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,18 @@ from portway.accounts.services import serialize_user
 from portway.core.params import ObjectId
 from portway.core.wire import iso
 from portway.hosts import services
-from portway.hosts.models import ProxyHost
-from portway.hosts.schemas import ProxyHostCreate, ProxyHostOut, ProxyHostUpdate
+from portway.hosts.models import DeadHost, HostBase, ProxyHost, RedirectionHost
+from portway.hosts.schemas import (
+    DeadHostCreate,
+    DeadHostOut,
+    DeadHostUpdate,
+    ProxyHostCreate,
+    ProxyHostOut,
+    ProxyHostUpdate,
+    RedirectionHostCreate,
+    RedirectionHostOut,
+    RedirectionHostUpdate,
+)
 
 router = Router(tags=["proxy-hosts"])
 
@@ -85,6 +96,50 @@ def _access_list_wire(access_list_id: int) -> dict[str, Any] | None:
     return access_list_wire(found) if found else None
 
 
+SITE_BOOL_FIELDS = (
+    "ssl_forced",
+    "hsts_enabled",
+    "hsts_subdomains",
+    "http2_support",
+    "block_exploits",
+    "enabled",
+)
+KIND_FIELDS = {
+    "redirection": ("forward_http_code", "forward_scheme", "forward_domain_name"),
+    "dead": (),
+}
+KIND_BOOL_FIELDS = {"redirection": ("preserve_path",), "dead": ()}
+
+
+def site_wire(host: HostBase, expand: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+    """NPM's redirection-host or dead-host object; server status merged into `meta`."""
+    data: dict[str, Any] = {
+        "id": host.pk,
+        "created_on": iso(host.created_on),
+        "modified_on": iso(host.modified_on),
+        "owner_user_id": host.owner_id,
+        "domain_names": host.domain_names,
+        "certificate_id": host.certificate_id or 0,
+        "advanced_config": host.advanced_config,
+        "meta": {
+            **(host.meta or {}),
+            "nginx_online": host.nginx_online,
+            "nginx_err": host.nginx_err,
+            "nginx_serving_previous": host.nginx_serving_previous,
+            "certificate_warnings": host.certificate_warnings,
+        },
+    }
+    for name in KIND_FIELDS[host.KIND]:
+        data[name] = getattr(host, name)
+    for name in SITE_BOOL_FIELDS + KIND_BOOL_FIELDS[host.KIND]:
+        data[name] = bool(getattr(host, name))
+    if "owner" in expand:
+        data["owner"] = serialize_user(host.owner)
+    if "certificate" in expand:
+        data["certificate"] = certificate_wire(host.certificate) if host.certificate else None
+    return data
+
+
 def _expand(expand: str | None) -> set[str]:
     return {part.strip() for part in (expand or "").split(",") if part.strip()}
 
@@ -128,3 +183,110 @@ def enable_host(request: HttpRequest, host_id: ObjectId):
 def disable_host(request: HttpRequest, host_id: ObjectId):
     services.disable_proxy_host(request.auth, host_id)
     return True
+
+
+def kind_router(
+    model: type[HostBase],
+    out: type,
+    create: type,
+    update: type,
+    tag: str,
+) -> Router:
+    """NPM's verbs for one host kind: list, create, get, update, delete, enable, disable.
+
+    `out`, `create` and `update` are the kind's response and request schemas; the
+    services do the validation (the same for the UI), the router only speaks the wire.
+    """
+    kind_router = Router(tags=[tag])
+    label = model.LABEL
+
+    @kind_router.get(
+        "",
+        response=list[out],
+        exclude_unset=True,
+        summary=f"List {label}s",
+        operation_id=f"{model.KIND}_host_list",
+    )
+    def list_sites(request: HttpRequest, expand: str | None = None, query: str | None = None):
+        wanted = _expand(expand)
+        return [site_wire(h, wanted) for h in services.list_hosts(model, request.auth, query)]
+
+    def create_site(request: HttpRequest, payload):  # noqa: ANN001 - `create`, set below
+        host = services.create_host(model, request.auth, payload.model_dump(exclude_unset=True))
+        return Status(201, site_wire(services.get_host(model, request.auth, host.pk)))
+
+    # The schemas are this call's arguments: Ninja reads them from the annotations, which
+    # (with postponed evaluation) must be the classes themselves, not their names.
+    create_site.__annotations__.update(request=HttpRequest, payload=create)
+    kind_router.post(
+        "",
+        response={201: out},
+        exclude_unset=True,
+        summary=f"Create a {label}",
+        operation_id=f"{model.KIND}_host_create",
+    )(create_site)
+
+    @kind_router.get(
+        "/{host_id}",
+        response=out,
+        exclude_unset=True,
+        summary=f"Get a {label}",
+        operation_id=f"{model.KIND}_host_get",
+    )
+    def get_site(request: HttpRequest, host_id: ObjectId, expand: str | None = None):
+        return site_wire(services.get_host(model, request.auth, host_id), _expand(expand))
+
+    def update_site(request: HttpRequest, host_id: ObjectId, payload):  # noqa: ANN001
+        services.update_host(model, request.auth, host_id, payload.model_dump(exclude_unset=True))
+        return site_wire(services.get_host(model, request.auth, host_id))
+
+    update_site.__annotations__.update(request=HttpRequest, host_id=ObjectId, payload=update)
+    kind_router.put(
+        "/{host_id}",
+        response=out,
+        exclude_unset=True,
+        summary=f"Update a {label}",
+        operation_id=f"{model.KIND}_host_update",
+    )(update_site)
+
+    @kind_router.delete(
+        "/{host_id}",
+        response=bool,
+        summary=f"Delete a {label}",
+        operation_id=f"{model.KIND}_host_delete",
+    )
+    def delete_site(request: HttpRequest, host_id: ObjectId):
+        services.delete_host(model, request.auth, host_id)
+        return True
+
+    @kind_router.post(
+        "/{host_id}/enable",
+        response=bool,
+        summary=f"Enable a {label}",
+        operation_id=f"{model.KIND}_host_enable",
+    )
+    def enable_site(request: HttpRequest, host_id: ObjectId):
+        services.set_host_enabled(model, request.auth, host_id, True)
+        return True
+
+    @kind_router.post(
+        "/{host_id}/disable",
+        response=bool,
+        summary=f"Disable a {label}",
+        operation_id=f"{model.KIND}_host_disable",
+    )
+    def disable_site(request: HttpRequest, host_id: ObjectId):
+        services.set_host_enabled(model, request.auth, host_id, False)
+        return True
+
+    return kind_router
+
+
+redirection_router = kind_router(
+    RedirectionHost,
+    RedirectionHostOut,
+    RedirectionHostCreate,
+    RedirectionHostUpdate,
+    "redirection-hosts",
+)
+dead_router = kind_router(DeadHost, DeadHostOut, DeadHostCreate, DeadHostUpdate, "dead-hosts")

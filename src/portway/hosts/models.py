@@ -1,4 +1,8 @@
-"""Proxy host: NPM's proxy-host object, stored with its nginx status."""
+"""Host kinds (proxy, redirection, 404): NPM's host objects, stored with their nginx status.
+
+Every kind claims its server names in one table (HostName) whose unique index decides,
+in the save transaction, whether a name is free across all kinds.
+"""
 
 from __future__ import annotations
 
@@ -8,43 +12,27 @@ from django.db import models
 from portway.core.fields import unicode_name
 
 
-class ProxyHost(models.Model):
-    """A set of domain names served by nginx and proxied to one upstream.
+class HostBase(models.Model):
+    """What every host kind has: names, TLS options, advanced config, status.
 
     `domain_names` holds normalised names (lowercase ASCII/punycode, no trailing dot).
-    `locations` holds NPM's custom-location objects, already validated.
     `meta` holds only the client's own keys; nginx status lives in its own columns.
+    Subclasses set KIND, the key of their HostName claims and nginx files
+    (`hosts/<KIND>-<id>.conf`), and LABEL, how people call one of them.
     """
 
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="proxy_hosts"
-    )
+    KIND = ""
+    LABEL = "host"
+
     domain_names = models.JSONField(default=list)
     # The first name, kept in its own column so lists sort by it in the database (NPM order).
     first_domain = models.CharField(max_length=253, default="", db_index=True)
-    forward_scheme = models.CharField(max_length=5, default="http")
-    forward_host = models.CharField(max_length=255)
-    forward_port = models.PositiveIntegerField()
-    access_list_id = models.PositiveIntegerField(default=0)
-    certificate = models.ForeignKey(
-        "certificates.Certificate",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="proxy_hosts",
-    )
     ssl_forced = models.BooleanField(default=False)
     hsts_enabled = models.BooleanField(default=False)
     hsts_subdomains = models.BooleanField(default=False)
     http2_support = models.BooleanField(default=False)
     block_exploits = models.BooleanField(default=False)
-    caching_enabled = models.BooleanField(default=False)
-    allow_websocket_upgrade = models.BooleanField(default=False)
-    trust_forwarded_proto = models.BooleanField(default=False)
-    # Portway: only Cloudflare may connect (Authenticated Origin Pulls), see nginx/render.py
-    cloudflare_only = models.BooleanField(default=False)
     advanced_config = models.TextField(blank=True, default="")
-    locations = models.JSONField(default=list)
     enabled = models.BooleanField(default=True)
     meta = models.JSONField(default=dict)
     nginx_online = models.BooleanField(default=True)
@@ -55,24 +43,48 @@ class ProxyHost(models.Model):
     modified_on = models.DateTimeField(auto_now=True)
 
     class Meta:
+        abstract = True
         ordering = ["first_domain", "id"]
 
     def __str__(self) -> str:
         """The names as people read them (Unicode, not punycode)."""
-        return ", ".join(self.unicode_names) or f"proxy host {self.pk}"
+        return ", ".join(self.unicode_names) or f"{self.LABEL} {self.pk}"
 
     def save(self, *args, **kwargs) -> None:
+        """Save the row and rewrite its name claims when names or `enabled` changed.
+
+        Raises:
+            django.db.IntegrityError: an enabled host of any kind already claims one of
+                the names (the unique index on HostName.claim); callers run this in a
+                savepoint and turn it into a 400 (portway.hosts.services).
+        """
         self.first_domain = self.domain_names[0] if self.domain_names else ""
         super().save(*args, **kwargs)
         update_fields = kwargs.get("update_fields")
-        if update_fields is None or "domain_names" in update_fields:
+        if update_fields is None or {"domain_names", "enabled"} & set(update_fields):
             self.sync_names()
 
+    def delete(self, *args, **kwargs):  # noqa: ANN201 - Django's (count, per-model) tuple
+        """Delete the row and its name claims."""
+        HostName.objects.filter(kind=self.KIND, host_id=self.pk).delete()
+        return super().delete(*args, **kwargs)
+
+    @property
+    def file_key(self) -> str:
+        """The key of this host's nginx file and status (`proxy-5`, `dead-2`)."""
+        return f"{self.KIND}-{self.pk}"
+
     def sync_names(self) -> None:
-        """Mirror `domain_names` into HostName rows (used for the uniqueness check)."""
-        HostName.objects.filter(host=self).delete()
+        """Mirror `domain_names` into HostName rows; an enabled host claims each name."""
+        HostName.objects.filter(kind=self.KIND, host_id=self.pk).delete()
         HostName.objects.bulk_create(
-            HostName(host=self, name=name, unicode_name=unicode_name(name))
+            HostName(
+                kind=self.KIND,
+                host_id=self.pk,
+                name=name,
+                unicode_name=unicode_name(name),
+                claim=name if self.enabled else None,
+            )
             for name in self.domain_names
         )
 
@@ -89,7 +101,7 @@ class ProxyHost(models.Model):
     @property
     def access_list_name(self) -> str:
         """The name of the host's access list ("" for none), for lists in the UI."""
-        if not self.access_list_id:
+        if not getattr(self, "access_list_id", 0):  # a 404 host has no access list
             return ""
         from portway.access.models import AccessList
 
@@ -104,20 +116,123 @@ class ProxyHost(models.Model):
         return self.certificate.warnings_for(self.domain_names)
 
 
-class HostName(models.Model):
-    """One server name of a host, indexed so "is this name taken?" is a single query.
+class ProxyHost(HostBase):
+    """A set of domain names served by nginx and proxied to one upstream.
 
-    `domain_names` on the host stays the source of truth (NPM's wire format); these rows
-    are rewritten from it on every save.
+    `locations` holds NPM's custom-location objects, already validated.
     """
 
-    host = models.ForeignKey(ProxyHost, on_delete=models.CASCADE, related_name="names")
+    KIND = "proxy"
+    LABEL = "proxy host"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="proxy_hosts"
+    )
+    forward_scheme = models.CharField(max_length=5, default="http")
+    forward_host = models.CharField(max_length=255)
+    forward_port = models.PositiveIntegerField()
+    access_list_id = models.PositiveIntegerField(default=0)
+    certificate = models.ForeignKey(
+        "certificates.Certificate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="proxy_hosts",
+    )
+    caching_enabled = models.BooleanField(default=False)
+    allow_websocket_upgrade = models.BooleanField(default=False)
+    trust_forwarded_proto = models.BooleanField(default=False)
+    # Portway: only Cloudflare may connect (Authenticated Origin Pulls), see nginx/render.py
+    cloudflare_only = models.BooleanField(default=False)
+    locations = models.JSONField(default=list)
+
+    class Meta(HostBase.Meta):
+        pass
+
+
+class RedirectionHost(HostBase):
+    """Domain names answered with a redirect to `forward_domain_name` (NPM's object).
+
+    `forward_scheme` is "auto" (the request's own scheme), "http" or "https";
+    `preserve_path` appends the request URI to the target.
+    """
+
+    KIND = "redirection"
+    LABEL = "redirection host"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="redirection_hosts"
+    )
+    forward_http_code = models.PositiveSmallIntegerField(default=302)
+    forward_scheme = models.CharField(max_length=5, default="auto")
+    forward_domain_name = models.CharField(max_length=1024)
+    preserve_path = models.BooleanField(default=False)
+    # access lists (another change) attach here as they do on proxy hosts; 0 = none
+    access_list_id = models.PositiveIntegerField(default=0)
+    certificate = models.ForeignKey(
+        "certificates.Certificate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="redirection_hosts",
+    )
+
+    class Meta(HostBase.Meta):
+        pass
+
+
+class DeadHost(HostBase):
+    """Domain names answered 404 for every request, with their own certificate (NPM's
+    "404 host")."""
+
+    KIND = "dead"
+    LABEL = "404 host"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="dead_hosts"
+    )
+    certificate = models.ForeignKey(
+        "certificates.Certificate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="dead_hosts",
+    )
+
+    class Meta(HostBase.Meta):
+        pass
+
+
+HOST_MODELS: dict[str, type[HostBase]] = {
+    model.KIND: model for model in (ProxyHost, RedirectionHost, DeadHost)
+}
+"""Every host kind's model by its KIND: one fixed registry, no plugins."""
+
+
+class HostName(models.Model):
+    """One server name of a host of any kind: the name index.
+
+    `domain_names` on the host stays the source of truth (NPM's wire format); these rows
+    are rewritten from it on every save. `claim` is the name while the host is enabled
+    and NULL while it is disabled: its unique index is what makes a name belong to one
+    enabled host across every kind, decided by the database in the save transaction.
+    """
+
+    kind = models.CharField(max_length=16, default="proxy")
+    host_id = models.PositiveIntegerField()
     name = models.CharField(max_length=253, db_index=True)
     # the name in Unicode, so a search typed in the user's own script finds it
     unicode_name = models.CharField(max_length=253, default="")
+    claim = models.CharField(max_length=253, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["name"]
+        indexes = [models.Index(fields=["kind", "host_id"], name="hosts_hostname_kind_host")]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def host(self) -> HostBase | None:
+        """The host holding this name (None if it is gone)."""
+        return HOST_MODELS[self.kind].objects.filter(pk=self.host_id).first()

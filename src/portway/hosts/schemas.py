@@ -1,4 +1,5 @@
-"""Wire schemas of NPM's proxy-host object (request validation at the edge).
+"""Wire schemas of NPM's host objects: proxy, redirection and 404 hosts (request
+validation at the edge, and the responses /api/schema documents).
 
 Every string that reaches nginx config passes a validator from portway.core.fields.
 Unknown properties are rejected; numeric strings and 0/1 booleans are accepted because
@@ -198,6 +199,82 @@ class ProxyHostUpdate(ProxyHostFields):
     forward_port: Port = None  # type: ignore[assignment]
 
 
+def _http_code(value: Any) -> int:
+    """A redirect status 300-308 (numeric strings too); one clear error otherwise."""
+    try:
+        code = _OBJECT_ID.validate_python(value)
+    except ValidationError:
+        code = None
+    if code is None or not 300 <= code <= 308:
+        raise ValueError(f"must be a redirect status code from 300 to 308, not {given(value)}")
+    return code
+
+
+HttpCode = Annotated[
+    int,
+    PlainValidator(_http_code),
+    WithJsonSchema({"type": "integer", "minimum": 300, "maximum": 308}),
+]
+RedirectTarget = Annotated[str, Field(max_length=1024), AfterValidator(fields.redirect_target)]
+RedirectScheme = Literal["auto", "http", "https"]
+
+
+class SiteFields(BaseModel):
+    """The fields every host kind shares (names, TLS options, advanced config); optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain_names: DomainNames | None = None
+    certificate_id: CertificateId | None = None
+    ssl_forced: bool | None = None
+    hsts_enabled: bool | None = None
+    hsts_subdomains: bool | None = None
+    http2_support: bool | None = None
+    block_exploits: bool | None = None
+    advanced_config: AdvancedConfig | None = None
+    enabled: bool | None = None
+    meta: ClientMeta | None = None
+
+
+class RedirectionHostFields(SiteFields):
+    """A redirection host's fields, all optional here (NPM's redirection-host object)."""
+
+    forward_http_code: HttpCode | None = None
+    forward_scheme: RedirectScheme | None = None
+    forward_domain_name: RedirectTarget | None = None
+    preserve_path: bool | None = None
+
+
+class RedirectionHostCreate(RedirectionHostFields):
+    """POST body: names, scheme and target required; the code defaults to 302 (NPM)."""
+
+    domain_names: DomainNames
+    forward_scheme: RedirectScheme
+    forward_domain_name: RedirectTarget
+    forward_http_code: HttpCode = 302
+
+
+class RedirectionHostUpdate(RedirectionHostFields):
+    """PUT body: any subset; the routing fields may be left out but not sent as null."""
+
+    domain_names: DomainNames = None  # type: ignore[assignment]
+    forward_scheme: RedirectScheme = None  # type: ignore[assignment]
+    forward_domain_name: RedirectTarget = None  # type: ignore[assignment]
+    forward_http_code: HttpCode = None  # type: ignore[assignment]
+
+
+class DeadHostCreate(SiteFields):
+    """POST body of a 404 host: names required."""
+
+    domain_names: DomainNames
+
+
+class DeadHostUpdate(SiteFields):
+    """PUT body of a 404 host: any subset; names may be left out but not sent as null."""
+
+    domain_names: DomainNames = None  # type: ignore[assignment]
+
+
 # --- responses -----------------------------------------------------------------------------
 # What the API answers with, so /api/schema documents it. Extra keys are kept (`extra=
 # "allow"`): a location or `meta` holds what the client sent, and a response must return it.
@@ -265,3 +342,37 @@ class ProxyHostOut(BaseModel):
     owner: UserOut | None = None
     certificate: CertificateOut | None = None
     access_list: dict[str, Any] | None = None
+
+
+class SiteOut(BaseModel):
+    """What every host kind answers with (see ProxyHostOut for the proxy host)."""
+
+    id: int
+    created_on: str
+    modified_on: str
+    owner_user_id: int
+    domain_names: list[str]
+    certificate_id: int
+    ssl_forced: bool
+    hsts_enabled: bool
+    hsts_subdomains: bool
+    http2_support: bool
+    block_exploits: bool
+    advanced_config: str
+    enabled: bool
+    meta: ProxyHostMeta
+    owner: UserOut | None = None
+    certificate: CertificateOut | None = None
+
+
+class RedirectionHostOut(SiteOut):
+    """NPM's redirection-host object; `owner`, `certificate` only with ?expand."""
+
+    forward_http_code: int
+    forward_scheme: str
+    forward_domain_name: str
+    preserve_path: bool
+
+
+class DeadHostOut(SiteOut):
+    """NPM's dead-host (404 host) object; `owner`, `certificate` only with ?expand."""

@@ -1,6 +1,7 @@
-"""Proxy host operations shared by the API and the UI.
+"""Host operations (every kind: proxy, redirection, 404) shared by the API and the UI.
 
-Every function takes the acting user, validates at the edge (pydantic schemas built on
+Each generic function takes the host model (a kind, see portway.hosts.models.HOST_MODELS)
+and the acting user, validates at the edge (pydantic schemas built on
 portway.core.fields), changes nothing when it raises, and asks the nginx engine to
 apply after the change is committed. Errors are portway.core.errors exceptions.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from pydantic import BaseModel, ValidationError
 
@@ -18,9 +19,16 @@ from portway.certificates.models import Certificate
 from portway.core import fields
 from portway.core.errors import BadRequest, FieldError, InvalidFields, NotFound, PermissionDenied
 from portway.core.validation import field_errors
-from portway.hosts.models import HostName, ProxyHost
-from portway.hosts.schemas import ProxyHostCreate, ProxyHostUpdate
-from portway.nginx.models import AuditLogEntry, Setting
+from portway.hosts.models import HOST_MODELS, HostBase, HostName, ProxyHost
+from portway.hosts.schemas import (
+    DeadHostCreate,
+    DeadHostUpdate,
+    ProxyHostCreate,
+    ProxyHostUpdate,
+    RedirectionHostCreate,
+    RedirectionHostUpdate,
+)
+from portway.nginx.models import AuditLogEntry
 
 log = logging.getLogger("portway.hosts")
 APPLY_WAIT_SECONDS = 30  # how long a create/update waits for its change to go live
@@ -30,25 +38,27 @@ SERVER_META_KEYS = (
     "nginx_serving_previous",
     "certificate_warnings",
 )
-SECTION = "proxy_hosts"
+# Per kind: permission section, audit object type (NPM's names) and request schemas.
+SECTIONS = {"proxy": "proxy_hosts", "redirection": "redirection_hosts", "dead": "dead_hosts"}
+AUDIT_TYPES = {"proxy": "proxy-host", "redirection": "redirection-host", "dead": "dead-host"}
+SCHEMAS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+    "proxy": (ProxyHostCreate, ProxyHostUpdate),
+    "redirection": (RedirectionHostCreate, RedirectionHostUpdate),
+    "dead": (DeadHostCreate, DeadHostUpdate),
+}
+HostModel = type[HostBase]
 
 
-def _require(user, level: str) -> None:  # noqa: ANN001
-    try:
-        from portway.accounts.permissions import require
-    except ImportError:  # accounts permissions not installed: admins only
-        if not user.is_admin:
-            raise PermissionDenied("Permission denied") from None
-        return
-    require(user, SECTION, level)
+def _require(model: HostModel, user, level: str) -> None:  # noqa: ANN001
+    from portway.accounts.permissions import require
+
+    require(user, SECTIONS[model.KIND], level)
 
 
-def _visible(user, queryset: QuerySet) -> QuerySet:  # noqa: ANN001
-    try:
-        from portway.accounts.permissions import visible_queryset
-    except ImportError:
-        return queryset
-    return visible_queryset(user, SECTION, queryset)
+def _visible(model: HostModel, user, queryset: QuerySet) -> QuerySet:  # noqa: ANN001
+    from portway.accounts.permissions import visible_queryset
+
+    return visible_queryset(user, SECTIONS[model.KIND], queryset)
 
 
 def parse(schema: type[BaseModel], data: dict[str, Any]) -> BaseModel:
@@ -60,55 +70,63 @@ def parse(schema: type[BaseModel], data: dict[str, Any]) -> BaseModel:
         raise InvalidFields(field_errors(exc.errors())) from exc
 
 
-def list_proxy_hosts(user, query: str | None = None) -> QuerySet[ProxyHost]:  # noqa: ANN001
-    """Hosts the user may see, ordered by first domain name; `query` filters by substring."""
-    _require(user, "view")
-    hosts = _visible(user, ProxyHost.objects.select_related("certificate", "owner"))
+def list_hosts(model: HostModel, user, query: str | None = None) -> QuerySet:  # noqa: ANN001
+    """Hosts of one kind the user may see, ordered by first domain name; `query` filters
+    by substring of a name (ASCII/punycode or Unicode)."""
+    _require(model, user, "view")
+    hosts = _visible(model, user, model.objects.select_related("certificate", "owner"))
     if query:
         # names are stored lowercase, in punycode and in Unicode; one indexed query
         wanted = fields.search_form(query)
         matching = HostName.objects.filter(
-            Q(name__contains=query.lower()) | Q(unicode_name__contains=wanted)
+            Q(name__contains=query.lower()) | Q(unicode_name__contains=wanted),
+            kind=model.KIND,
         )
         hosts = hosts.filter(pk__in=matching.values("host_id"))
     return hosts.order_by("first_domain", "id")
 
 
-def get_proxy_host(user, host_id: int) -> ProxyHost:  # noqa: ANN001
-    """One visible host. Raises NotFound."""
-    _require(user, "view")
+def get_host(model: HostModel, user, host_id: int) -> HostBase:  # noqa: ANN001
+    """One visible host of a kind. Raises NotFound, PermissionDenied."""
+    _require(model, user, "view")
     host = (
-        _visible(user, ProxyHost.objects.select_related("certificate", "owner"))
+        _visible(model, user, model.objects.select_related("certificate", "owner"))
         .filter(pk=host_id)
         .first()
     )
     if host is None:
-        raise NotFound(f"Proxy host {host_id} not found")
+        raise NotFound(f"{model.LABEL.capitalize()} {host_id} not found")
     return host
 
 
-def _lock_names() -> None:
-    """Serialise name checks and writes across connections (a row lock on the setting)."""
-    Setting.get("default-site")
-    list(Setting.objects.select_for_update().filter(id="default-site"))
+def _save_claiming_names(host: HostBase, **kwargs: Any) -> None:
+    """Save `host`; its names are claimed in the same transaction (HostName.claim).
 
+    The unique index decides: a name an enabled host of any kind holds makes the save
+    fail, and that is reported as the first such name, with the host holding it.
 
-def _check_names_free(names: list[str], exclude_id: int | None) -> None:
-    """Raise FieldError for the first name an other enabled host already serves.
-
-    Names are stored normalised (lowercase, no trailing dot), so equality is the
-    case-insensitive comparison NPM users expect; one indexed query whatever the count.
+    Raises:
+        FieldError: `domain_names/<i>` naming the name and the host (kind and id).
     """
-    clashes = HostName.objects.filter(name__in=names, host__enabled=True)
-    if exclude_id is not None:
-        clashes = clashes.exclude(host_id=exclude_id)
-    taken = dict(clashes.values_list("name", "host_id"))
-    for index, name in enumerate(names):
-        if name in taken:
-            raise FieldError(
-                f"domain_names/{index}",
-                f"{name!r} is already used by enabled proxy host {taken[name]}",
+    try:
+        with transaction.atomic():  # a savepoint: the failed insert is undone alone
+            host.save(**kwargs)
+    except IntegrityError:
+        holders = {
+            row.claim: row
+            for row in HostName.objects.filter(claim__in=host.domain_names).exclude(
+                kind=host.KIND, host_id=host.pk or 0
             )
+        }
+        for index, name in enumerate(host.domain_names):
+            if name in holders:
+                holder = holders[name]
+                label = HOST_MODELS[holder.kind].LABEL
+                raise FieldError(
+                    f"domain_names/{index}",
+                    f"{name!r} is already used by enabled {label} {holder.host_id}",
+                ) from None
+        raise
 
 
 def _same_text(sent: str | None, stored: str | None) -> bool:
@@ -119,7 +137,7 @@ def _same_text(sent: str | None, stored: str | None) -> bool:
     return plain(sent) == plain(stored)
 
 
-def _check_advanced_config(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noqa: ANN001
+def _check_advanced_config(user, host: HostBase, values: dict[str, Any]) -> None:  # noqa: ANN001
     """Raw nginx text, on the host or on a custom location, is for administrators only.
 
     A non-admin may leave it out or send back what is already there (the UI and NPM
@@ -141,7 +159,10 @@ def _check_advanced_config(user, host: ProxyHost, values: dict[str, Any]) -> Non
         values["advanced_config"] = host.advanced_config or ""
     if "locations" not in values:
         return
-    stored = {loc.get("path"): loc.get("advanced_config") or "" for loc in host.locations or []}
+    stored = {
+        loc.get("path"): loc.get("advanced_config") or ""
+        for loc in getattr(host, "locations", None) or []
+    }
     sent_paths = set()
     for index, loc in enumerate(values["locations"] or []):
         sent_paths.add(loc.get("path"))
@@ -159,7 +180,7 @@ def _check_advanced_config(user, host: ProxyHost, values: dict[str, Any]) -> Non
             )
 
 
-def _certificate(user, host: ProxyHost, cert_id: int) -> Certificate:  # noqa: ANN001
+def _certificate(user, host: HostBase, cert_id: int) -> Certificate:  # noqa: ANN001
     """The certificate `cert_id` if the user may use it; FieldError otherwise.
 
     A user who sees only their own objects may link only their own certificates (or keep
@@ -167,12 +188,9 @@ def _certificate(user, host: ProxyHost, cert_id: int) -> Certificate:  # noqa: A
     """
     certs = Certificate.objects.all()
     if cert_id != host.certificate_id:
-        try:
-            from portway.accounts.permissions import visible_queryset
-        except ImportError:
-            pass
-        else:
-            certs = visible_queryset(user, "certificates", certs)
+        from portway.accounts.permissions import visible_queryset
+
+        certs = visible_queryset(user, "certificates", certs)
     cert = certs.filter(pk=cert_id).first()
     if cert is None:
         raise FieldError("certificate_id", f"certificate {cert_id} does not exist")
@@ -183,7 +201,7 @@ def _certificate(user, host: ProxyHost, cert_id: int) -> Certificate:  # noqa: A
     return cert
 
 
-def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noqa: ANN001
+def _apply_fields(user, host: HostBase, values: dict[str, Any]) -> None:  # noqa: ANN001
     _check_advanced_config(user, host, values)
     if values.get("access_list_id"):
         from portway.access.services import usable_by
@@ -226,7 +244,8 @@ def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noq
     # NPM's rules: each option needs the one before it.
     if host.certificate is None:
         host.ssl_forced = False
-        host.cloudflare_only = False
+        if hasattr(host, "cloudflare_only"):  # a proxy host's option
+            host.cloudflare_only = False
         host.http2_support = False
     if not host.ssl_forced:
         host.hsts_enabled = False
@@ -234,7 +253,7 @@ def _apply_fields(user, host: ProxyHost, values: dict[str, Any]) -> None:  # noq
         host.hsts_subdomains = False
 
 
-def _request_certificate(user, host: ProxyHost) -> None:  # noqa: ANN001
+def _request_certificate(user, host: HostBase) -> None:  # noqa: ANN001
     """certificate_id "new": request it now; the host switches to it once it is issued."""
     if getattr(host, "_acme_request", None) is not None:
         from portway.certificates.services import request_for_host
@@ -242,21 +261,22 @@ def _request_certificate(user, host: ProxyHost) -> None:  # noqa: ANN001
         request_for_host(user, host, host._acme_request)
 
 
-def _after_change(host: ProxyHost) -> None:
+def _after_change(host: HostBase) -> None:
     """Test the host's config alone (status for the response), then queue a full apply."""
-    from portway.nginx.engine import get_engine, request_apply, spec_from_host
+    from portway.nginx.engine import get_engine, request_apply
+    from portway.nginx.kinds import spec_of
 
     if host.enabled:
         engine = get_engine()
         if engine is not None:
             try:
-                error = engine.preflight(spec_from_host(host))
+                error = engine.preflight(spec_of(host))
             except Exception:  # the full apply will still judge the host
-                log.exception("preflight of proxy host %s failed to run", host.pk)
+                log.exception("preflight of %s %s failed to run", host.LABEL, host.pk)
             else:
                 online = error is None
                 # a rejected edit of a host that is live leaves its last good config live
-                previous = not online and engine.has_live_config(f"proxy-{host.pk}")
+                previous = not online and engine.has_live_config(host.file_key)
                 if online:
                     message = None
                 elif previous:
@@ -269,7 +289,7 @@ def _after_change(host: ProxyHost) -> None:
                 status = (online, message, previous)
                 if (host.nginx_online, host.nginx_err, host.nginx_serving_previous) != status:
                     host.nginx_online, host.nginx_err, host.nginx_serving_previous = status
-                    ProxyHost.objects.filter(pk=host.pk).update(
+                    type(host).objects.filter(pk=host.pk).update(
                         nginx_online=online, nginx_err=message, nginx_serving_previous=previous
                     )
     ticket = request_apply()
@@ -277,7 +297,7 @@ def _after_change(host: ProxyHost) -> None:
         _wait_until_applied(host, ticket)
 
 
-def _wait_until_applied(host: ProxyHost, ticket: int) -> None:
+def _wait_until_applied(host: HostBase, ticket: int) -> None:
     """Give `host` the status the apply covering its change recorded.
 
     Like NPM, the answer comes once nginx has the change: a host is never reported
@@ -291,7 +311,8 @@ def _wait_until_applied(host: ProxyHost, ticket: int) -> None:
         host.nginx_err = "not live yet: nginx is still applying the change"
         return
     status = (
-        ProxyHost.objects.filter(pk=host.pk)
+        type(host)
+        .objects.filter(pk=host.pk)
         .values_list("nginx_online", "nginx_err", "nginx_serving_previous")
         .first()
     )
@@ -299,56 +320,56 @@ def _wait_until_applied(host: ProxyHost, ticket: int) -> None:
         host.nginx_online, host.nginx_err, host.nginx_serving_previous = status
 
 
-def _audit(user, host: ProxyHost, action: str) -> None:  # noqa: ANN001
+def _audit(user, host: HostBase, action: str) -> None:  # noqa: ANN001
     AuditLogEntry.objects.create(
         user=user,
-        object_type="proxy-host",
+        object_type=AUDIT_TYPES[host.KIND],
         object_id=host.pk,
         action=action,
         meta={"domain_names": host.domain_names},
     )
 
 
-def create_proxy_host(user, data: dict[str, Any]) -> ProxyHost:  # noqa: ANN001
-    """Create a host from NPM wire fields. Raises InvalidFields/FieldError/PermissionDenied."""
-    _require(user, "manage")
-    payload = parse(ProxyHostCreate, data).model_dump(exclude_unset=True)
+def create_host(model: HostModel, user, data: dict[str, Any]) -> HostBase:  # noqa: ANN001
+    """Create a host of a kind from NPM wire fields.
+
+    Raises:
+        InvalidFields, FieldError (400), PermissionDenied (403); nothing is saved then.
+    """
+    _require(model, user, "manage")
+    payload = parse(SCHEMAS[model.KIND][0], data).model_dump(exclude_unset=True)
     with transaction.atomic():
-        _lock_names()
-        host = ProxyHost(owner=user)
+        host = model(owner=user)
         _apply_fields(user, host, payload)
-        if host.enabled:
-            _check_names_free(host.domain_names, None)
-        host.save()
+        _save_claiming_names(host)
         _request_certificate(user, host)
         _audit(user, host, "created")
     _after_change(host)
     return host
 
 
-def update_proxy_host(user, host_id: int, data: dict[str, Any]) -> ProxyHost:  # noqa: ANN001
-    """Change any subset of a host's fields (at least one)."""
-    _require(user, "manage")
+def update_host(model: HostModel, user, host_id: int, data: dict[str, Any]) -> HostBase:  # noqa: ANN001
+    """Change any subset of a host's fields (at least one). Raises as create_host, and
+    NotFound."""
+    _require(model, user, "manage")
     if not data:
         raise BadRequest("data must have at least one property")
-    payload = parse(ProxyHostUpdate, data).model_dump(exclude_unset=True)
+    payload = parse(SCHEMAS[model.KIND][1], data).model_dump(exclude_unset=True)
     with transaction.atomic():
-        _lock_names()
-        host = get_proxy_host(user, host_id)
+        host = get_host(model, user, host_id)
         _apply_fields(user, host, payload)
-        if host.enabled:
-            _check_names_free(host.domain_names, host.pk)
-        host.save()
+        _save_claiming_names(host)
         _request_certificate(user, host)
         _audit(user, host, "updated")
     _after_change(host)
     return host
 
 
-def delete_proxy_host(user, host_id: int) -> None:  # noqa: ANN001
-    _require(user, "manage")
+def delete_host(model: HostModel, user, host_id: int) -> None:  # noqa: ANN001
+    """Delete a host (its names are free at once). Raises NotFound, PermissionDenied."""
+    _require(model, user, "manage")
     with transaction.atomic():
-        host = get_proxy_host(user, host_id)
+        host = get_host(model, user, host_id)
         _audit(user, host, "deleted")
         host.delete()
     from portway.nginx.engine import request_apply
@@ -356,18 +377,15 @@ def delete_proxy_host(user, host_id: int) -> None:  # noqa: ANN001
     request_apply()
 
 
-def set_enabled(user, host_id: int, enabled: bool) -> ProxyHost:  # noqa: ANN001
+def set_host_enabled(model: HostModel, user, host_id: int, enabled: bool) -> HostBase:  # noqa: ANN001
     """Enable or disable a host; 400 if it already is, or if its names are now taken."""
-    _require(user, "manage")
+    _require(model, user, "manage")
     with transaction.atomic():
-        _lock_names()
-        host = get_proxy_host(user, host_id)
+        host = get_host(model, user, host_id)
         if host.enabled == enabled:
             raise BadRequest(f"Host is already {'enabled' if enabled else 'disabled'}")
-        if enabled:
-            _check_names_free(host.domain_names, host.pk)
         host.enabled = enabled
-        host.save(update_fields=["enabled", "modified_on"])
+        _save_claiming_names(host, update_fields=["enabled", "modified_on"])
         _audit(user, host, "enabled" if enabled else "disabled")
     if enabled:
         _after_change(host)
@@ -376,6 +394,39 @@ def set_enabled(user, host_id: int, enabled: bool) -> ProxyHost:  # noqa: ANN001
 
         request_apply()
     return host
+
+
+# --- proxy hosts: the names the rest of Portway already uses ------------------------------
+
+
+def list_proxy_hosts(user, query: str | None = None) -> QuerySet[ProxyHost]:  # noqa: ANN001
+    """Proxy hosts the user may see (see list_hosts)."""
+    return list_hosts(ProxyHost, user, query)
+
+
+def get_proxy_host(user, host_id: int) -> ProxyHost:  # noqa: ANN001
+    """One visible proxy host. Raises NotFound."""
+    return get_host(ProxyHost, user, host_id)
+
+
+def create_proxy_host(user, data: dict[str, Any]) -> ProxyHost:  # noqa: ANN001
+    """Create a proxy host (see create_host)."""
+    return create_host(ProxyHost, user, data)
+
+
+def update_proxy_host(user, host_id: int, data: dict[str, Any]) -> ProxyHost:  # noqa: ANN001
+    """Update a proxy host (see update_host)."""
+    return update_host(ProxyHost, user, host_id, data)
+
+
+def delete_proxy_host(user, host_id: int) -> None:  # noqa: ANN001
+    """Delete a proxy host (see delete_host)."""
+    delete_host(ProxyHost, user, host_id)
+
+
+def set_enabled(user, host_id: int, enabled: bool) -> ProxyHost:  # noqa: ANN001
+    """Enable or disable a proxy host (see set_host_enabled)."""
+    return set_host_enabled(ProxyHost, user, host_id, enabled)
 
 
 def enable_proxy_host(user, host_id: int) -> ProxyHost:  # noqa: ANN001

@@ -24,7 +24,7 @@ from portway.accounts.services import serialize_user
 from portway.core.errors import NotFound, PermissionDenied
 from portway.core.params import Limit, ObjectId, Offset
 from portway.core.wire import iso
-from portway.hosts.models import ProxyHost
+from portway.hosts.models import DeadHost, ProxyHost, RedirectionHost
 from portway.nginx import services
 from portway.nginx.models import AuditLogEntry, Setting
 
@@ -263,12 +263,18 @@ def host_report(request: HttpRequest):
     A section the caller may not view counts 0: other users' hosts are not their business.
     """
     user = request.auth
-    proxy = (
-        visible_queryset(user, "proxy_hosts", ProxyHost.objects.all()).count()
-        if can(user, "proxy_hosts", "view")
-        else 0
-    )
-    return {"proxy": proxy, "redirection": 0, "stream": 0, "dead": 0}
+
+    def count(section: str, model: type) -> int:
+        if not can(user, section, "view"):
+            return 0
+        return visible_queryset(user, section, model.objects.all()).count()
+
+    return {
+        "proxy": count("proxy_hosts", ProxyHost),
+        "redirection": count("redirection_hosts", RedirectionHost),
+        "stream": 0,
+        "dead": count("dead_hosts", DeadHost),
+    }
 
 
 # What a non-admin may know of the engine: whether a change is live yet. Everything else

@@ -41,7 +41,9 @@ from django.conf import settings
 
 from portway import conf
 from portway.access.render import AccessSpec, RealIpSpec
+from portway.nginx import kinds
 from portway.nginx.config import ConfigFile
+from portway.nginx.kinds import origin_pull_ca  # noqa: F401 - public here before
 from portway.nginx.process import (
     NginxSupervisor,
     TestResult,
@@ -51,12 +53,10 @@ from portway.nginx.process import (
 )
 from portway.nginx.render import (
     ADVANCED_MARKER,
-    CertificateRef,
     DefaultSite,
-    LocationSpec,
     Paths,
-    ProxyHostSpec,
     Renderer,
+    SiteSpec,
 )
 
 log = logging.getLogger("portway.nginx")
@@ -88,74 +88,20 @@ class ApplyReport:
 class State:
     """Everything the renderer needs, read from the database in one go."""
 
-    hosts: list[ProxyHostSpec]
+    hosts: list[SiteSpec]  # of every kind
     default_site: DefaultSite
     # host key → modified_on when read: an outcome is recorded only on an unchanged row
     versions: dict[str, dt.datetime] = field(default_factory=dict)
     real_ip: RealIpSpec | None = None
 
 
-def origin_pull_ca() -> Path | None:
-    """Cloudflare's origin-pull CA: the administrator's file in the data directory
-    (`cloudflare-origin-pull-ca.pem`, replaces the shipped one) or the one shipped in
-    portway/access/data; None when neither exists."""
-    for candidate in (
-        Path(settings.DATA_DIR) / "cloudflare-origin-pull-ca.pem",
-        Path(__file__).resolve().parent.parent
-        / "access"
-        / "data"
-        / "cloudflare-origin-pull-ca.pem",
-    ):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def spec_from_host(host, access: AccessSpec | None = None) -> ProxyHostSpec:  # noqa: ANN001
-    """The renderer's view of a hosts.models.ProxyHost row (certificate loaded or None).
+def spec_from_host(host, access: AccessSpec | None = None) -> SiteSpec:  # noqa: ANN001
+    """The renderer's view of a host row of any kind (certificate loaded or None).
 
     `access`: the host's access list as the renderer needs it; read from the database
-    when not given.
+    when not given (see portway.nginx.kinds.spec_of).
     """
-    if access is None and host.access_list_id:
-        from portway.access.services import spec_for
-
-        access = spec_for(host.access_list_id, Paths(Path(settings.DATA_DIR)))
-    cert = host.certificate
-    ref = None
-    if cert is not None:
-        ref = CertificateRef(cert.pk, cert.fullchain_path, cert.key_path)
-    return ProxyHostSpec(
-        id=host.pk,
-        domain_names=tuple(host.domain_names),
-        forward_scheme=host.forward_scheme,
-        forward_host=host.forward_host,
-        forward_port=host.forward_port,
-        certificate=ref,
-        ssl_forced=host.ssl_forced and ref is not None,
-        hsts_enabled=host.hsts_enabled,
-        hsts_subdomains=host.hsts_subdomains,
-        http2_support=host.http2_support and ref is not None,
-        block_exploits=host.block_exploits,
-        caching_enabled=host.caching_enabled,
-        allow_websocket_upgrade=host.allow_websocket_upgrade,
-        trust_forwarded_proto=host.trust_forwarded_proto,
-        cloudflare_only=host.cloudflare_only and ref is not None,
-        origin_pull_ca=origin_pull_ca() if host.cloudflare_only else None,
-        advanced_config=host.advanced_config or "",
-        access=access,
-        locations=tuple(
-            LocationSpec(
-                path=loc["path"],
-                forward_scheme=loc.get("forward_scheme", "http"),
-                forward_host=loc["forward_host"],
-                forward_port=int(loc["forward_port"]),
-                forward_path=loc.get("forward_path") or "",
-                advanced_config=loc.get("advanced_config") or "",
-            )
-            for loc in host.locations or []
-        ),
-    )
+    return kinds.spec_of(host, access)
 
 
 def load_default_site() -> DefaultSite:
@@ -167,23 +113,32 @@ def load_default_site() -> DefaultSite:
 
 
 def load_state() -> State:
-    """Enabled hosts and settings from the database."""
+    """Enabled hosts of every kind (portway.nginx.kinds.KINDS) and settings."""
     from portway.access.models import AccessList
     from portway.access.realip import spec as real_ip_spec
     from portway.access.services import spec_of
-    from portway.hosts.models import ProxyHost
 
-    rows = list(ProxyHost.objects.filter(enabled=True).select_related("certificate").order_by("id"))
+    rows = {
+        kind: list(kind.rows().filter(enabled=True).select_related("certificate").order_by("id"))
+        for kind in kinds.KINDS
+    }
     paths = Paths(Path(settings.DATA_DIR))
-    wanted = {h.access_list_id for h in rows if h.access_list_id}
+    wanted = {
+        row.access_list_id
+        for kind_rows in rows.values()
+        for row in kind_rows
+        if getattr(row, "access_list_id", 0)
+    }
     lists = AccessList.objects.filter(pk__in=wanted).prefetch_related("items", "clients")
     access = {a.pk: spec_of(a, paths) for a in lists}
-    return State(
-        [spec_from_host(h, access.get(h.access_list_id)) for h in rows],
-        load_default_site(),
-        {f"proxy-{h.pk}": h.modified_on for h in rows},
-        real_ip_spec(),
-    )
+    specs: list[SiteSpec] = []
+    versions: dict[str, dt.datetime] = {}
+    for kind, kind_rows in rows.items():
+        for row in kind_rows:
+            spec = kind.spec(row, access.get(getattr(row, "access_list_id", 0)))
+            specs.append(spec)
+            versions[spec.key] = row.modified_on
+    return State(specs, load_default_site(), versions, real_ip_spec())
 
 
 def _digest(text: str) -> str:
@@ -403,7 +358,7 @@ class Engine:
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
-    def preflight(self, spec: ProxyHostSpec) -> str | None:
+    def preflight(self, spec: SiteSpec) -> str | None:
         """Test one host alone with the installation's main config: nginx's error or None.
 
         Cheap whatever the number of hosts, so the API can answer with the host's status
@@ -413,7 +368,7 @@ class Engine:
         """
         self.prepare()
         state = State([spec], load_default_site())  # the other hosts are not needed here
-        host_file = self.renderer.proxy_host(spec)
+        host_file = kinds.render(self.renderer, spec)
         text = host_file.text()
         result = self._test_hosts(
             state, state.default_site, {spec.key: host_file}, {spec.key: text}, [spec.key]
@@ -484,7 +439,7 @@ class Engine:
         self.prepare()
         state = load_state()
         self._versions = state.versions
-        host_files = {spec.key: self.renderer.proxy_host(spec) for spec in state.hosts}
+        host_files = {spec.key: kinds.render(self.renderer, spec) for spec in state.hosts}
         texts = {key: f.text() for key, f in host_files.items()}
         last_good = self.live_host_texts()
         outcomes = {key: HostOutcome(True) for key in host_files}
@@ -665,28 +620,30 @@ class Engine:
         return error
 
     def _record(self, report: ApplyReport) -> None:
-        """Store each host's outcome in the database (nginx_online / nginx_err)."""
+        """Store each host's outcome through its kind's model (nginx_online / nginx_err /
+        nginx_serving_previous)."""
         from django.db import close_old_connections
 
-        from portway.hosts.models import ProxyHost
-
-        current = {
-            f"proxy-{pk}": (online, err, previous)
-            for pk, online, err, previous in ProxyHost.objects.filter(enabled=True).values_list(
-                "pk", "nginx_online", "nginx_err", "nginx_serving_previous"
-            )
-        }
-        for key, outcome in report.hosts.items():
-            if current.get(key) != (outcome.online, outcome.error, outcome.serving_previous):
-                # A host edited since this apply read it has a newer status (its own
-                # preflight); the apply its edit requested will record the outcome.
-                ProxyHost.objects.filter(
-                    pk=int(key.split("-")[1]), modified_on=self._versions.get(key)
-                ).update(
-                    nginx_online=outcome.online,
-                    nginx_err=outcome.error,
-                    nginx_serving_previous=outcome.serving_previous,
-                )
+        for kind in kinds.KINDS:
+            current = {
+                f"{kind.prefix}-{pk}": (online, err, previous)
+                for pk, online, err, previous in kind.rows()
+                .filter(enabled=True)
+                .values_list("pk", "nginx_online", "nginx_err", "nginx_serving_previous")
+            }
+            for key, outcome in report.hosts.items():
+                if not key.startswith(f"{kind.prefix}-"):
+                    continue
+                if current.get(key) != (outcome.online, outcome.error, outcome.serving_previous):
+                    # A host edited since this apply read it has a newer status (its own
+                    # preflight); the apply its edit requested will record the outcome.
+                    kind.rows().filter(
+                        pk=int(key.rsplit("-", 1)[1]), modified_on=self._versions.get(key)
+                    ).update(
+                        nginx_online=outcome.online,
+                        nginx_err=outcome.error,
+                        nginx_serving_previous=outcome.serving_previous,
+                    )
         close_old_connections()
 
 

@@ -6,7 +6,8 @@ relative `include`s below resolve inside it, and a generation can be tested with
 
     nginx.conf              main context, http block, status server
     default.conf            the default servers on the HTTP and HTTPS ports
-    hosts/proxy-<id>.conf   one file per enabled proxy host (errors are attributed by file)
+    hosts/<kind>-<id>.conf  one file per enabled host: proxy-, redirection-, dead-<id>
+                            (errors are attributed by file; see portway.nginx.kinds)
 
 Directives follow the nginx reference (https://nginx.org/en/docs/dirindex.html) and the
 defaults Nginx Proxy Manager users know (HSTS value, block-exploits rules, assets cache).
@@ -24,6 +25,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from portway.access.render import (
     AccessSpec,
@@ -180,6 +182,25 @@ class LocationSpec:
     forward_port: int
     forward_path: str = ""
     advanced_config: str = ""
+
+
+class SiteSpec(Protocol):
+    """What every host kind's spec has (the renderer's shared pieces read only these)."""
+
+    id: int
+    domain_names: tuple[str, ...]
+    certificate: CertificateRef | None
+    ssl_forced: bool
+    hsts_enabled: bool
+    hsts_subdomains: bool
+    http2_support: bool
+    block_exploits: bool
+    advanced_config: str
+
+    @property
+    def key(self) -> str:
+        """The host's file key, `<kind>-<id>`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -583,48 +604,7 @@ class Renderer:
         into locations that define none (https://nginx.org/r/add_header), so one there
         would silently drop HSTS and the administrator's server-level headers.
         """
-        server: list[Node] = [d("listen", addr) for addr in self.listeners.http]
-        tls = host.certificate is not None
-        if tls:
-            extra = ["http2"] if host.http2_support else []
-            server += [d("listen", addr, "ssl", *extra) for addr in self.listeners.https]
-        server.append(d("server_name", *host.domain_names))
-        if tls:
-            assert host.certificate is not None
-            server += [
-                d("ssl_certificate", host.certificate.fullchain),
-                d("ssl_certificate_key", host.certificate.key),
-            ]
-        # Server-level rewrite-module directives (block-exploits `if`s, Force SSL, an
-        # admin's `return` in advanced config) run before any location is chosen; this
-        # `last` ends that phase for challenge requests first, so HTTP-01 always reaches
-        # the location.
-        server.append(d("rewrite", rf"^({ACME_PREFIX}.*)$", "$1", "last"))
-        server.append(self._acme_location())
-        if host.access is not None:
-            server += server_directives(host.access)
-        if host.cloudflare_only:
-            server += self._cloudflare_only(host)
-        if host.block_exploits:
-            server.append(Comment("Block common exploits"))
-            for variable, pattern in _EXPLOIT_PATTERNS:
-                server.append(d("if", "(", variable, "~*", pattern, ")", block=[d("return", 403)]))
-        if tls and host.ssl_forced:
-            # Behind a TLS-terminating proxy (Cloudflare Flexible, cloudflared) every request
-            # arrives over plain HTTP; redirecting on $scheme alone would loop forever.
-            server.append(Comment("Force SSL"))
-            server.append(
-                d(
-                    "if",
-                    "(",
-                    self._client_scheme(host),
-                    "=",
-                    "http",
-                    ")",
-                    block=[d("return", 301, f"https://$host{self._https_port_suffix}$request_uri")],
-                )
-            )
-        server += self._header_directives(host)
+        server = self.site_head(host)
         # The administrator's advanced config may set these itself (nginx refuses a
         # directive twice at one level); theirs wins.
         admin_sets = top_level_names(host.advanced_config)
@@ -658,10 +638,8 @@ class Renderer:
                 if block.args in (("/",), ("^~", "/")):
                     claims_root = True
                 server.append(block)
-        if host.advanced_config.strip():
-            server.append(Comment(ADVANCED_MARKER[2:]))
-            server.append(Raw(host.advanced_config))
-        if not _DEFAULT_LOCATION.search(host.advanced_config) and not claims_root:
+        server += self.site_advanced(host)
+        if not claims_root_location(host.advanced_config) and not claims_root:
             server.append(
                 d(
                     "location",
@@ -682,6 +660,60 @@ class Renderer:
             ],
             host_key=host.key,
         )
+
+    # ----- what every host kind shares -------------------------------------------------
+    def site_head(self, host: SiteSpec) -> list[Node]:
+        """The start of any host kind's server block: listeners, names, certificate, the
+        ACME challenge location, block-exploits rules, Force SSL and Portway's headers.
+
+        `host` is any spec with SiteSpec's fields (ProxyHostSpec, RedirectionHostSpec,
+        DeadHostSpec); the kind's own directives follow, then `site_advanced`.
+        """
+        server: list[Node] = [d("listen", addr) for addr in self.listeners.http]
+        tls = host.certificate is not None
+        if tls:
+            extra = ["http2"] if host.http2_support else []
+            server += [d("listen", addr, "ssl", *extra) for addr in self.listeners.https]
+        server.append(d("server_name", *host.domain_names))
+        if tls:
+            assert host.certificate is not None
+            server += [
+                d("ssl_certificate", host.certificate.fullchain),
+                d("ssl_certificate_key", host.certificate.key),
+            ]
+        # Server-level rewrite-module directives (block-exploits `if`s, Force SSL, an
+        # admin's `return` in advanced config) run before any location is chosen; this
+        # `last` ends that phase for challenge requests first, so HTTP-01 always reaches
+        # the location.
+        server.append(d("rewrite", rf"^({ACME_PREFIX}.*)$", "$1", "last"))
+        server.append(self._acme_location())
+        # access lists and Cloudflare-only: kinds that have them (see SiteSpec)
+        access = getattr(host, "access", None)
+        if access is not None:
+            server += server_directives(access)
+        if getattr(host, "cloudflare_only", False):
+            server += self._cloudflare_only(host)
+        if host.block_exploits:
+            server.append(Comment("Block common exploits"))
+            for variable, pattern in _EXPLOIT_PATTERNS:
+                server.append(d("if", "(", variable, "~*", pattern, ")", block=[d("return", 403)]))
+        if tls and host.ssl_forced:
+            # Behind a TLS-terminating proxy (Cloudflare Flexible, cloudflared) every request
+            # arrives over plain HTTP; redirecting on $scheme alone would loop forever.
+            server.append(Comment("Force SSL"))
+            server.append(
+                d(
+                    "if",
+                    "(",
+                    self._client_scheme(host),
+                    "=",
+                    "http",
+                    ")",
+                    block=[d("return", 301, f"https://$host{self._https_port_suffix}$request_uri")],
+                )
+            )
+        server += self._header_directives(host)
+        return server
 
     @staticmethod
     def _cloudflare_only(host: ProxyHostSpec) -> list[Node]:
@@ -715,11 +747,19 @@ class Renderer:
         return [*nodes, refuse]
 
     @staticmethod
-    def _client_scheme(host: ProxyHostSpec) -> str:
-        """The scheme the client used: an outer proxy's X-Forwarded-Proto when trusted."""
-        return "$portway_forwarded_proto" if host.trust_forwarded_proto else "$scheme"
+    def site_advanced(host: SiteSpec) -> list[Node]:
+        """The administrator's advanced config, marked so errors in it are located."""
+        if not host.advanced_config.strip():
+            return []
+        return [Comment(ADVANCED_MARKER[2:]), Raw(host.advanced_config)]
 
-    def _header_directives(self, host: ProxyHostSpec) -> list[Node]:
+    @staticmethod
+    def _client_scheme(host: SiteSpec) -> str:
+        """The scheme the client used: an outer proxy's X-Forwarded-Proto when trusted."""
+        trusted = getattr(host, "trust_forwarded_proto", False)
+        return "$portway_forwarded_proto" if trusted else "$scheme"
+
+    def _header_directives(self, host: SiteSpec) -> list[Node]:
         """The response headers Portway adds for `host` (server level; see proxy_host)."""
         nodes: list[Node] = []
         if host.certificate is not None and host.ssl_forced and host.hsts_enabled:
@@ -727,7 +767,7 @@ class Renderer:
                 "includeSubDomains; preload" if host.hsts_subdomains else "preload"
             )
             nodes.append(d("add_header", "Strict-Transport-Security", value, "always"))
-        if host.caching_enabled:
+        if getattr(host, "caching_enabled", False):
             # empty (so not sent) for requests the cache is not used for
             nodes.append(d("add_header", "X-Cache-Status", "$upstream_cache_status", "always"))
         return nodes
@@ -859,6 +899,12 @@ class Renderer:
 
     def hosts(self, hosts: Iterable[ProxyHostSpec]) -> list[ConfigFile]:
         return [self.proxy_host(host) for host in hosts]
+
+
+def claims_root_location(advanced_config: str) -> bool:
+    """Whether the administrator's text defines `location /` itself (then Portway's own
+    `location /` is left out: nginx refuses a duplicate location)."""
+    return bool(_DEFAULT_LOCATION.search(advanced_config))
 
 
 def top_level_statements(text: str) -> list[str]:
