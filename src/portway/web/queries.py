@@ -13,7 +13,15 @@ from portway.accounts.models import User
 from portway.accounts.permissions import can
 from portway.certificates.services import list_certificates
 from portway.core.errors import PermissionDenied
-from portway.hosts.services import list_proxy_hosts
+from portway.hosts.models import DeadHost, ProxyHost, RedirectionHost
+from portway.hosts.services import list_hosts, list_proxy_hosts
+
+HOST_KINDS = (
+    (ProxyHost, "proxy", "/proxy-hosts"),
+    (RedirectionHost, "redirection", "/redirection-hosts"),
+    (DeadHost, "404", "/dead-hosts"),
+)
+"""Every host kind the dashboard counts: (model, short label, list page)."""
 
 
 def proxy_hosts(user: User, query: str | None = None) -> QuerySet:
@@ -23,6 +31,15 @@ def proxy_hosts(user: User, query: str | None = None) -> QuerySet:
         PermissionDenied: the section is hidden for this user.
     """
     return list_proxy_hosts(user, query or None)
+
+
+def hosts(model: type, user: User) -> QuerySet:
+    """Hosts of one kind (a model of HOST_KINDS) `user` may see.
+
+    Raises:
+        PermissionDenied: the section is hidden for this user.
+    """
+    return list_hosts(model, user)
 
 
 def certificates(user: User, query: str | None = None) -> QuerySet:
@@ -39,4 +56,4 @@ def can_manage(user: User, section: str) -> bool:
     return can(user, section, "manage")
 
 
-__all__ = ["PermissionDenied", "can_manage", "certificates", "proxy_hosts"]
+__all__ = ["HOST_KINDS", "PermissionDenied", "can_manage", "certificates", "hosts", "proxy_hosts"]

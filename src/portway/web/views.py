@@ -19,16 +19,22 @@ EXPIRY_WINDOW = timedelta(days=30)
 
 
 def _host_counts(user) -> dict | None:
-    try:
-        hosts = queries.proxy_hosts(user)
-    except PermissionDenied:
-        return None
-    return {
-        "total": hosts.count(),
-        "online": hosts.filter(enabled=True, nginx_online=True).count(),
-        "offline": hosts.filter(enabled=True, nginx_online=False).count(),
-        "disabled": hosts.filter(enabled=False).count(),
-    }
+    """Counts over every host kind the user may see (None when every kind is hidden):
+    total, online, offline, disabled, and `kinds`, one (label, count, url) per kind."""
+    totals = {"total": 0, "online": 0, "offline": 0, "disabled": 0}
+    kinds = []
+    for model, label, url in queries.HOST_KINDS:
+        try:
+            hosts = queries.hosts(model, user)
+        except PermissionDenied:
+            continue
+        count = hosts.count()
+        totals["total"] += count
+        totals["online"] += hosts.filter(enabled=True, nginx_online=True).count()
+        totals["offline"] += hosts.filter(enabled=True, nginx_online=False).count()
+        totals["disabled"] += hosts.filter(enabled=False).count()
+        kinds.append({"label": label, "count": count, "url": url})
+    return {**totals, "kinds": kinds} if kinds else None
 
 
 def _certificate_counts(user) -> dict | None:

@@ -110,7 +110,8 @@ def create_proxy_host(
     """Fill every tab of the form, trip the port check once, then save."""
     from playwright.sync_api import expect
 
-    page.click("text=Proxy Hosts")
+    page.click("#nav-hosts")
+    page.click("#nav-proxy-hosts")
     expect(page.locator("#hosts-empty")).to_contain_text("No proxy hosts yet")
     page.click("#hosts-empty >> text=Add proxy host")
     expect(page).to_have_url(base + "/proxy-hosts/new")
