@@ -192,24 +192,11 @@ class UploadOut(Schema):
 
 
 def _host_wire(host: Any) -> dict[str, Any]:
-    """A host embedded by `?expand=proxy_hosts`: the hosts app's own wire form if present."""
-    try:
-        from portway.hosts.api import host_wire
-    except ImportError:
-        host_wire = None
-    if host_wire is not None:
-        return host_wire(host)
-    data = {
-        "id": host.pk,
-        "created_on": iso(host.created_on),
-        "modified_on": iso(host.modified_on),
-        "owner_user_id": host.owner_id,
-        "domain_names": host.domain_names,
-        "certificate_id": host.certificate_id or 0,
-        "enabled": bool(host.enabled),
-        "meta": dict(host.meta or {}),
-    }
-    return data
+    """A host embedded by `?expand=proxy_hosts` (or redirection_hosts, dead_hosts): the
+    hosts app's own wire form of its kind (imported here: hosts imports this module)."""
+    from portway.hosts.api import any_host_wire
+
+    return any_host_wire(host)
 
 
 def acme_meta(cert: Certificate) -> dict[str, Any]:

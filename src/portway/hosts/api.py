@@ -140,6 +140,11 @@ def site_wire(host: HostBase, expand: set[str] = frozenset()) -> dict[str, Any]:
     return data
 
 
+def any_host_wire(host: HostBase) -> dict[str, Any]:
+    """The NPM wire object of a host of any kind (proxy, redirection, 404)."""
+    return host_wire(host) if host.KIND == "proxy" else site_wire(host)
+
+
 def _expand(expand: str | None) -> set[str]:
     return {part.strip() for part in (expand or "").split(",") if part.strip()}
 

@@ -233,3 +233,26 @@ def test_report_counts_every_kind(api):
         "dead": 0,
     }
     assert send(api_client(viewer), "GET", REDIRECTS).json() == []
+
+
+def test_certificate_expands_every_kind(tmp_path, settings):
+    from portway.certificates import services as cert_services
+    from portway.testing import certs
+
+    settings.DATA_DIR = tmp_path  # certificate files of this test only
+    admin = make_admin()
+    api = api_client(admin)
+    leaf = certs.make_chain(["r.example.com", "d.example.com"])
+    cert = cert_services.create_custom(admin, "Club")
+    cert = cert_services.upload(admin, cert, leaf.cert_pem, leaf.key_pem(), leaf.chain_pem)
+    created = send(api, "POST", REDIRECTS, redirect(certificate_id=cert.pk))
+    assert created.status_code == 201, created.content
+    send(api, "POST", DEAD, {"domain_names": ["d.example.com"], "certificate_id": cert.pk})
+    path = f"/api/nginx/certificates/{cert.pk}?expand=redirection_hosts,dead_hosts"
+    expanded = send(api, "GET", path).json()
+    targets = [h["forward_domain_name"] for h in expanded["redirection_hosts"]]
+    assert targets == ["target.example.org"]
+    assert [h["domain_names"] for h in expanded["dead_hosts"]] == [["d.example.com"]]
+    # a certificate in use by any kind is not deleted
+    message = expect_error(send(api, "DELETE", f"/api/nginx/certificates/{cert.pk}"), 409)
+    assert "redirection host" in message.lower() or "404 host" in message.lower(), message
