@@ -327,6 +327,34 @@ def test_host_created_with_certificate_new_switches_to_https_once_issued(acme, u
     assert pw.upstream_of("newcert.acme.test", https=True) == "newcert"
 
 
+def test_dead_host_created_with_certificate_new_serves_it_once_issued(acme):
+    """certificate_id "new" on a 404 host: HTTP-01 passes through the host's own server
+    (its challenge location comes before the 404), and the host then answers 404 over
+    TLS with the issued certificate."""
+    pw = acme.portway
+    status, host = pw.api(
+        "POST",
+        "/api/nginx/dead-hosts",
+        {"domain_names": ["gone.acme.test"], "certificate_id": "new", "ssl_forced": True},
+    )
+    assert status == 201, host
+    assert host["certificate_id"] == 0 and host["ssl_forced"] is False  # no TLS until issued
+    _, certs = pw.api("GET", "/api/nginx/certificates")
+    cert = next(c for c in certs if c["domain_names"] == ["gone.acme.test"])
+    cert = acme.wait(cert["id"])
+    assert cert["meta"]["acme_status"] == "valid", cert["meta"]
+    linked = wait_for(
+        lambda: (
+            (h := pw.api("GET", f"/api/nginx/dead-hosts/{host['id']}")[1])["certificate_id"] and h
+        )
+    )
+    assert linked["certificate_id"] == cert["id"] and linked["ssl_forced"] is True
+    pw.wait_applied()
+    wait_for(lambda: pw.served_certificate("gone.acme.test").serial_number == _serial(cert["meta"]))
+    assert pw.http("gone.acme.test", "/x", https=True)[0] == 404
+    assert pw.http("gone.acme.test", "/x")[0] == 301  # Force SSL, asked for with "new"
+
+
 @pytest.mark.e2e_db
 def test_restart_during_issuance_does_not_wait_for_the_order_and_the_job_resumes(
     tmp_path, pebble_tls
