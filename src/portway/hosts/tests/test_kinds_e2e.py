@@ -156,3 +156,31 @@ def test_one_name_index_across_kinds(portway):
 
         status, report = portway.api("GET", "/api/reports/hosts")
         assert report == {"proxy": 1, "redirection": 1, "stream": 0, "dead": 1}
+
+
+def test_simultaneous_claims_of_one_name_leave_one_host(portway):
+    """Eight clients create hosts of different kinds for one name at once: the unique
+    index lets exactly one through, the others get a 400 naming domain_names."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [
+        (DEAD, {"domain_names": ["race.example.test"]}),
+        (
+            REDIRECTS,
+            {
+                "domain_names": ["race.example.test"],
+                "forward_scheme": "auto",
+                "forward_domain_name": "x.example.org",
+            },
+        ),
+    ] * 4
+    token = portway.token
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(lambda b: portway.api("POST", b[0], b[1], token=token), bodies))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [201] + [400] * 7, answers
+    for status, body in answers:
+        if status == 400:
+            assert "domain_names/0" in body["error"]["message"], body
+    hosts = portway.api("GET", DEAD)[1] + portway.api("GET", REDIRECTS)[1]
+    assert [h["domain_names"] for h in hosts] == [["race.example.test"]]
