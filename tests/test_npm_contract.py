@@ -269,6 +269,63 @@ def walk_proxy_hosts(npm: NpmClient) -> None:
     npm.call("DELETE", f"/api/nginx/certificates/{cert['id']}")
 
 
+def _walk_site(npm: NpmClient, base: str, body: dict[str, Any], change: dict[str, Any]) -> None:
+    """One redirection or 404 host with a certificate through NPM's verbs."""
+    name = body["domain_names"][0]
+    issued = certs.make_chain([name], key_type="ec", ca_key_type="ec")
+    cert = npm.call(
+        "POST", "/api/nginx/certificates", {"provider": "other", "nice_name": name}, status=201
+    )
+    npm.call(
+        "POST",
+        f"/api/nginx/certificates/{cert['id']}/upload",
+        files={"certificate": issued.fullchain_pem, "certificate_key": issued.key_pem()},
+    )
+    host = npm.call(
+        "POST", base, {**body, "certificate_id": cert["id"], "ssl_forced": True}, status=201
+    )
+    path = f"{base}/{host['id']}"
+    npm.call("GET", path)
+    npm.call("GET", f"{path}?expand=owner")
+    npm.call("GET", f"{path}?expand=certificate")
+    npm.call("GET", base)
+    npm.call("GET", f"{base}?expand=owner")
+    npm.call("PUT", path, change)
+    npm.call("POST", f"{path}/disable")
+    npm.call("POST", f"{path}/enable")
+    npm.call("GET", "/api/reports/hosts")
+    npm.call("DELETE", path)
+    npm.call("GET", path, status=404)
+
+
+def walk_redirection_hosts(npm: NpmClient) -> None:
+    """Redirection hosts with a certificate: create, read, list, update, disable, enable,
+    delete."""
+    _walk_site(
+        npm,
+        "/api/nginx/redirection-hosts",
+        {
+            "domain_names": ["old.club.example"],
+            "forward_scheme": "auto",
+            "forward_domain_name": "new.club.example",
+            "forward_http_code": 301,
+            "preserve_path": True,
+            "meta": {},
+        },
+        {"forward_http_code": 308, "hsts_enabled": True},
+    )
+
+
+def walk_dead_hosts(npm: NpmClient) -> None:
+    """404 hosts with a certificate: create, read, list, update, disable, enable, delete."""
+    _walk_site(
+        npm,
+        "/api/nginx/dead-hosts",
+        {"domain_names": ["gone.club.example"], "meta": {}},
+        {"http2_support": True},
+    )
+
+
 def walk_settings(npm: NpmClient) -> None:
     """Settings: list, read, change the default site and back."""
     npm.call("GET", "/api/settings")
@@ -292,6 +349,8 @@ OBJECT_WALKS: dict[str, Callable[[NpmClient], None]] = {
     "two_factor": walk_two_factor,
     "certificates": walk_certificates,
     "proxy_hosts": walk_proxy_hosts,
+    "redirection_hosts": walk_redirection_hosts,
+    "dead_hosts": walk_dead_hosts,
     "settings": walk_settings,
     "reports": walk_reports,
 }

@@ -101,14 +101,13 @@ SITE_BOOL_FIELDS = (
     "hsts_enabled",
     "hsts_subdomains",
     "http2_support",
-    "block_exploits",
     "enabled",
 )
 KIND_FIELDS = {
     "redirection": ("forward_http_code", "forward_scheme", "forward_domain_name"),
     "dead": (),
 }
-KIND_BOOL_FIELDS = {"redirection": ("preserve_path",), "dead": ()}
+KIND_BOOL_FIELDS = {"redirection": ("preserve_path", "block_exploits"), "dead": ()}
 
 
 def site_wire(host: HostBase, expand: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]

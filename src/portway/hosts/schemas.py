@@ -220,7 +220,9 @@ RedirectScheme = Literal["auto", "http", "https"]
 
 
 class SiteFields(BaseModel):
-    """The fields every host kind shares (names, TLS options, advanced config); optional."""
+    """The fields every host kind shares (names, TLS options, advanced config); optional.
+
+    NPM's 404 host has exactly these; its wire object has no `block_exploits`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -230,7 +232,6 @@ class SiteFields(BaseModel):
     hsts_enabled: bool | None = None
     hsts_subdomains: bool | None = None
     http2_support: bool | None = None
-    block_exploits: bool | None = None
     advanced_config: AdvancedConfig | None = None
     enabled: bool | None = None
     meta: ClientMeta | None = None
@@ -238,6 +239,8 @@ class SiteFields(BaseModel):
 
 class RedirectionHostFields(SiteFields):
     """A redirection host's fields, all optional here (NPM's redirection-host object)."""
+
+    block_exploits: bool | None = None  # NPM's 404 host has no such option
 
     forward_http_code: HttpCode | None = None
     forward_scheme: RedirectScheme | None = None
@@ -357,7 +360,6 @@ class SiteOut(BaseModel):
     hsts_enabled: bool
     hsts_subdomains: bool
     http2_support: bool
-    block_exploits: bool
     advanced_config: str
     enabled: bool
     meta: ProxyHostMeta
@@ -367,6 +369,8 @@ class SiteOut(BaseModel):
 
 class RedirectionHostOut(SiteOut):
     """NPM's redirection-host object; `owner`, `certificate` only with ?expand."""
+
+    block_exploits: bool
 
     forward_http_code: int
     forward_scheme: str

@@ -83,8 +83,8 @@ DEAD = SiteKindPage(
     title="404 Hosts",
     description="Requests for these domain names are answered 404 Not Found.",
     text_fields=(),
-    bool_fields=("block_exploits",),
-    defaults=(("block_exploits", True),),
+    bool_fields=(),  # NPM's 404 host has no "block common exploits"
+    defaults=(),
 )
 PAGES = {page.model.KIND: page for page in (REDIRECTION, DEAD)}
 

@@ -30,12 +30,12 @@ SITE_KEYS = {
     "hsts_enabled",
     "hsts_subdomains",
     "http2_support",
-    "block_exploits",
     "advanced_config",
     "enabled",
     "meta",
 }
 REDIRECT_KEYS = SITE_KEYS | {
+    "block_exploits",
     "forward_http_code",
     "forward_scheme",
     "forward_domain_name",

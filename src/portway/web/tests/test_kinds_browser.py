@@ -115,10 +115,10 @@ def test_dead_hosts_pages_and_dashboard(live_server, transactional_db, browser_p
     expect(page.locator("#id_domain_names")).to_have_value(
         "gone.example.test\nwww.gone.example.test"
     )
-    page.uncheck("#id_block_exploits")
+    page.fill("#id_domain_names", "gone.example.test")
     page.click("#save-dead-host")
     expect(page.locator("#messages")).to_contain_text("saved")
-    assert DeadHost.objects.get().block_exploits is False
+    assert DeadHost.objects.get().domain_names == ["gone.example.test"]
 
     page.goto(base + "/")
     expect(page.locator("#stat-hosts-total [data-count]")).to_have_text("1")
