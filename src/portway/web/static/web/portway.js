@@ -33,13 +33,25 @@
     ok.textContent = source.getAttribute("data-confirm-label") || "Confirm";
     ok.className = "btn w-100 " + (source.getAttribute("data-confirm-class") || "btn-danger");
     var modal = window.tabler.Modal.getOrCreateInstance(modalEl);
+    // Bootstrap ignores hide() while the modal is still fading in: a quick click on OK
+    // would leave it open over the page, so the hide waits for "shown" then.
+    var shown = false;
+    var hideWhenShown = false;
+    var onShown = function () {
+      shown = true;
+      modalEl.removeEventListener("shown.bs.modal", onShown);
+      if (hideWhenShown) modal.hide();
+    };
     var onOk = function () {
       ok.removeEventListener("click", onOk);
-      modal.hide();
+      if (shown) modal.hide();
+      else hideWhenShown = true;
       event.detail.issueRequest(true);
     };
+    modalEl.addEventListener("shown.bs.modal", onShown);
     modalEl.addEventListener("hidden.bs.modal", function cleanup() {
       ok.removeEventListener("click", onOk);
+      modalEl.removeEventListener("shown.bs.modal", onShown);
       modalEl.removeEventListener("hidden.bs.modal", cleanup);
     });
     ok.addEventListener("click", onOk);
