@@ -245,6 +245,18 @@ def test_no_private_key_in_any_answer_or_log(tmp_path, pebble_tls, upstreams):
         assert issued["meta"]["acme_status"] == "valid", issued["meta"].get("acme_error")
         cert_ids.append(issued["id"])
         host = pw.create_proxy_host(["issued.sweep.test"], app.port, certificate_id=issued["id"])
+        # every host kind that links a certificate is swept too
+        kind_hosts = {
+            "/api/nginx/redirection-hosts": {
+                "domain_names": ["moved.sweep.test"],
+                "forward_scheme": "auto",
+                "forward_domain_name": "issued.sweep.test",
+            },
+            "/api/nginx/dead-hosts": {"domain_names": ["gone.sweep.test"]},
+        }
+        for path, body in kind_hosts.items():
+            status, created = pw.api("POST", path, {**body, "certificate_id": cert_ids[0]})
+            assert status == 201, created
         pw.wait_applied()
         assert pw.upstream_of("issued.sweep.test", https=True) == "sweep"
 
@@ -275,6 +287,9 @@ def test_no_private_key_in_any_answer_or_log(tmp_path, pebble_tls, upstreams):
         sweep_api(pw, sweep)
         host_ids = [str(h["id"]) for h in pw.api("GET", "/api/nginx/proxy-hosts")[1]]
         assert str(host["id"]) in host_ids
+        for path in kind_hosts:  # the ids of the other kinds' pages
+            host_ids += [str(h["id"]) for h in pw.api("GET", path)[1]]
+        host_ids = sorted(set(host_ids))
         ui_ids = {
             "cert_id": [str(i) for i in cert_ids],
             "host_id": host_ids,
