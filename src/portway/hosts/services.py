@@ -99,11 +99,13 @@ def get_host(model: HostModel, user, host_id: int) -> HostBase:  # noqa: ANN001
     return host
 
 
-def _save_claiming_names(host: HostBase, **kwargs: Any) -> None:
-    """Save `host`; its names are claimed in the same transaction (HostName.claim).
+def _save_claiming_names(host: HostBase, user, **kwargs: Any) -> None:  # noqa: ANN001
+    """Save `host` for `user`; its names are claimed in the same transaction (HostName.claim).
 
     The unique index decides: a name an enabled host of any kind holds makes the save
-    fail, and that is reported as the first such name, with the host holding it.
+    fail, and that is reported as the first such name, with the host holding it when
+    `user` may see that host (otherwise only that another host holds it: a member learns
+    nothing of hosts their permissions hide).
 
     Raises:
         FieldError: `domain_names/<i>` naming the name and the host (kind and id).
@@ -121,10 +123,13 @@ def _save_claiming_names(host: HostBase, **kwargs: Any) -> None:
         for index, name in enumerate(host.domain_names):
             if name in holders:
                 holder = holders[name]
-                label = HOST_MODELS[holder.kind].LABEL
+                model = HOST_MODELS[holder.kind]
+                if _visible(model, user, model.objects.filter(pk=holder.host_id)).exists():
+                    held_by = f"enabled {model.LABEL} {holder.host_id}"
+                else:
+                    held_by = "another enabled host, one you cannot see (ask an administrator)"
                 raise FieldError(
-                    f"domain_names/{index}",
-                    f"{name!r} is already used by enabled {label} {holder.host_id}",
+                    f"domain_names/{index}", f"{name!r} is already used by {held_by}"
                 ) from None
         raise
 
@@ -341,7 +346,7 @@ def create_host(model: HostModel, user, data: dict[str, Any]) -> HostBase:  # no
     with transaction.atomic():
         host = model(owner=user)
         _apply_fields(user, host, payload)
-        _save_claiming_names(host)
+        _save_claiming_names(host, user)
         _request_certificate(user, host)
         _audit(user, host, "created")
     _after_change(host)
@@ -358,7 +363,7 @@ def update_host(model: HostModel, user, host_id: int, data: dict[str, Any]) -> H
     with transaction.atomic():
         host = get_host(model, user, host_id)
         _apply_fields(user, host, payload)
-        _save_claiming_names(host)
+        _save_claiming_names(host, user)
         _request_certificate(user, host)
         _audit(user, host, "updated")
     _after_change(host)
@@ -385,7 +390,7 @@ def set_host_enabled(model: HostModel, user, host_id: int, enabled: bool) -> Hos
         if host.enabled == enabled:
             raise BadRequest(f"Host is already {'enabled' if enabled else 'disabled'}")
         host.enabled = enabled
-        _save_claiming_names(host, update_fields=["enabled", "modified_on"])
+        _save_claiming_names(host, user, update_fields=["enabled", "modified_on"])
         _audit(user, host, "enabled" if enabled else "disabled")
     if enabled:
         _after_change(host)

@@ -549,6 +549,20 @@ class TestPermissions(ProxyHostAPI):
         client = self.user_client(proxy_hosts="manage", visibility="user")
         self.rejected(method, self.rewrite(path, host.pk), body, status=404, client=client)
 
+    def test_a_name_clash_names_only_hosts_the_member_may_see(self) -> None:
+        theirs = self.create(domain_names=["taken.example"])
+        client = self.user_client(proxy_hosts="manage", visibility="user")
+        message = self.rejected(
+            "post", BASE, {**VALID, "domain_names": ["taken.example"]}, client=client
+        )
+        assert message.startswith("data/domain_names/0 ")
+        assert "one you cannot see" in message and str(theirs["id"]) not in message
+        mine = self.create(client, domain_names=["mine.example"])
+        message = self.rejected(
+            "post", BASE, {**VALID, "domain_names": ["mine.example"]}, client=client
+        )
+        assert f"proxy host {mine['id']}" in message
+
     def test_visibility_all_manager_can_edit_others_hosts(self) -> None:
         host = self.create()
         client = self.user_client(proxy_hosts="manage", visibility="all")
