@@ -7,6 +7,7 @@ would), and the throttle counts in the test database.
 
 from __future__ import annotations
 
+import os
 import time
 
 import pyotp
@@ -204,7 +205,17 @@ def test_nobody_enrols_someone_else(admin_client, user):
     expect_error(send(admin_client, "post", f"/api/users/{user.pk}/2fa"), 403)
 
 
-def test_cli_resets_two_factor_of_a_locked_out_admin(admin, admin_client):
+@pytest.fixture
+def keep_umask():
+    """`portway` sets umask 077 for the process it runs in; in-process calls in a test must
+    not leave it on the test run (files later tests hand to nginx's workers need 0644)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    yield
+    os.umask(umask)
+
+
+def test_cli_resets_two_factor_of_a_locked_out_admin(admin, admin_client, keep_umask):
     from portway.cli import main
 
     _enrol(admin_client)

@@ -160,6 +160,7 @@ def test_acme_challenge_is_served_ahead_of_advanced_config_and_exploit_rules(pw,
     """HTTP-01 must work for a host whose admin returns early or blocks odd clients."""
     challenge_dir = pw.data_dir / "acme-challenge" / ".well-known" / "acme-challenge"
     (challenge_dir / "tok-123_abc").write_text("tok-123_abc.thumbprint")
+    (challenge_dir / "tok-123_abc").chmod(0o644)  # nginx's workers read it, whatever the umask
     pw.create_proxy_host(
         ["early.example.com"],
         upstream.port,
