@@ -13,7 +13,7 @@ from portway.access import services
 from portway.access.models import AccessList
 from portway.core.errors import NotFound, PermissionDenied, PortwayError
 from portway.web import queries
-from portway.web.decorators import page
+from portway.web.decorators import object_or_leave, page
 from portway.web.forms import FormErrors
 
 SPARE_USER_ROWS = 3  # empty rows for new users (the form works without JavaScript)
@@ -219,13 +219,11 @@ def access_list_create(request: HttpRequest) -> HttpResponse:
 
 @page
 def access_list_edit(request: HttpRequest, access_list_id: int) -> HttpResponse:
-    try:
-        access_list = services.get_access_list(request.user, access_list_id)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
-    except PermissionDenied as exc:
-        messages.error(request, exc.message)
-        return redirect("web:dashboard")
+    access_list = object_or_leave(
+        request, lambda: services.get_access_list(request.user, access_list_id)
+    )
+    if isinstance(access_list, HttpResponse):
+        return access_list
     if request.method == "POST":
         return _submit(request, access_list)
     return _form_page(request, access_list)

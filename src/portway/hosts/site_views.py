@@ -21,7 +21,7 @@ from portway.hosts import services
 from portway.hosts.models import DeadHost, HostBase, RedirectionHost
 from portway.hosts.views import FIELD_LABELS, _certificate_choices, split_domains
 from portway.web import queries
-from portway.web.decorators import page
+from portway.web.decorators import object_or_leave, page
 from portway.web.forms import FormErrors, explain_domain_lines
 
 SSL_FIELDS = ("ssl_forced", "http2_support", "hsts_enabled", "hsts_subdomains")
@@ -282,13 +282,9 @@ def site_create(request: HttpRequest, kind: str) -> HttpResponse:
 def site_edit(request: HttpRequest, kind: str, host_id: int) -> HttpResponse:
     """One host's form (GET) or its changes (POST)."""
     site = PAGES[kind]
-    try:
-        host = services.get_host(site.model, request.user, host_id)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
-    except PermissionDenied as exc:
-        messages.error(request, exc.message)
-        return redirect("web:dashboard")
+    host = object_or_leave(request, lambda: services.get_host(site.model, request.user, host_id))
+    if isinstance(host, HttpResponse):
+        return host
     if request.method == "POST":
         return _submit(request, site, host)
     return _form_page(request, site, _from_host(site, host), host=host)

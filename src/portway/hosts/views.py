@@ -15,7 +15,7 @@ from portway.core.errors import NotFound, PermissionDenied, PortwayError
 from portway.core.validation import given
 from portway.hosts import services
 from portway.web import queries
-from portway.web.decorators import page
+from portway.web.decorators import object_or_leave, page
 from portway.web.forms import FormErrors, domain_lines, explain_domain_lines
 
 BOOLEAN_FIELDS = (
@@ -400,13 +400,9 @@ def host_create(request: HttpRequest) -> HttpResponse:
 
 @page
 def host_edit(request: HttpRequest, host_id: int) -> HttpResponse:
-    try:
-        host = services.get_proxy_host(request.user, host_id)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
-    except PermissionDenied as exc:
-        messages.error(request, exc.message)
-        return redirect("web:dashboard")
+    host = object_or_leave(request, lambda: services.get_proxy_host(request.user, host_id))
+    if isinstance(host, HttpResponse):
+        return host
     if request.method == "POST":
         return _submit(request, host)
     return _form_page(request, HostForm.from_host(host), host=host)

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django_htmx.http import HttpResponseClientRedirect
 
 from portway.accounts.models import User
+from portway.core.errors import NotFound, PermissionDenied
 
 
 def setup_needed() -> bool:
@@ -55,3 +58,19 @@ def page(view: Callable | None = None, *, public: bool = False, setup: bool = Fa
         return wrapper
 
     return decorate(view) if view is not None else decorate
+
+
+def object_or_leave(request: HttpRequest, load: Callable[[], Any]) -> Any | HttpResponse:
+    """What `load()` returns (a service's `get_*` for the signed-in user), for an edit page.
+
+    A NotFound becomes the 404 page; a PermissionDenied sends the user to the dashboard
+    with the reason as a message, which is then returned (an HttpResponse) for the view to
+    return as it is.
+    """
+    try:
+        return load()
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except PermissionDenied as exc:
+        messages.error(request, exc.message)
+        return redirect("web:dashboard")
