@@ -15,6 +15,10 @@ def test_every_documented_setting_reaches_the_sudo_rerun() -> None:
     table = readme.split("| Variable | Default | Meaning |", 1)[1].split("\n\n", 1)[0]
     documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", table, re.MULTILINE))
     script = (ROOT / "scripts" / "install").read_text()
-    kept = set(re.search(r"--preserve-env=(\S+)", script).group(1).split(","))
+    listed = re.search(r"^SETTINGS=\((.*?)^\)", script, re.MULTILINE | re.DOTALL)
+    kept = set(listed.group(1).split())
+    # that list is what the sudo re-run keeps
+    assert '--preserve-env="$keep"' in script
+    assert 'echo "${SETTINGS[*]},PORTWAY_INSTALL_ROOT"' in script
     assert len(documented) > 20
     assert documented <= kept, sorted(documented - kept)

@@ -5,7 +5,11 @@ portway check      render the config and test it with `nginx -t` (nothing goes l
 portway apply      render, test and reload a running Portway's nginx
 portway migrate    create or update the database schema
 portway createadmin --email E --password P [--name N]
+portway status     what runs: pid, ports, data dir, hosts online/offline, nginx generation
 portway version
+
+Every verb first reads the settings file the service uses (/etc/portway/portway.env, or
+PORTWAY_ENV_FILE); a variable set in the environment wins over the file.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ log = logging.getLogger("portway")
 
 HELP = """Portway: a self-hosted reverse-proxy manager driving nginx.
 
-Settings come from the environment; README.md documents each: PORTWAY_DATA_DIR,
-PORTWAY_ADMIN_PORT, PORTWAY_HTTP_PORT, PORTWAY_HTTPS_PORT, PORTWAY_PUBLIC_HTTPS_PORT,
+Settings come from /etc/portway/portway.env (PORTWAY_ENV_FILE to read another file,
+`none` for none) and the environment, which wins; README.md documents each:
+PORTWAY_DATA_DIR, PORTWAY_ADMIN_PORT, PORTWAY_ADMIN_BIND, PORTWAY_HTTP_PORT,
+PORTWAY_HTTPS_PORT, PORTWAY_PUBLIC_HTTPS_PORT,
 PORTWAY_BIND_ADDRESS, PORTWAY_RESOLVER, PORTWAY_NGINX, PORTWAY_SECRET_KEY, PORTWAY_DEBUG,
 PORTWAY_LOG_LEVEL, PORTWAY_RENEW_*, INITIAL_ADMIN_EMAIL, INITIAL_ADMIN_PASSWORD,
 DB_SQLITE_FILE, DB_MYSQL_*, DB_POSTGRES_*, LE_STAGING, LE_SERVER, REQUESTS_CA_BUNDLE,
@@ -57,6 +63,53 @@ def _make_database_private() -> None:
                 os.chmod(path, 0o600)
 
 
+class NoInstallation(RuntimeError):
+    """A verb would create a new, empty installation where an existing one was expected."""
+
+
+def _expect_installation(args: argparse.Namespace) -> None:
+    """Refuse (unless --init) to act on a data directory or database that does not exist.
+
+    `portway serve` creates an installation; the other verbs act on one. Run with a
+    wrong or missing PORTWAY_DATA_DIR (or database settings) they would silently create
+    an empty one and report "0 hosts". Expected means: the data directory exists, and
+    the database exists and holds Portway's schema (SQLite: the file exists; MariaDB or
+    PostgreSQL: its `django_migrations` table exists). Django must not be set up yet for
+    the data-directory and SQLite checks (its settings create the data directory).
+
+    Raises:
+        NoInstallation: nothing is there and --init was not given (message says what).
+    """
+    if getattr(args, "init", False):
+        return
+    from portway import conf
+
+    config = conf.load()
+    hint = (
+        "; check PORTWAY_DATA_DIR and the database settings (environment or "
+        f"{conf.env_file_path() or 'settings file'}), or add --init to create a new, "
+        "empty installation there"
+    )
+    if not config.data_dir.is_dir():
+        raise NoInstallation(f"no Portway installation: {config.data_dir} does not exist{hint}")
+    database = conf.database_settings(config.data_dir)
+    if database["ENGINE"].endswith("sqlite3"):
+        if not os.path.isfile(database["NAME"]):
+            raise NoInstallation(
+                f"no Portway database: {database['NAME']} does not exist (data directory "
+                f"{config.data_dir}){hint}"
+            )
+        return
+    _django()
+    from django.db import connection
+
+    if "django_migrations" not in connection.introspection.table_names():
+        raise NoInstallation(
+            f"no Portway database: {database['NAME']} on {database['HOST']} has no "
+            f"Portway tables{hint}"
+        )
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Create or update the database schema."""
     _django()
@@ -74,6 +127,7 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 def cmd_createadmin(args: argparse.Namespace) -> int:
     """Create an administrator account (fails if the e-mail is taken)."""
+    _expect_installation(args)
     _django()
     _migrate()
     from portway.accounts.models import User
@@ -91,6 +145,7 @@ def cmd_createadmin(args: argparse.Namespace) -> int:
 
 def cmd_reset_2fa(args: argparse.Namespace) -> int:
     """Turn off two-factor login of one account (an admin who lost their phone)."""
+    _expect_installation(args)
     _django()
     _migrate()
     from portway.accounts.credentials import reset_two_factor_cli
@@ -121,6 +176,7 @@ def _report(report: Any) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Render every host into a scratch generation and run `nginx -t` on it."""
+    _expect_installation(args)
     _django()
     _migrate()
     from portway import conf
@@ -132,6 +188,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     """Render, test and reload the nginx of a running `portway serve` (via its pid file)."""
+    _expect_installation(args)
     _django()
     from portway import conf
     from portway.nginx.engine import Engine
@@ -187,7 +244,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if ensure_initial_admin is not None:
         ensure_initial_admin()
 
-    host = config.bind_address or "*"
+    host = config.admin_bind or "*"
     listen = f"[{host}]:{config.admin_port}" if ":" in host else f"{host}:{config.admin_port}"
     # Bind the admin port first: if it is taken, fail before starting nginx.
     server = create_admin_server(application, listen)
@@ -237,6 +294,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config.https_port,
         config.data_dir,
     )
+    warning = conf.admin_exposure_warning(config)
+    if warning:
+        log.warning("%s", warning)
     try:
         server.run()
     except (OSError, ValueError):
@@ -254,6 +314,93 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+STATUS_NOT_RUNNING = 3  # LSB init-script convention: "program is not running"
+
+
+def _server_pid(data_dir: Any) -> int | None:
+    """The pid of the `portway serve` holding `<data_dir>/portway.lock`, else None.
+
+    Only asks the lock (a shared flock that fails while the server holds its exclusive
+    one); creates nothing.
+    """
+    import fcntl
+
+    from portway.core.instance import LOCK_FILE_NAME
+
+    try:
+        fd = os.open(data_dir / LOCK_FILE_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _host_counts() -> dict[str, int]:
+    """Hosts of every kind: online (served), offline (nginx rejected them), disabled."""
+    from portway.hosts.models import HOST_MODELS
+
+    counts = {"online": 0, "offline": 0, "disabled": 0}
+    for model in HOST_MODELS.values():
+        hosts = model.objects.all()
+        counts["disabled"] += hosts.filter(enabled=False).count()
+        counts["online"] += hosts.filter(enabled=True, nginx_online=True).count()
+        counts["offline"] += hosts.filter(enabled=True, nginx_online=False).count()
+    return counts
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print what runs: server pid, ports, data dir, hosts online/offline, nginx generation.
+
+    Exit status 0 when a `portway serve` runs on the data directory, 3 when none does.
+    """
+    from portway import conf
+    from portway.nginx.process import stray_master
+    from portway.nginx.render import Paths
+
+    config = conf.load()
+    pid = _server_pid(config.data_dir)
+    paths = Paths(config.data_dir)
+    if pid is None:
+        print(f"portway: not running (data directory {config.data_dir})")
+    else:
+        print(f"portway: running, pid {pid}")
+        print(f"data directory: {config.data_dir}")
+    admin_host = config.admin_bind or "all addresses"
+    proxy_host = config.bind_address or "all addresses"
+    print(f"admin UI: port {config.admin_port} on {admin_host} (plain HTTP)")
+    print(f"proxy: HTTP port {config.http_port}, HTTPS port {config.https_port} on {proxy_host}")
+    master = stray_master(paths.pid_file, paths.base)
+    generation = paths.live.resolve().name if paths.live.exists() else "none"
+    state = f"master pid {master}" if master else "not running"
+    print(f"nginx: {state}, live generation {generation}")
+    database = conf.database_settings(config.data_dir)
+    if database["ENGINE"].endswith("sqlite3") and not os.path.isfile(database["NAME"]):
+        print(f"hosts: no database at {database['NAME']}")
+    else:
+        _django()
+        try:
+            counts = _host_counts()
+        except Exception as exc:  # noqa: BLE001 - status reports, it does not fail on it
+            print(f"hosts: database not readable ({exc.__class__.__name__}: {exc})")
+        else:
+            print(
+                f"hosts: {counts['online']} online, {counts['offline']} offline, "
+                f"{counts['disabled']} disabled"
+            )
+    warning = conf.admin_exposure_warning(config)
+    if warning and pid is not None:
+        print(f"warning: {warning}")
+    return 0 if pid is not None else STATUS_NOT_RUNNING
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="portway", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -263,12 +410,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "serve", help="run migrations, nginx and the admin UI/API (until Ctrl-C or SIGTERM)"
     ).set_defaults(func=cmd_serve)
-    sub.add_parser(
+    init_help = "create a new, empty installation if none exists there (else refused)"
+    check = sub.add_parser(
         "check", help="render the nginx config and test it with nginx -t; lists offline hosts"
-    ).set_defaults(func=cmd_check)
-    sub.add_parser(
+    )
+    check.add_argument("--init", action="store_true", help=init_help)
+    check.set_defaults(func=cmd_check)
+    apply = sub.add_parser(
         "apply", help="render, test and reload the nginx of a running portway serve"
-    ).set_defaults(func=cmd_apply)
+    )
+    apply.add_argument("--init", action="store_true", help=init_help)
+    apply.set_defaults(func=cmd_apply)
+    sub.add_parser(
+        "status", help="what runs: pid, ports, data dir, hosts online/offline (exit 3: not running)"
+    ).set_defaults(func=cmd_status)
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(
         func=cmd_migrate
     )
@@ -276,11 +431,13 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True)
     admin.add_argument("--name", default="Administrator")
+    admin.add_argument("--init", action="store_true", help=init_help)
     admin.set_defaults(func=cmd_createadmin)
     reset = sub.add_parser(
         "reset-2fa", help="turn off two-factor login of an account (lost authenticator)"
     )
     reset.add_argument("--email", required=True)
+    reset.add_argument("--init", action="store_true", help=init_help)
     reset.set_defaults(func=cmd_reset_2fa)
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     return parser
@@ -288,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `portway` console script."""
-    from portway.conf import ConfigError
+    from portway.conf import ConfigError, read_env_file
     from portway.core.instance import AlreadyRunning
     from portway.nginx.process import NginxNotFound
 
@@ -300,10 +457,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = build_parser().parse_args(argv)
     try:
+        read_env_file()
         return args.func(args)
     except (ConfigError, NginxNotFound) as exc:
         print(f"portway: {exc}", file=sys.stderr)
         return 2
+    except NoInstallation as exc:
+        print(f"portway: {exc}", file=sys.stderr)
+        return 1
     except AlreadyRunning as exc:
         print(f"portway: {exc}", file=sys.stderr)
         return 1

@@ -16,6 +16,74 @@ class ConfigError(ValueError):
     """An environment variable holds a value Portway cannot use."""
 
 
+DEFAULT_ENV_FILE = "/etc/portway/portway.env"
+
+
+def env_file_path() -> Path | None:
+    """The settings file every verb reads: PORTWAY_ENV_FILE, else /etc/portway/portway.env.
+
+    PORTWAY_ENV_FILE=none (or empty) reads no file; a path that is no file reads nothing.
+    """
+    raw = os.environ.get("PORTWAY_ENV_FILE")
+    if raw is not None and raw.strip().lower() in {"none", ""}:
+        return None
+    return Path(raw.strip() if raw is not None else DEFAULT_ENV_FILE)
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """Settings from the text of an environment file in the subset of systemd's
+    EnvironmentFile= format that Portway writes and documents: `NAME=value` lines,
+    blank lines and lines starting with `#` or `;` ignored, an optional `export `, and
+    a value in matching single or double quotes taken without them.
+
+    Raises:
+        ConfigError: a line is not `NAME=value` with NAME a valid variable name.
+    """
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export ") :].lstrip()
+        name, sep, value = stripped.partition("=")
+        name = name.strip()
+        if not sep or not name.replace("_", "a").isalnum() or name[0].isdigit():
+            raise ConfigError(f"line {number} is not NAME=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+def read_env_file() -> Path | None:
+    """Put the settings file's variables into os.environ, the environment winning.
+
+    The service gets the same file through systemd's EnvironmentFile=, so the service
+    and a `portway` verb run by hand see the same settings; a variable set in the
+    environment of a command (`PORTWAY_DATA_DIR=/x portway check`) overrides the file.
+
+    Returns:
+        The file read, or None when there is none.
+
+    Raises:
+        ConfigError: the file exists but cannot be read or parsed (message names it).
+    """
+    path = env_file_path()
+    if path is None or not path.is_file():
+        return None
+    try:
+        values = parse_env_file(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    for name, value in values.items():
+        os.environ.setdefault(name, value)
+    return path
+
+
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
@@ -46,7 +114,9 @@ class PortwayConfig:
         data_dir: directory holding the database, generated nginx config, certificates, logs.
         admin_port: TCP port of the admin UI and API.
         http_port / https_port: the proxy's plain and TLS listeners.
-        bind_address: address nginx and the admin server listen on; "" means all addresses.
+        bind_address: address nginx listens on; "" means all addresses.
+        admin_bind: address the admin server listens on (PORTWAY_ADMIN_BIND, default
+            bind_address); "" means all addresses.
         disable_ipv6: do not add [::] listeners (NPM's DISABLE_IPV6).
         nginx_binary: path of the nginx executable to run.
         resolver: DNS servers nginx uses for upstream names that did not resolve at apply time.
@@ -67,6 +137,7 @@ class PortwayConfig:
     public_https_port: int = 443
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     admin_https: bool = False
+    admin_bind: str = ""
 
 
 DEFAULT_TRUSTED_PROXIES = "127.0.0.1 ::1"
@@ -93,6 +164,13 @@ def load() -> PortwayConfig:
         ConfigError: a variable is set to an unusable value.
     """
     data_dir = Path(_env("PORTWAY_DATA_DIR", str(Path.cwd() / "data"))).resolve()  # type: ignore[arg-type]
+    bind_address = _env("PORTWAY_BIND_ADDRESS", "") or ""
+    admin_bind = _env("PORTWAY_ADMIN_BIND", bind_address) or ""
+    if _env("PORTWAY_ADMIN_BIND"):
+        try:
+            ipaddress.ip_address(admin_bind)
+        except ValueError:
+            raise ConfigError(f"PORTWAY_ADMIN_BIND={admin_bind!r} is not an IP address") from None
     x_frame = (_env("X_FRAME_OPTIONS", "DENY") or "DENY").upper()
     if x_frame not in {"DENY", "SAMEORIGIN"}:
         raise ConfigError("X_FRAME_OPTIONS must be DENY or SAMEORIGIN")
@@ -101,7 +179,8 @@ def load() -> PortwayConfig:
         admin_port=_port("PORTWAY_ADMIN_PORT", 81),
         http_port=_port("PORTWAY_HTTP_PORT", 80),
         https_port=_port("PORTWAY_HTTPS_PORT", 443),
-        bind_address=_env("PORTWAY_BIND_ADDRESS", "") or "",
+        bind_address=bind_address,
+        admin_bind=admin_bind,
         disable_ipv6=_flag("DISABLE_IPV6"),
         nginx_binary=_env("PORTWAY_NGINX", "nginx") or "nginx",
         resolver=_env("PORTWAY_RESOLVER", "") or "",
@@ -155,3 +234,42 @@ def database_settings(data_dir: Path) -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
     }
+
+
+def _route_source(probe: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The local address this machine would send from towards `probe` (a UDP connect
+    sends no packet), or None without such a route."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in probe else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect((probe, 9))
+            return ipaddress.ip_address(sock.getsockname()[0])
+    except OSError:
+        return None
+
+
+def admin_exposure_warning(config: PortwayConfig | None = None) -> str | None:
+    """A warning when the admin UI answers plain HTTP on a public address, else None.
+
+    Public means neither loopback nor private (RFC 1918, ULA, link-local...): Python's
+    `is_global`. With no PORTWAY_ADMIN_BIND / PORTWAY_BIND_ADDRESS the admin server
+    listens on every address; then the addresses this machine routes to the internet
+    from are checked.
+    """
+    config = config or load()
+    if config.admin_bind:
+        candidates = [ipaddress.ip_address(config.admin_bind)]
+    else:
+        found = (_route_source("192.0.2.1"), _route_source("2001:db8::1"))
+        candidates = [address for address in found if address is not None]
+    public = [str(address) for address in candidates if address.is_global]
+    if not public:
+        return None
+    return (
+        f"the admin UI answers plain HTTP on the public address {public[0]} port "
+        f"{config.admin_port}: passwords and sessions cross the network unencrypted. Set "
+        "PORTWAY_ADMIN_BIND=127.0.0.1 (or a LAN address) and reach the UI over HTTPS "
+        "(Settings -> Admin UI domain), or close the port with a firewall"
+    )

@@ -32,6 +32,9 @@ if not os.environ.get("PORTWAY_DATA_DIR"):
     os.environ["PORTWAY_DATA_DIR"] = _data_dir
     atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portway.settings")
+# An installation's /etc/portway/portway.env on the test machine must not reach tests
+# (its database settings would); a test that wants a settings file names its own.
+os.environ.setdefault("PORTWAY_ENV_FILE", "none")
 
 # Fixtures that give a test a database: pytest-django's, and the e2e `portway` process.
 DATABASE_FIXTURES = frozenset(

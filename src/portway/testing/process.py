@@ -166,6 +166,8 @@ class PortwayProcess:
             PORTWAY_BIND_ADDRESS="127.0.0.1",
             # nginx must never ask a DNS server off this machine during tests
             PORTWAY_RESOLVER=self.extra_env.get("PORTWAY_RESOLVER", "127.0.0.1:9"),
+            # never the machine's /etc/portway/portway.env (a test names its own file)
+            PORTWAY_ENV_FILE="none",
         )
         if self.admin:
             env.update(INITIAL_ADMIN_EMAIL=ADMIN_EMAIL, INITIAL_ADMIN_PASSWORD=ADMIN_PASSWORD)
