@@ -45,9 +45,13 @@ def client_address(request: HttpRequest) -> str | None:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR") or "")
     except ValueError:
         return None
-    trusted = getattr(getattr(settings, "PORTWAY", None), "trusted_proxies", ())
+    config = getattr(settings, "PORTWAY", None)
+    trusted = getattr(config, "trusted_proxies", ())
+    # the admin server's own listen address is this machine's nginx (portway.core.https)
+    own = getattr(config, "admin_bind", "") or None
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if not forwarded or not any(address in network for network in trusted):
+    from_own = own is not None and address == ipaddress.ip_address(own)
+    if not forwarded or not (from_own or any(address in network for network in trusted)):
         return str(address)
     for entry in reversed(forwarded.split(",")):
         try:

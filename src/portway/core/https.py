@@ -38,7 +38,10 @@ def came_over_https(request: HttpRequest) -> bool:
         peer = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
         return False
-    if not any(peer in network for network in config.trusted_proxies):
+    # The admin server's own listen address is this machine (TCP cannot spoof it): Portway's
+    # nginx connecting to a LAN PORTWAY_ADMIN_BIND (nginx.admin_site) comes from there.
+    own = config.admin_bind and peer == ipaddress.ip_address(config.admin_bind)
+    if not own and not any(peer in network for network in config.trusted_proxies):
         return False
     # A chain of proxies appends; the last value is the one our trusted peer saw.
     return header.split(",")[-1].strip().lower() == "https"

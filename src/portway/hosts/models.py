@@ -235,4 +235,5 @@ class HostName(models.Model):
     @property
     def host(self) -> HostBase | None:
         """The host holding this name (None if it is gone)."""
-        return HOST_MODELS[self.kind].objects.filter(pk=self.host_id).first()
+        model = HOST_MODELS.get(self.kind)  # None: the admin UI's name (nginx.admin_site)
+        return None if model is None else model.objects.filter(pk=self.host_id).first()

@@ -123,8 +123,10 @@ def _save_claiming_names(host: HostBase, user, **kwargs: Any) -> None:  # noqa: 
         for index, name in enumerate(host.domain_names):
             if name in holders:
                 holder = holders[name]
-                model = HOST_MODELS[holder.kind]
-                if _visible(model, user, model.objects.filter(pk=holder.host_id)).exists():
+                model = HOST_MODELS.get(holder.kind)
+                if model is None:  # portway.nginx.admin_site's claim
+                    held_by = "Portway's admin UI (Settings, Admin UI domain)"
+                elif _visible(model, user, model.objects.filter(pk=holder.host_id)).exists():
                     held_by = f"enabled {model.LABEL} {holder.host_id}"
                 else:
                     held_by = "another enabled host, one you cannot see (ask an administrator)"

@@ -25,7 +25,7 @@ from portway.core.errors import NotFound, PermissionDenied
 from portway.core.params import Limit, ObjectId, Offset
 from portway.core.wire import iso
 from portway.hosts.models import DeadHost, ProxyHost, RedirectionHost
-from portway.nginx import services
+from portway.nginx import admin_site, services
 from portway.nginx.models import AuditLogEntry, Setting
 
 settings_router = Router(tags=["settings"])
@@ -117,6 +117,8 @@ def put_setting(request: HttpRequest, setting_id: str, payload: SettingUpdate):
         from portway.access.realip import set_real_ip
 
         return setting_wire(set_real_ip(request.auth, payload.value, payload.meta))
+    if setting_id == admin_site.SETTING_ID:
+        return setting_wire(admin_site.set_admin_domain(request.auth, payload.value, payload.meta))
     return setting_wire(services.set_default_site(request.auth, payload.value, payload.meta))
 
 

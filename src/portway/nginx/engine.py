@@ -138,6 +138,11 @@ def load_state() -> State:
             spec = kind.spec(row, access.get(getattr(row, "access_list_id", 0)))
             specs.append(spec)
             versions[spec.key] = row.modified_on
+    from portway.nginx import admin_site
+
+    admin = admin_site.spec()
+    if admin is not None:
+        specs.append(admin)
     return State(specs, load_default_site(), versions, real_ip_spec())
 
 

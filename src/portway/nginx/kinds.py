@@ -164,5 +164,10 @@ def spec_of(host: Any, access: AccessSpec | None = None) -> SiteSpec:
 
 
 def render(renderer: Renderer, spec: SiteSpec) -> ConfigFile:
-    """Render any kind's spec into its host file."""
+    """Render any kind's spec into its host file (the admin UI's site included: it is
+    rendered, tested and isolated like a host, but has no row to record its outcome in)."""
+    from portway.nginx import admin_site
+
+    if isinstance(spec, admin_site.AdminSiteSpec):
+        return admin_site.render(renderer, spec)
     return kind_of_key(spec.key).render(renderer, spec)

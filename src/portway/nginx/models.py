@@ -25,6 +25,13 @@ class Setting(models.Model):
             "value": "congratulations",
             "meta": {},
         },
+        # portway.nginx.admin_site: the admin UI on a domain name over HTTPS
+        "admin-domain": {
+            "name": "Admin UI domain",
+            "description": "Serve the admin UI on this name over HTTPS through Portway's nginx",
+            "value": "",
+            "meta": {},
+        },
         # portway.access.realip: the client address behind trusted proxies
         "real-ip": {
             "name": "Real client IP",
