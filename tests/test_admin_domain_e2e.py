@@ -132,9 +132,9 @@ def test_admin_domain_refused_while_a_host_serves_the_name(portway, certificate,
 
 
 def test_admin_domain_off_frees_the_name(portway):
-    status, body = _put(portway, "")
+    status, body = _put(portway, "off")
     assert status == 200, body
-    assert body["value"] == ""
+    assert body["value"] == "off"
     status, _, _ = portway.http(NAME, "/login")
     assert status != 301  # the default site answers the name again
     portway.create_proxy_host([NAME], 9)

@@ -1,7 +1,8 @@
 """The admin UI on a domain name over HTTPS, served through Portway's own nginx.
 
 Setting `admin-domain` (`/api/settings/admin-domain`, the Settings page):
-    value: "" (off) or a domain name, e.g. "portway.example.com"
+    value: "off" or a domain name, e.g. "portway.example.com" ("" is taken as "off";
+           NPM's setting schema wants a non-empty value)
     meta:  {"certificate_id": id of one of Portway's certificates (with its files)}
 
 When set, the apply engine renders one more server block (`hosts/admin-0.conf`): the name
@@ -36,6 +37,7 @@ from portway.nginx.models import AuditLogEntry, Setting
 from portway.nginx.render import CertificateRef, Renderer
 
 SETTING_ID = "admin-domain"
+OFF = "off"
 KIND = "admin"  # the HostName kind of the claimed name
 APPLY_WAIT_SECONDS = 30
 # The admin UI's live views (logs, certificate progress) hold a request open this long.
@@ -82,7 +84,7 @@ def spec() -> AdminSiteSpec | None:
     from portway.certificates.models import Certificate
 
     setting = get_setting()
-    if not setting.value:
+    if setting.value in ("", OFF):
         return None
     cert = Certificate.objects.filter(pk=(setting.meta or {}).get("certificate_id")).first()
     if cert is None or not cert.has_files:
@@ -140,7 +142,7 @@ def validate(value: Any, meta: Any) -> dict[str, Any]:
 
     if not isinstance(value, str):
         raise FieldError("value", "must be a domain name, or empty to turn it off")
-    if value.strip() == "":
+    if value.strip().lower() in ("", OFF):
         return {}
     if meta is None:
         meta = {}
@@ -173,8 +175,8 @@ def clean_domain(value: str) -> str:
 
 
 def set_admin_domain(user: Any, value: Any, meta: Any) -> Setting:
-    """Serve the admin UI on `value` with certificate `meta.certificate_id` ("" turns it
-    off); admins only. The name is claimed in the name index in the same transaction.
+    """Serve the admin UI on `value` with certificate `meta.certificate_id` ("off" or ""
+    turns it off); admins only. The name is claimed in the name index in the same transaction.
     The answer comes once nginx serves the change (at most APPLY_WAIT_SECONDS).
 
     Raises:
@@ -200,7 +202,7 @@ def set_admin_domain(user: Any, value: Any, meta: Any) -> Setting:
                     unicode_name=fields.unicode_name(name),
                     claim=name,
                 )
-            setting.value = name
+            setting.value = name or OFF
             setting.meta = clean_meta
             setting.save()
             AuditLogEntry.objects.create(
@@ -209,8 +211,8 @@ def set_admin_domain(user: Any, value: Any, meta: Any) -> Setting:
                 action="updated",
                 meta={
                     "id": SETTING_ID,
-                    "value": name,
-                    "changes": audit_changes(before, {"value": name, **clean_meta}),
+                    "value": name or OFF,
+                    "changes": audit_changes(before, {"value": name or OFF, **clean_meta}),
                 },
             )
     except IntegrityError:

@@ -29,7 +29,7 @@ class Setting(models.Model):
         "admin-domain": {
             "name": "Admin UI domain",
             "description": "Serve the admin UI on this name over HTTPS through Portway's nginx",
-            "value": "",
+            "value": "off",
             "meta": {},
         },
         # portway.access.realip: the client address behind trusted proxies

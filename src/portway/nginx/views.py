@@ -157,3 +157,57 @@ def _changes(entry) -> list[dict]:  # noqa: ANN001
         for field, pair in found.items()
         if isinstance(pair, dict)
     ]
+
+
+@page
+def admin_domain(request: HttpRequest) -> HttpResponse:
+    """The admin UI on a domain over HTTPS (portway.nginx.admin_site); admins change it."""
+    from portway.certificates.models import Certificate
+    from portway.nginx import admin_site
+
+    setting = admin_site.get_setting()
+    values = {
+        "value": "" if setting.value == admin_site.OFF else setting.value,
+        "certificate_id": str((setting.meta or {}).get("certificate_id") or ""),
+    }
+    errors = FormErrors()
+    status = 200
+    if request.method == "POST":
+        values = {
+            "value": request.POST.get("value", "").strip(),
+            "certificate_id": request.POST.get("certificate_id", "").strip(),
+        }
+        meta: dict = {}
+        if values["value"]:
+            if not values["certificate_id"].isdigit():
+                errors.add("meta/certificate_id", "choose the certificate to serve it with")
+            else:
+                meta = {"certificate_id": int(values["certificate_id"])}
+        if not errors:
+            try:
+                admin_site.set_admin_domain(request.user, values["value"], meta)
+            except PortwayError as exc:
+                errors.absorb(exc)
+            else:
+                messages.success(request, "Admin UI domain saved; nginx is being reloaded.")
+                return redirect("nginx:admin_domain")
+        status = 400
+    certificates = [c for c in Certificate.objects.order_by("nice_name", "id") if c.has_files]
+    config = admin_site.settings.PORTWAY
+    return render(
+        request,
+        "nginx/admin_domain.html",
+        {
+            "title": "Settings",
+            "setting": setting,
+            "values": values,
+            "certificates": certificates,
+            "errors": errors,
+            "unclaimed": errors.unclaimed(["value", "meta/certificate_id"]),
+            "can_edit": request.user.is_admin,
+            "admin_port": config.admin_port,
+            "admin_bind": config.admin_bind,
+            "https_port": config.public_https_port,
+        },
+        status=status,
+    )
