@@ -10,6 +10,8 @@ alone, and SIGTERM stops nginx with it.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shlex
 import shutil
@@ -77,6 +79,20 @@ def _listening(port: int, address: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def _api_login(port: int) -> http.client.HTTPResponse | None:
+    """POST /api/tokens with the administrator INITIAL_ADMIN_* created; None until up."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        body = json.dumps({"identity": ADMIN_EMAIL, "secret": ADMIN_PASSWORD})
+        conn.request("POST", "/api/tokens", body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        return response
+    except OSError:
+        return None
 
 
 def _children_uids(pid: int) -> list[int]:
@@ -181,6 +197,9 @@ def test_unit_exec_start_serves_and_stops_with_sigterm(installed, tmp_path):
     try:
         wait_for(lambda: proc.poll() is not None or _listening(admin_port, "127.0.0.1"), timeout=60)
         assert proc.poll() is None, log_path.read_text()
+        # the admin API answers (the first administrator came from the settings file)
+        api = wait_for(lambda: _api_login(admin_port), timeout=30)
+        assert api.status == 200
         # PORTWAY_ADMIN_BIND=127.0.0.1: another loopback address is not served
         assert not _listening(admin_port, "127.0.0.2")
         master = wait_for(lambda: stray_master(nginx_base / "run" / "nginx.pid", nginx_base))

@@ -101,9 +101,16 @@ def _expect_installation(args: argparse.Namespace) -> None:
             )
         return
     _django()
-    from django.db import connection
+    from django.db import DatabaseError, connection
 
-    if "django_migrations" not in connection.introspection.table_names():
+    try:
+        tables = connection.introspection.table_names()
+    except DatabaseError as exc:
+        raise NoInstallation(
+            f"cannot open the database {database['NAME']} on {database['HOST']}: "
+            f"{str(exc).strip()}{hint}"
+        ) from None
+    if "django_migrations" not in tables:
         raise NoInstallation(
             f"no Portway database: {database['NAME']} on {database['HOST']} has no "
             f"Portway tables{hint}"

@@ -130,3 +130,19 @@ def test_a_bad_trusted_proxy_is_a_config_error(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("PORTWAY_TRUSTED_PROXIES", "10.0.0.1 nginx.local")
     with pytest.raises(conf.ConfigError, match="PORTWAY_TRUSTED_PROXIES.*nginx.local"):
         conf.load()
+
+
+def test_public_plain_http_admin_is_warned_about() -> None:
+    """PORTWAY_ADMIN_BIND on a public address: the warning serve, status and the
+    installer print; loopback and private addresses are not warned about."""
+    from dataclasses import replace
+
+    from portway import conf
+
+    base = conf.load()
+    warning = conf.admin_exposure_warning(replace(base, admin_bind="8.8.8.8", admin_port=81))
+    assert warning is not None
+    assert "public address 8.8.8.8 port 81" in warning
+    assert "PORTWAY_ADMIN_BIND=127.0.0.1" in warning
+    for private in ("127.0.0.1", "10.1.2.3", "192.168.1.10", "fd00::1", "::1"):
+        assert conf.admin_exposure_warning(replace(base, admin_bind=private)) is None
