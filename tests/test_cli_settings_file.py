@@ -99,3 +99,38 @@ def test_unreadable_settings_file_is_named(layout):
     result = _run(["check"], layout["cwd"], PORTWAY_ENV_FILE=str(layout["env_file"]))
     assert result.returncode == 2
     assert result.stderr.strip() == (f"portway: {layout['env_file']}: line 2 is not NAME=value")
+
+
+@pytest.mark.e2e_db
+def test_empty_database_is_refused_until_init(layout, tmp_path):
+    """On MariaDB/PostgreSQL (a fresh, empty database) and SQLite (DB_SQLITE_FILE
+    elsewhere): a data directory alone is not an installation."""
+    from portway.testing.process import _Database
+
+    database = _Database()
+    database.create()
+    try:
+        settings = dict(database.env)
+        if database.kind == "sqlite":
+            settings["DB_SQLITE_FILE"] = str(tmp_path / "elsewhere.sqlite")
+        else:
+            prefix = "DB_POSTGRES_" if database.kind == "postgres" else "DB_MYSQL_"
+            for name, value in os.environ.items():
+                if name.startswith(prefix) and not name.endswith("_NAME"):
+                    settings[name] = value
+        lines = [f"{name}={value}" for name, value in settings.items()]
+        layout["env_file"].write_text(
+            f"PORTWAY_DATA_DIR={layout['data_dir']}\n" + "\n".join(lines) + "\n"
+        )
+        layout["data_dir"].mkdir()
+        env = {"PORTWAY_ENV_FILE": str(layout["env_file"])}
+        refused = _run(["check"], layout["cwd"], **env)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "no Portway database" in refused.stderr and "--init" in refused.stderr
+        created = _run(["check", "--init"], layout["cwd"], **env)
+        assert created.returncode == 0, created.stderr
+        found = _run(["check"], layout["cwd"], **env)
+        assert found.returncode == 0, found.stderr
+        assert "0 hosts, 0 rejected by nginx" in found.stdout
+    finally:
+        database.drop()
