@@ -82,6 +82,8 @@ def _expect_installation(args: argparse.Namespace) -> None:
     """
     if getattr(args, "init", False):
         return
+    from django.apps import apps
+
     from portway import conf
 
     config = conf.load()
@@ -90,10 +92,13 @@ def _expect_installation(args: argparse.Namespace) -> None:
         f"{conf.env_file_path() or 'settings file'}), or add --init to create a new, "
         "empty installation there"
     )
-    if not config.data_dir.is_dir():
+    # Django already set up (the verb called in-process, e.g. by a test): its database
+    # connection is the one to ask
+    already_set_up = apps.ready
+    if not already_set_up and not config.data_dir.is_dir():
         raise NoInstallation(f"no Portway installation: {config.data_dir} does not exist{hint}")
     database = conf.database_settings(config.data_dir)
-    if database["ENGINE"].endswith("sqlite3"):
+    if database["ENGINE"].endswith("sqlite3") and not already_set_up:
         if not os.path.isfile(database["NAME"]):
             raise NoInstallation(
                 f"no Portway database: {database['NAME']} does not exist (data directory "
@@ -103,18 +108,16 @@ def _expect_installation(args: argparse.Namespace) -> None:
     _django()
     from django.db import DatabaseError, connection
 
+    used = connection.settings_dict
+    where = f"{used['NAME']} on {used['HOST']}" if used.get("HOST") else str(used["NAME"])
     try:
         tables = connection.introspection.table_names()
     except DatabaseError as exc:
         raise NoInstallation(
-            f"cannot open the database {database['NAME']} on {database['HOST']}: "
-            f"{str(exc).strip()}{hint}"
+            f"cannot open the database {where}: {str(exc).strip()}{hint}"
         ) from None
     if "django_migrations" not in tables:
-        raise NoInstallation(
-            f"no Portway database: {database['NAME']} on {database['HOST']} has no "
-            f"Portway tables{hint}"
-        )
+        raise NoInstallation(f"no Portway database: {where} has no Portway tables{hint}")
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
