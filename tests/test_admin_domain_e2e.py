@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
 
 import pytest
 import requests
@@ -100,6 +102,18 @@ def test_admin_ui_over_https_on_its_domain(portway, certificate):
         allow_redirects=False,
     )
     assert forged.status_code == 403
+
+    # `portway status` of this installation names it
+    status_run = subprocess.run(
+        [sys.executable, "-m", "portway", "status"],
+        env=portway.environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status_run.returncode == 0, status_run.stderr
+    assert f"admin UI over HTTPS: https://{NAME}:{portway.https_port}/" in status_run.stdout
+    assert f"running, pid {portway.proc.pid}" in status_run.stdout
 
     # the name is the admin UI's: no host can take it
     status, body = portway.api(

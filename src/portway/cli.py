@@ -405,6 +405,13 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"hosts: {counts['online']} online, {counts['offline']} offline, "
                 f"{counts['disabled']} disabled"
             )
+            from portway.nginx.admin_site import OFF, SETTING_ID
+            from portway.nginx.models import Setting
+
+            domain = Setting.objects.filter(id=SETTING_ID).values_list("value", flat=True)
+            if domain and domain[0] not in ("", OFF):
+                suffix = "" if config.public_https_port == 443 else f":{config.public_https_port}"
+                print(f"admin UI over HTTPS: https://{domain[0]}{suffix}/")
     warning = conf.admin_exposure_warning(config)
     if warning and pid is not None:
         print(f"warning: {warning}")
