@@ -598,6 +598,17 @@ def users_of(cert: Certificate) -> dict[str, list[str]]:
         names = sorted(getattr(obj, "first_domain", "") or str(obj) for obj in objects)
         if names:
             found[str(relation.related_model._meta.verbose_name)] = names
+    # the admin UI's HTTPS name (setting admin-domain, portway.nginx.admin_site) refers to
+    # its certificate by id in the setting's meta, not by a foreign key
+    from portway.nginx.models import Setting
+
+    admin = Setting.objects.filter(id="admin-domain").first()
+    if (
+        admin
+        and admin.value not in ("", "off")
+        and (admin.meta or {}).get("certificate_id") == (cert.pk)
+    ):
+        found["admin UI domain"] = [admin.value]
     return found
 
 

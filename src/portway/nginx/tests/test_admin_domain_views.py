@@ -103,3 +103,14 @@ def test_rendered_server_block_proxies_to_the_admin_listener(certificate, settin
     assert f"proxy_pass http://{admin_site.admin_upstream(settings.PORTWAY)}:" in text
     assert "proxy_set_header X-Forwarded-Proto $scheme;" in text
     assert "return 301 https://$host" in text
+
+
+def test_certificate_of_the_admin_domain_cannot_be_deleted(admin, certificate) -> None:
+    from portway.core.errors import Conflict
+
+    admin_site.set_admin_domain(admin, "admin.example.test", {"certificate_id": certificate.pk})
+    with pytest.raises(Conflict) as refused:
+        certificates.delete(admin, certificate)
+    assert "admin UI domain(s) admin.example.test" in refused.value.message
+    admin_site.set_admin_domain(admin, "off", {})
+    certificates.delete(admin, certificate)
