@@ -19,7 +19,6 @@ from portway.npmimport.tests.npm_fixture import (
     ACCESS_PASSWORD,
     ACCESS_USER,
     EDITOR_PASSWORD,
-    NpmInstall,
     make_installation,
 )
 from portway.npmimport.tests.npm_schema import build_mysql, build_sqlite
@@ -249,3 +248,70 @@ def test_mysql_2018_vintage_import(setup: dict[str, Any], mysql_npm: dict[str, A
     assert pw.http(names["gone"], "/")[0] == 404
     # 2018: no `enabled` column, so every host was enabled
     assert _upstream(pw, names["off"]) == "A"
+
+
+def _upload(pw: PortwayProcess, session: Any, data: dict[str, str], files: dict | None = None):
+    import re
+
+    page = session.get(pw.admin_url + "/settings/import-npm", timeout=30)
+    assert page.status_code == 200, page.text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    return session.post(
+        pw.admin_url + "/settings/import-npm",
+        data={**data, "csrfmiddlewaretoken": token},
+        files=files,
+        headers={"Referer": pw.admin_url + "/settings/import-npm"},
+        timeout=120,
+    )
+
+
+def test_ui_upload_dry_run_then_import(setup: dict[str, Any], tmp_path: Path) -> None:
+    import io
+    import re
+    import tarfile
+
+    pw = setup["pw"]
+    npm = make_installation(
+        tmp_path / "npm", "up.test", setup["a"], setup["b"], "2025-02-02 08:00:00"
+    )
+    build_sqlite(str(npm.data / "database.sqlite"), "current", npm.rows)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(npm.data, arcname="data")
+        tar.add(npm.letsencrypt, arcname="data/letsencrypt")  # live/ keeps its symlinks
+    session = pw.ui_session()
+    files = {"archive": ("npm-data.tar.gz", buffer.getvalue(), "application/gzip")}
+    dry = _upload(pw, session, {"action": "upload"}, files)
+    assert dry.status_code == 200, dry.text
+    assert "Nothing has changed yet" in dry.text and "app.up.test" in dry.text
+    assert pw.upstream_of(npm.names["app"], https=True) is None  # not imported yet
+    token = re.search(r'name="token" value="([0-9a-f]{32})"', dry.text).group(1)
+    done = _upload(pw, session, {"action": "confirm", "token": token})
+    assert done.status_code == 200 and "Imported" in done.text, done.text
+    assert _upstream(pw, npm.names["app"], "/api/x", https=True) == "B"
+    # the Let's Encrypt certificate came from archive/ (the live/ links were not unpacked)
+    assert pw.served_certificate(npm.names["secure"]).serial_number == npm.acme_serial
+    again = _upload(pw, session, {"action": "confirm", "token": token})
+    assert again.status_code == 400 and "this upload is gone" in again.text
+
+
+def test_ui_refuses_hostile_archive(setup: dict[str, Any], tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    pw = setup["pw"]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("data/database.sqlite")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+        evil = tarfile.TarInfo("../../npm-escape")
+        evil.size = 1
+        tar.addfile(evil, io.BytesIO(b"x"))
+    session = pw.ui_session()
+    files = {"archive": ("evil.tar.gz", buffer.getvalue(), "application/gzip")}
+    refused = _upload(pw, session, {"action": "upload"}, files)
+    assert refused.status_code == 400
+    assert "leaves the archive" in refused.text
+    assert not (pw.data_dir / "npm-escape").exists()
+    assert not list((pw.data_dir / "npm-import").glob("*"))  # nothing left behind
