@@ -31,6 +31,7 @@ from portway.certificates.services import import_certificate
 from portway.core.errors import FieldError, PortwayError
 from portway.hosts.models import DeadHost, HostBase, ProxyHost, RedirectionHost
 from portway.hosts.services import import_host
+from portway.nginx.models import AuditLogEntry
 from portway.nginx.services import get_default_site, import_default_site
 from portway.npmimport.models import ImportedObject
 from portway.npmimport.source import NpmDatabase, NpmFiles, SourceError
@@ -492,6 +493,16 @@ class _Importer:
         self.import_hosts()
         self.import_streams()
         self.import_settings()
+        AuditLogEntry.objects.create(
+            user=self.actor,
+            object_type="npm-import",
+            action="imported",
+            meta={
+                "source": self.report.source,
+                "imported": len(self.report.imported),
+                "skipped": len(self.report.skipped),
+            },
+        )
         return self.report
 
 

@@ -223,6 +223,9 @@ def test_imported_user_signs_in_with_npm_password(
     assert me["permissions"]["certificates"] == "view"
     assert me["permissions"]["access_lists"] == "hidden"
     assert me["roles"] == []
+    # the import page is for administrators only
+    session = pw.ui_session(npm.editor_email, EDITOR_PASSWORD)
+    assert session.get(pw.admin_url + "/settings/import-npm", timeout=30).status_code == 403
     # the host NPM gave this user is theirs in Portway
     hosts = pw.api("GET", "/api/nginx/proxy-hosts", token=body["token"])[1]
     assert [h["domain_names"] for h in hosts] == [[npm.names["private"]]]
