@@ -24,7 +24,7 @@ from portway.access.htpasswd import hash_password
 from portway.access.models import AccessList
 from portway.access.services import import_access_list
 from portway.accounts.models import Permission, User
-from portway.accounts.services import clean_email, clean_name
+from portway.accounts.services import clean_email, clean_name, clean_nickname
 from portway.certificates import dns_providers
 from portway.certificates.models import Certificate
 from portway.certificates.services import import_certificate
@@ -48,6 +48,7 @@ SECTIONS = (
     "certificates",
 )
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+NPM_DEFAULT_PASSWORD = "changeme"  # NPM's first admin, admin@example.com, documented
 # NPM's certificate meta keys Portway keeps (the rest is NPM's bookkeeping)
 ACME_META_KEYS = ("letsencrypt_email", "letsencrypt_agree", "dns_challenge", "key_type")
 HOST_META_DROP = ("nginx_online", "nginx_err", "dns_provider_credentials")
@@ -98,6 +99,16 @@ class Report:
         ]
         lines += [e.line() for e in self.entries]
         return "\n".join(lines)
+
+
+def _is_npm_default_password(secret: str) -> bool:
+    """Whether the bcrypt hash `secret` is of NPM's published first password."""
+    import bcrypt
+
+    try:
+        return bcrypt.checkpw(NPM_DEFAULT_PASSWORD.encode(), secret.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return False
 
 
 class _DryRunDone(Exception):
@@ -198,11 +209,13 @@ class _Importer:
         user = User(
             email=email,
             name=clean_name(row.get("name") or email.split("@")[0]),
-            nickname=str(row.get("nickname") or "")[:100],
+            nickname=clean_nickname(str(row.get("nickname") or "")[:100]),
             is_admin="admin" in roles,
             is_disabled=_flag(row.get("is_disabled")),
         )
-        if secret.startswith(BCRYPT_PREFIXES) and len(secret) == 60:
+        if _is_npm_default_password(secret):
+            user.set_unusable_password()  # never carry a published password over
+        elif secret.startswith(BCRYPT_PREFIXES) and len(secret) == 60:
             # Django's BCryptPasswordHasher stores "bcrypt$" + bcrypt's own string
             user.password = "bcrypt$" + secret
         else:
@@ -228,8 +241,11 @@ class _Importer:
         Permission.objects.update_or_create(
             user=user, defaults={"visibility": visibility, **values}
         )
-        if user.password.startswith("!"):
-            notes.append("no usable NPM password: set one in Portway")
+        if not user.has_usable_password():
+            notes.append(
+                "no password carried over (none in NPM, or still NPM's default "
+                f"{NPM_DEFAULT_PASSWORD!r}): set one in Portway"
+            )
         return notes
 
     # --- certificates ---------------------------------------------------------------

@@ -114,8 +114,20 @@ def mysql_npm(setup: dict[str, Any]) -> Iterator[dict[str, Any]]:
     npm = make_installation(
         setup["root"] / "npm-mysql", "my.test", setup["a"], setup["b"], "2018-11-01 09:00:00"
     )
+
+    def checksums() -> list:
+        conn = pymysql.connect(**settings, database=name)
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW TABLES")
+            tables = ", ".join(f"`{row[0]}`" for row in cursor.fetchall())
+            cursor.execute(f"CHECKSUM TABLE {tables}")
+            found = cursor.fetchall()
+        conn.close()
+        return found
+
     try:
         build_mysql({**settings, "database": name}, "2018", npm.rows)
+        before = checksums(), npm.checksums()
         result = _import(
             pw,
             "--data",
@@ -129,7 +141,7 @@ def mysql_npm(setup: dict[str, Any]) -> Iterator[dict[str, Any]]:
             "--mysql-name",
             name,
         )
-        yield {"npm": npm, "result": result}
+        yield {"npm": npm, "result": result, "unchanged": (before, (checksums(), npm.checksums()))}
     finally:
         conn = pymysql.connect(**settings)
         with conn.cursor() as cursor:
@@ -238,6 +250,8 @@ def test_imported_user_signs_in_with_npm_password(
 def test_mysql_2018_vintage_import(setup: dict[str, Any], mysql_npm: dict[str, Any]) -> None:
     pw, npm, result = setup["pw"], mysql_npm["npm"], mysql_npm["result"]
     assert result.returncode == 0, result.stderr + result.stdout
+    before, after = mysql_npm["unchanged"]
+    assert before == after  # NPM's tables and files are as they were
     names = npm.names
     assert _upstream(pw, names["app"], "/", https=True) == "A"
     # 2018: no custom locations yet, so /api goes to the host's own upstream

@@ -118,8 +118,10 @@ def test_2020_vintage_mapping(tmp_path: Path, admin: User) -> None:
     assert editor.check_password("npm-editor-pass") and not editor.is_admin
     assert editor.permission.certificates == "view" and editor.permission.visibility == "user"
     assert ProxyHost.objects.get(first_domain=npm.names["private"]).owner == editor
-    # NPM's own admin@example.com is imported (no such Portway user here), as admin
-    assert User.objects.get(email="admin@example.com").is_admin
+    # NPM's own admin@example.com is imported (no such Portway user here), as admin, but
+    # without NPM's published default password "changeme" it still had
+    npm_admin = User.objects.get(email="admin@example.com")
+    assert npm_admin.is_admin and not npm_admin.has_usable_password()
 
 
 def test_second_run_adds_nothing(tmp_path: Path, admin: User) -> None:
