@@ -505,6 +505,15 @@ class _Importer:
                 "(portway createadmin) or import an NPM administrator"
             )
         self.import_certificates()
+        for account in self.files.acme_accounts():
+            self.report.add(
+                "ACME account",
+                {"id": account},
+                "certbot",
+                "skipped",
+                "Portway renews with its own ACME account (registered at the first "
+                "renewal); certificates do not depend on the account",
+            )
         self.import_access_lists()
         self.import_hosts()
         self.import_streams()

@@ -241,6 +241,15 @@ class NpmFiles:
                 self._read(self.letsencrypt_dir, "archive", folder, f"privkey{newest}.pem"),
             )
 
+    def acme_accounts(self) -> list[str]:
+        """certbot's ACME accounts (`<server>/<path>/<id>` under letsencrypt/accounts/)."""
+        base = self.letsencrypt_dir / "accounts" if self.letsencrypt_dir else None
+        if base is None or not base.is_dir():
+            return []
+        return sorted(
+            str(p.parent.relative_to(base)) for p in base.rglob("regr.json") if p.is_file()
+        )
+
     def htpasswd(self, npm_id: int) -> dict[str, str]:
         """username → hash from data/access/<id> (empty when the file is missing)."""
         try:

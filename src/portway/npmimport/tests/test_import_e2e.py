@@ -166,6 +166,7 @@ def test_sqlite_import_report(sqlite_npm: dict[str, Any]) -> None:
     assert "skipped  proxy host 6 (taken.sq.test)" in out and "already used" in out
     assert "skipped  certificate 4 (Files lost)" in out and "missing" in out
     assert "skipped  stream 1" in out and "not supported" in out
+    assert "skipped  ACME account acme-v02.api.letsencrypt.org/directory/abc123" in out
     assert "old.sq.test" not in out  # soft-deleted rows are not even mentioned
     assert "former@sq.test" not in out
 
