@@ -15,12 +15,15 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from portway.admin_server import MAX_REQUEST_BODY_BYTES
 from portway.npmimport.archive import ArchiveError, Extracted, extract, locate
 from portway.npmimport.services import Report, import_npm
 from portway.npmimport.source import NpmDatabase, NpmFiles, SourceError
 from portway.web.decorators import page
 
-MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+# The admin server refuses any larger body (413) before a view runs; NPM's database,
+# certificates and access files fit easily (leave out its logs/ folder).
+MAX_UPLOAD_BYTES = MAX_REQUEST_BODY_BYTES
 KEEP_SECONDS = 3600
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
 
@@ -58,7 +61,7 @@ def import_page(request: HttpRequest) -> HttpResponse:
     confirm button. POST action=confirm: import the unpacked upload and apply."""
     if not request.user.is_admin:
         raise PermissionDenied("Only administrators may import from Nginx Proxy Manager")
-    context: dict = {"section": "nginx"}
+    context: dict = {"section": "nginx", "max_mib": MAX_UPLOAD_BYTES >> 20}
     status = 200
     action = request.POST.get("action") if request.method == "POST" else None
     try:
