@@ -166,6 +166,8 @@ def cmd_import_npm(args: argparse.Namespace) -> int:
     from portway.npmimport.source import MysqlSettings, NpmDatabase, NpmFiles, SourceError
 
     data_dir = Path(args.data)
+    if args.mysql_password == "-":  # from standard input: not visible in `ps`
+        args.mysql_password = sys.stdin.readline().rstrip("\r\n")
     try:
         if args.mysql_host:
             database = NpmDatabase.open_mysql(
@@ -329,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     npm.add_argument("--mysql-host", help="NPM's MariaDB/MySQL host (its DB_MYSQL_HOST)")
     npm.add_argument("--mysql-port", type=int, default=3306)
     npm.add_argument("--mysql-user", default="npm")
-    npm.add_argument("--mysql-password", default="")
+    npm.add_argument("--mysql-password", default="", help="- reads it from standard input")
     npm.add_argument("--mysql-name", default="npm")
     npm.add_argument("--dry-run", action="store_true", help="report only; change nothing")
     npm.set_defaults(func=cmd_import_npm)

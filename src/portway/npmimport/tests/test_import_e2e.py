@@ -29,10 +29,11 @@ from portway.testing.process import PortwayProcess, wait_for
 pytestmark = pytest.mark.e2e_db
 
 
-def _import(pw: PortwayProcess, *args: str) -> subprocess.CompletedProcess:
+def _import(pw: PortwayProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "portway", "import-npm", *args],
         env=pw.environment(),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
