@@ -141,6 +141,9 @@ def mysql_npm(setup: dict[str, Any]) -> Iterator[dict[str, Any]]:
             "root",
             "--mysql-name",
             name,
+            "--mysql-password",
+            "-",
+            stdin="\n",  # root has no password here; read from standard input
         )
         yield {"npm": npm, "result": result, "unchanged": (before, (checksums(), npm.checksums()))}
     finally:
