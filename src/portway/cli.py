@@ -6,6 +6,7 @@ portway apply      render, test and reload a running Portway's nginx
 portway migrate    create or update the database schema
 portway createadmin --email E --password P [--name N]
 portway status     what runs: pid, ports, data dir, hosts online/offline, nginx generation
+portway import-npm --data DIR [--letsencrypt DIR] [--sqlite FILE | --mysql-host H ...] [--dry-run]
 portway version
 
 Every verb first reads the settings file the service uses (/etc/portway/portway.env, or
@@ -220,6 +221,44 @@ def cmd_apply(args: argparse.Namespace) -> int:
             "written, and goes live when `portway serve` starts"
         )
     return _report(report)
+
+
+def cmd_import_npm(args: argparse.Namespace) -> int:
+    """Import an Nginx Proxy Manager installation, then apply (a running serve reloads)."""
+    from pathlib import Path
+
+    _django()
+    _migrate()
+    from portway.npmimport.services import import_npm
+    from portway.npmimport.source import MysqlSettings, NpmDatabase, NpmFiles, SourceError
+
+    data_dir = Path(args.data)
+    if args.mysql_password == "-":  # from standard input: not visible in `ps`
+        args.mysql_password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        if args.mysql_host:
+            database = NpmDatabase.open_mysql(
+                MysqlSettings(
+                    host=args.mysql_host,
+                    port=args.mysql_port,
+                    user=args.mysql_user,
+                    password=args.mysql_password,
+                    name=args.mysql_name,
+                )
+            )
+        else:
+            database = NpmDatabase.open_sqlite(
+                Path(args.sqlite) if args.sqlite else data_dir / "database.sqlite"
+            )
+        files = NpmFiles(data_dir, Path(args.letsencrypt) if args.letsencrypt else None)
+        report = import_npm(database, files, dry_run=args.dry_run)
+    except SourceError as exc:
+        print(f"portway import-npm: {exc}", file=sys.stderr)
+        return 1
+    print(report.text())
+    if args.dry_run or not report.imported:
+        return 0
+    return cmd_apply(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -456,6 +495,20 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--email", required=True)
     reset.add_argument("--init", action="store_true", help=init_help)
     reset.set_defaults(func=cmd_reset_2fa)
+    npm = sub.add_parser(
+        "import-npm",
+        help="import an Nginx Proxy Manager installation (hosts, certificates, users ...)",
+    )
+    npm.add_argument("--data", required=True, help="NPM's data folder (/data in its container)")
+    npm.add_argument("--letsencrypt", help="NPM's letsencrypt folder (/etc/letsencrypt)")
+    npm.add_argument("--sqlite", help="NPM's SQLite file (default: DATA/database.sqlite)")
+    npm.add_argument("--mysql-host", help="NPM's MariaDB/MySQL host (its DB_MYSQL_HOST)")
+    npm.add_argument("--mysql-port", type=int, default=3306)
+    npm.add_argument("--mysql-user", default="npm")
+    npm.add_argument("--mysql-password", default="", help="- reads it from standard input")
+    npm.add_argument("--mysql-name", default="npm")
+    npm.add_argument("--dry-run", action="store_true", help="report only; change nothing")
+    npm.set_defaults(func=cmd_import_npm)
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     return parser
 

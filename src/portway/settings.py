@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "portway.hosts",
     "portway.access",
     "portway.nginx",
+    "portway.npmimport",
     "portway.web",
 ]
 
@@ -96,6 +97,17 @@ DATABASES = {"default": conf.database_settings(DATA_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# Django's defaults, plus plain bcrypt last: users imported from Nginx Proxy Manager keep
+# their NPM password (NPM stores raw `$2a$`/`$2b$` bcrypt; the import prefixes "bcrypt$").
+# Django re-hashes such a password with the first hasher at the user's next sign-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "django.contrib.auth.hashers.BCryptPasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]

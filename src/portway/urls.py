@@ -37,6 +37,7 @@ urlpatterns = [
     path("", include("portway.access.urls")),
     path("", include("portway.certificates.urls")),
     path("", include("portway.nginx.urls")),
+    path("", include("portway.npmimport.urls")),
     path("", include("portway.web.urls")),
 ]
 

@@ -220,6 +220,36 @@ def create_access_list(user, data: dict[str, Any]) -> AccessList:  # noqa: ANN00
     return access_list
 
 
+def import_access_list(
+    actor,  # noqa: ANN001
+    owner,  # noqa: ANN001
+    data: dict[str, Any],
+    hashes: list[tuple[str, str]],
+) -> AccessList:
+    """Create a list brought from another installation (the NPM import), keeping its
+    users' existing crypt(3) hashes (`$apr1$`, `$2y$`, ... : nginx checks them itself).
+
+    `data`: NPM's wire object without `items`; `hashes`: (username, hash) pairs. The
+    htpasswd file is written by the next apply (write_user_files). Raises InvalidFields,
+    FieldError (`items/<i>/username`, `items/<i>/password` for an unusable hash).
+    """
+    require(actor, SECTION, "manage")
+    items = [{"username": name, "password": ""} for name, _ in hashes]
+    payload = parse(AccessListCreate, {**data, "items": items}).model_dump(exclude_unset=True)
+    for index, (_, hashed) in enumerate(hashes):
+        if not hashed or any(c in hashed for c in ":\r\n") or not hashed.isprintable():
+            raise FieldError(f"items/{index}/password", "the stored hash is not usable")
+    with transaction.atomic():
+        access_list = AccessList(owner=owner)
+        _apply_fields(access_list, {**payload, "items": None}, creating=False)
+        AccessListItem.objects.bulk_create(
+            AccessListItem(access_list=access_list, username=name, password_hash=hashed)
+            for name, hashed in hashes
+        )
+        _audit(actor, access_list, "created")
+    return access_list
+
+
 def update_access_list(user, access_list_id: int, data: dict[str, Any]) -> AccessList:  # noqa: ANN001
     """Change any subset of a list's fields; every host using it is applied again."""
     require(user, SECTION, "manage")

@@ -528,6 +528,53 @@ def upload(
     return cert
 
 
+def import_certificate(
+    owner: Any,
+    provider: str,
+    nice_name: str,
+    fullchain: bytes,
+    key: bytes,
+    *,
+    meta: dict | None = None,
+    acme_state: dict | None = None,
+    dns_credentials: str | None = None,
+    write_files: bool = True,
+) -> Certificate:
+    """Store a certificate brought from another installation (the NPM import).
+
+    provider: "other" (custom) or "letsencrypt" (then `acme_state` is its
+    `Certificate.acme`, status "valid", so renewal takes it over; `dns_credentials` INI
+    text is written 0600 beside it for the DNS challenge). `fullchain`/`key`: PEM bytes
+    as `upload` takes them. `write_files` False (a dry run) parses and saves the row but
+    writes no file; the caller rolls the transaction back.
+
+    Raises:
+        PemError: the PEMs are unusable (naming `certificate` or `certificate_key`).
+        FieldError: `nice_name` or `meta` is invalid.
+    """
+    from portway.certificates import dns_providers, issuance
+
+    if provider not in PROVIDERS:
+        raise FieldError("provider", f"must be one of {', '.join(PROVIDERS)}")
+    parsed = pem.parse(fullchain, key)
+    client_meta = clean_meta({k: v for k, v in (meta or {}).items() if k not in SECRET_META_KEYS})
+    with transaction.atomic():
+        cert = Certificate.objects.create(
+            owner=owner,
+            provider=provider,
+            nice_name=clean_nice_name(nice_name) if nice_name else ", ".join(parsed.sans)[:255],
+            domain_names=[],
+            meta=client_meta,
+            acme=dict(acme_state or {}),
+        )
+        _record(cert, parsed)
+        if write_files:
+            _store_files(cert, parsed)
+            if dns_credentials:
+                dns_providers.write_credentials(issuance.credentials_path(cert), dns_credentials)
+    return cert
+
+
 def _record(cert: Certificate, parsed: pem.ParsedCertificate) -> None:
     meta = {k: v for k, v in (cert.meta or {}).items() if k not in SERVER_META_KEYS}
     meta.update(parsed.as_meta())

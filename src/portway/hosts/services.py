@@ -355,6 +355,35 @@ def create_host(model: HostModel, user, data: dict[str, Any]) -> HostBase:  # no
     return host
 
 
+def import_host(
+    model: HostModel,
+    actor,  # noqa: ANN001
+    owner,  # noqa: ANN001
+    data: dict[str, Any],
+    certificate: Certificate | None = None,
+) -> HostBase:
+    """Create a host from another installation's row (the NPM import), without applying.
+
+    `data` is NPM's wire object without `certificate_id`; `certificate` (already stored)
+    is linked as is. `actor` (an administrator) is checked and audited as for
+    create_host; `owner` owns the host. The caller's transaction holds the change and
+    queues one apply for everything it imported.
+
+    Raises:
+        InvalidFields, FieldError (a name an enabled host already serves: `domain_names/<i>`).
+    """
+    _require(model, actor, "manage")
+    payload = parse(SCHEMAS[model.KIND][0], data).model_dump(exclude_unset=True)
+    payload.pop("certificate_id", None)
+    with transaction.atomic():
+        host = model(owner=owner)
+        host.certificate = certificate
+        _apply_fields(actor, host, payload)
+        _save_claiming_names(host, actor)
+        _audit(actor, host, "created")
+    return host
+
+
 def update_host(model: HostModel, user, host_id: int, data: dict[str, Any]) -> HostBase:  # noqa: ANN001
     """Change any subset of a host's fields (at least one). Raises as create_host, and
     NotFound."""

@@ -112,6 +112,30 @@ def set_default_site(user, value: Any, meta: Any) -> Setting:  # noqa: ANN001
     return setting
 
 
+def import_default_site(user, value: Any, meta: Any) -> Setting:  # noqa: ANN001
+    """Save the default site brought from another installation (the NPM import).
+
+    Validated as set_default_site, but neither tested nor applied here: the import queues
+    one apply for everything (a setting nginx refuses falls back to the congratulations
+    page there). Raises FieldError (value, meta/redirect, meta/html).
+    """
+    if not user.is_admin:
+        raise PermissionDenied("Only administrators may change settings")
+    clean = _validate_default_site(value, meta)
+    with transaction.atomic():
+        setting = get_default_site()
+        setting.value = value
+        setting.meta = clean
+        setting.save()
+        AuditLogEntry.objects.create(
+            user=user,
+            object_type="setting",
+            action="updated",
+            meta={"id": setting.id, "value": value, "imported": "npm"},
+        )
+    return setting
+
+
 _AUDIT_WORD = re.compile(r"^[a-z0-9-]{1,50}$")
 AUDIT_PAGE_MAX = 1000
 # What the audit log page offers in its filters (the API takes any word).

@@ -1,0 +1,1 @@
+"""Import an Nginx Proxy Manager installation (its database, data/ and letsencrypt/)."""
