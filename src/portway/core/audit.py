@@ -20,7 +20,22 @@ _source: ContextVar[str | None] = ContextVar("portway_audit_source", default=Non
 
 # Fields never copied into the audit log, whatever their owner calls them.
 SECRET_FIELDS = frozenset(
-    {"password", "secret", "current", "auth", "token", "totp_secret", "backup_codes", "key"}
+    {
+        "password",
+        "password_hash",
+        "secret",
+        "secret_hash",
+        "current",
+        "auth",
+        "token",
+        "totp_secret",
+        "backup_codes",
+        "key",
+        "certificate_key",
+        "private_key",
+        "dns_provider_credentials",
+        "credentials",
+    }
 )
 
 
@@ -90,3 +105,39 @@ def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, di
         else:
             diff[field] = {"before": old, "after": new}
     return diff
+
+
+def record(
+    user: Any,
+    object_type: str,
+    object_id: int,
+    action: str,
+    *,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> Any:
+    """Write one audit-log entry; the one way every app records a change.
+
+    Args:
+        user: the acting user (None: the system, e.g. a renewal).
+        object_type: "proxy-host", "redirection-host", "dead-host", "certificate",
+            "access-list", "user", "setting"...
+        action: "created", "updated", "deleted", "enabled", "disabled", "renewed"...
+        before, after: the object's audited fields before and after the change (plain
+            JSON values); the differing ones are kept under meta["changes"] as
+            {field: {"before", "after"}}, secrets (SECRET_FIELDS) as "(hidden)"/"(changed)".
+        meta: more context for the entry (e.g. the object's name).
+    Returns:
+        The saved AuditLogEntry (the source address is stamped by its save()).
+    """
+    from django.apps import apps
+
+    if before is not None or after is not None:
+        diff = changes(before or {}, after or {})
+        if diff:
+            meta["changes"] = diff
+    entry_model = apps.get_model("nginx", "AuditLogEntry")
+    return entry_model.objects.create(
+        user=user, object_type=object_type, object_id=object_id, action=action, meta=meta
+    )
