@@ -20,9 +20,7 @@ The cost per request is one HMAC check and two dictionary look-ups: users
 (portway.accounts.gate.UserStates) and lists (`Policies`) are cached for a few
 seconds; the database is read only when an entry is older than that.
 
-Setting `gate` (`/api/settings/gate`): `meta.cookie_domain` is the parent domain the
-session cookie is scoped to, for single sign-on across subdomains ("" = each site its
-own cookie). A site outside that domain keeps a cookie of its own.
+The session cookie and its scope (setting `gate`) are portway.accounts.gate's.
 """
 
 from __future__ import annotations
@@ -34,20 +32,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from django.db import transaction
-
 from portway.accounts.gate import COOKIE_NAME, session_user
-from portway.core.audit import changes as audit_changes
-from portway.core.errors import FieldError, PermissionDenied
-from portway.nginx.models import AuditLogEntry, Setting
 
 LOGIN_PATH = "/.portway/login"
 AUTH_PREFIX = "/.portway/auth/"
 POLICY_TTL_SECONDS = 5.0
-SETTING_ID = "gate"
 # host[:port] as a browser sends it: a DNS name or an IP literal
 _HTTP_HOST = re.compile(r"^(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
 @dataclass(frozen=True)
@@ -114,7 +105,9 @@ def login_url(scheme: str, http_host: str, uri: str) -> str:
 
 def decide(access_list_id: int, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
     """The gate's answer for one request: (status, headers) as described above."""
-    state = session_user(_cookie(environ.get("HTTP_COOKIE", ""), COOKIE_NAME))
+    state = session_user(
+        _cookie(environ.get("HTTP_COOKIE", ""), COOKIE_NAME), environ.get("HTTP_HOST", "")
+    )
     if state is None:
         location = login_url(
             environ.get("HTTP_X_PORTWAY_SCHEME", ""),
@@ -140,67 +133,3 @@ def auth_application(environ: dict[str, Any], start_response: Any) -> list[bytes
     reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden"}[status]
     start_response(f"{status} {reason}", [*headers, ("Content-Length", "0")])
     return [b""]
-
-
-# --- setting `gate` -------------------------------------------------------------------
-
-
-def get_setting() -> Setting:
-    """The `gate` setting (created on first use)."""
-    return Setting.get(SETTING_ID)
-
-
-def cookie_domain_for(host: str) -> str | None:
-    """The Domain attribute for a gate cookie set on `host` (no port), or None (host-only).
-
-    The configured parent domain applies to itself and its subdomains only; a site
-    elsewhere keeps a host-only cookie (a browser would refuse a foreign Domain).
-    """
-    domain = (get_setting().meta or {}).get("cookie_domain") or ""
-    host = host.lower().rstrip(".")
-    if domain and (host == domain or host.endswith("." + domain)):
-        return domain
-    return None
-
-
-def validate(value: Any, meta: Any) -> dict[str, Any]:
-    """Clean `meta` of the gate setting. Raises FieldError naming `value` or `meta/...`."""
-    if value not in ("default", None, ""):
-        raise FieldError("value", "must be default (the cookie domain is in meta)")
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        raise FieldError("meta", "must be an object")
-    unknown = set(meta) - {"cookie_domain"}
-    if unknown:
-        raise FieldError(f"meta/{sorted(unknown)[0]}", "is not a property of this setting")
-    domain = meta.get("cookie_domain") or ""
-    if not isinstance(domain, str):
-        raise FieldError("meta/cookie_domain", "must be a domain name or empty")
-    domain = domain.strip().lower().lstrip(".")
-    if domain and not _DOMAIN.match(domain):
-        raise FieldError(
-            "meta/cookie_domain",
-            "must be a domain name with at least two labels (e.g. club.example) or empty",
-        )
-    return {"cookie_domain": domain}
-
-
-def set_gate_setting(user, value: Any, meta: Any) -> Setting:  # noqa: ANN001
-    """Change the gate setting (admins only). Raises FieldError/PermissionDenied."""
-    if not user.is_admin:
-        raise PermissionDenied("Only administrators may change settings")
-    clean = validate(value, meta)
-    with transaction.atomic():
-        setting = get_setting()
-        before = dict(setting.meta or {})
-        setting.value = "default"
-        setting.meta = clean
-        setting.save()
-        AuditLogEntry.objects.create(
-            user=user,
-            object_type="setting",
-            action="updated",
-            meta={"id": SETTING_ID, "changes": audit_changes(before, clean)},
-        )
-    return setting

@@ -356,7 +356,7 @@ def real_ip_refresh(request: HttpRequest) -> HttpResponse:
 @page
 def gate_settings(request: HttpRequest) -> HttpResponse:
     """The login gate's cookie domain (portway.access.gate); administrators change it."""
-    from portway.access import gate
+    from portway.accounts import gate
 
     values = {"cookie_domain": (gate.get_setting().meta or {}).get("cookie_domain", "")}
     errors = FormErrors()

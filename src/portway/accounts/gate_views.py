@@ -94,16 +94,14 @@ def _host_name(request: HttpRequest) -> str:
 
 
 def _signed_in(request: HttpRequest, user: User, next_url: str, method: str) -> HttpResponse:
-    from portway.access.gate import cookie_domain_for
-
     extra = {"second_factor": method} if method else {}
     signin.audit_success(user, "gate", site=_host_name(request), **extra)
     response = HttpResponseRedirect(next_url)
     response.set_cookie(
         gate.COOKIE_NAME,
-        gate.cookie_value(user),
+        gate.cookie_value(user, gate.cookie_scope(_host_name(request))),
         max_age=gate.SESSION_SECONDS,
-        domain=cookie_domain_for(_host_name(request)),
+        domain=gate.cookie_domain_for(_host_name(request)),
         secure=request.is_secure(),
         httponly=True,
         samesite="Lax",
@@ -189,16 +187,14 @@ def _second_step(request: HttpRequest, context: dict[str, Any], address: str | N
 @gate_page
 def logout(request: HttpRequest) -> HttpResponse:
     """GET: a sign-out button; POST: end every session of the user, here and in the admin UI."""
-    from portway.access.gate import cookie_domain_for
-
     if request.method != "POST":
         return render(request, "accounts/gate_logout.html", {"site": _host_name(request)})
-    state = gate.session_user(request.COOKIES.get(gate.COOKIE_NAME))
+    state = gate.session_user(request.COOKIES.get(gate.COOKIE_NAME), _host_name(request))
     if state is not None:
         gate.end_sessions(state.id)
     response = HttpResponseRedirect(LOGIN_PATH)
     response.delete_cookie(
-        gate.COOKIE_NAME, domain=cookie_domain_for(_host_name(request)), samesite="Lax"
+        gate.COOKIE_NAME, domain=gate.cookie_domain_for(_host_name(request)), samesite="Lax"
     )
     return response
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from urllib.parse import urlencode
 
@@ -63,6 +64,7 @@ def site(shared_portway: PortwayProcess):  # noqa: ANN201
     assert gate_list["portway_users"] == [ids["member"], ids["totp"]]
     for names, fields in (
         (["gated.test", "gate.localhost"], {"access_list_id": gate_list["id"]}),
+        (["wiki.sso.test", "chat.sso.test"], {"access_list_id": gate_list["id"]}),
         (["open.test"], {}),
     ):
         portway.create_proxy_host(names, upstream.port, **fields)
@@ -86,17 +88,19 @@ def get(portway: PortwayProcess, path: str = "/", cookie: str | None = None, **k
     return portway.http(kwargs.pop("name", host(portway)), path, headers=headers, **kwargs)
 
 
-def login(portway: PortwayProcess, email: str, next_url: str = "/", **fields: str):  # noqa: ANN201
+def login(
+    portway: PortwayProcess, email: str, next_url: str = "/", site: str = "gated.test", **fields
+):  # noqa: ANN001, ANN201
     body = urlencode({"email": email, "password": PASSWORD, "next": next_url, **fields}).encode()
     return portway.http(
-        host(portway),
+        host(portway, site),
         "/.portway/login",
         method="POST",
         body=body,
         source=OUTSIDE,
         headers={
             "Content-Type": "application/x-www-form-urlencoded",
-            "Origin": f"http://{host(portway)}",
+            "Origin": f"http://{host(portway, site)}",
         },
     )
 
@@ -230,6 +234,41 @@ def test_signing_out_ends_gate_and_admin_sessions_everywhere(site) -> None:
     assert get(portway, "/", second)[0] == 302  # the other browser's session too
     response = admin_ui.get(portway.admin_url + "/account", allow_redirects=False)
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_parent_cookie_domain_signs_in_once_for_its_subdomains(site) -> None:
+    portway, _, _ = site
+    wiki, chat = host(portway, "wiki.sso.test"), host(portway, "chat.sso.test")
+    alone = cookie_of(login(portway, "member@club.test", site="wiki.sso.test")[1])
+    assert get(portway, "/", alone, name=wiki)[0] == 200
+    assert get(portway, "/", alone, name=chat)[0] == 302  # scoped to wiki.sso.test only
+    sso = {"value": "default", "meta": {"cookie_domain": "sso.test"}}
+    assert portway.api("PUT", "/api/settings/gate", sso)[0] == 200
+    try:
+        status, headers, _ = login(portway, "member@club.test", site="wiki.sso.test")
+        assert status == 302 and "Domain=sso.test" in headers["set-cookie"]
+        shared = cookie_of(headers)
+        assert get(portway, "/", shared, name=chat)[0] == 200
+        assert get(portway, "/", shared)[0] == 302  # gated.test is outside sso.test
+    finally:
+        portway.api("PUT", "/api/settings/gate", {"value": "default", "meta": {}})
+
+
+def test_signing_out_of_the_admin_ui_ends_gate_sessions(site) -> None:
+    portway, _, _ = site
+    cookie = cookie_of(login(portway, "member@club.test")[1])
+    assert get(portway, "/", cookie)[0] == 200
+    admin_ui = portway.ui_session("member@club.test", PASSWORD)
+    account = admin_ui.get(portway.admin_url + "/account").text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', account).group(1)
+    response = admin_ui.post(
+        portway.admin_url + "/logout",
+        data={"csrfmiddlewaretoken": token},
+        headers={"Referer": portway.admin_url + "/account"},
+        allow_redirects=False,
+    )
+    assert response.status_code == 302
+    assert get(portway, "/", cookie)[0] == 302
 
 
 def test_browser_signs_in_with_a_totp_code(site, browser_page) -> None:

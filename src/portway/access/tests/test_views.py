@@ -186,7 +186,7 @@ def test_login_gate_setting_page(ui, admin) -> None:
     assert response.status_code == 400
     assert 'data-error-for="cookie_domain"' in response.content.decode()
     assert ui.post("/settings/login-gate", {"cookie_domain": ".Club.Example"}).status_code == 302
-    from portway.access.gate import cookie_domain_for
+    from portway.accounts.gate import cookie_domain_for
 
     assert cookie_domain_for("wiki.club.example") == "club.example"
     assert cookie_domain_for("club.example") == "club.example"
