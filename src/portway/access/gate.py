@@ -85,13 +85,18 @@ class Policies:
 policies = Policies()
 
 
-def _cookie(header: str, name: str) -> str | None:
-    """The first cookie `name` in a Cookie header (no full parse: this runs per request)."""
+def _cookies(header: str, name: str) -> list[str]:
+    """The values of cookie `name` in a Cookie header, at most 4 (no full parse: this runs
+    per request). A browser sends two after the cookie domain changed: the site's own
+    and the parent domain's."""
+    found = []
     for part in header.split(";"):
         key, _, value = part.strip().partition("=")
         if key == name:
-            return value
-    return None
+            found.append(value)
+            if len(found) == 4:
+                break
+    return found
 
 
 def login_url(scheme: str, http_host: str, uri: str) -> str:
@@ -105,9 +110,12 @@ def login_url(scheme: str, http_host: str, uri: str) -> str:
 
 def decide(access_list_id: int, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
     """The gate's answer for one request: (status, headers) as described above."""
-    state = session_user(
-        _cookie(environ.get("HTTP_COOKIE", ""), COOKIE_NAME), environ.get("HTTP_HOST", "")
-    )
+    host = environ.get("HTTP_HOST", "")
+    state = None
+    for value in _cookies(environ.get("HTTP_COOKIE", ""), COOKIE_NAME):
+        state = session_user(value, host)
+        if state is not None:
+            break
     if state is None:
         location = login_url(
             environ.get("HTTP_X_PORTWAY_SCHEME", ""),

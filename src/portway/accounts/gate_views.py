@@ -97,16 +97,32 @@ def _signed_in(request: HttpRequest, user: User, next_url: str, method: str) -> 
     extra = {"second_factor": method} if method else {}
     signin.audit_success(user, "gate", site=_host_name(request), **extra)
     response = HttpResponseRedirect(next_url)
+    domain = gate.cookie_domain_for(_host_name(request))
+    if domain is not None and gate.COOKIE_NAME in request.COOKIES:
+        # a host-only cookie from before the cookie domain was set would shadow the new one
+        _expire(response, None)
     response.set_cookie(
         gate.COOKIE_NAME,
         gate.cookie_value(user, gate.cookie_scope(_host_name(request))),
         max_age=gate.SESSION_SECONDS,
-        domain=gate.cookie_domain_for(_host_name(request)),
+        domain=domain,
         secure=request.is_secure(),
         httponly=True,
         samesite="Lax",
     )
     return response
+
+
+def _expire(response: HttpResponse, domain: str | None) -> None:
+    """Remove the gate cookie of `domain` (None: the site's host-only one).
+
+    As a plain Set-Cookie header beside `response.cookies` (Django keeps one cookie per
+    name there, and sign-in may set the parent domain's while removing the site's own).
+    """
+    attributes = f"; Domain={domain}" if domain else ""
+    response.headers["Set-Cookie"] = (
+        f'{gate.COOKIE_NAME}=""; Max-Age=0; Path=/{attributes}; HttpOnly; SameSite=Lax'
+    )
 
 
 def _form(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
@@ -189,13 +205,18 @@ def logout(request: HttpRequest) -> HttpResponse:
     """GET: a sign-out button; POST: end every session of the user, here and in the admin UI."""
     if request.method != "POST":
         return render(request, "accounts/gate_logout.html", {"site": _host_name(request)})
-    state = gate.session_user(request.COOKIES.get(gate.COOKIE_NAME), _host_name(request))
-    if state is not None:
-        gate.end_sessions(state.id)
+    header = request.META.get("HTTP_COOKIE", "")
+    for part in header.split(";")[:50]:
+        key, _, value = part.strip().partition("=")
+        state = gate.session_user(value, _host_name(request)) if key == gate.COOKIE_NAME else None
+        if state is not None:
+            gate.end_sessions(state.id)
+            break
     response = HttpResponseRedirect(LOGIN_PATH)
-    response.delete_cookie(
-        gate.COOKIE_NAME, domain=gate.cookie_domain_for(_host_name(request)), samesite="Lax"
-    )
+    domain = gate.cookie_domain_for(_host_name(request))
+    response.delete_cookie(gate.COOKIE_NAME, domain=domain, samesite="Lax")
+    if domain is not None:
+        _expire(response, None)
     return response
 
 

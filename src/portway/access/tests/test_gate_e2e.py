@@ -89,9 +89,15 @@ def get(portway: PortwayProcess, path: str = "/", cookie: str | None = None, **k
 
 
 def login(
-    portway: PortwayProcess, email: str, next_url: str = "/", site: str = "gated.test", **fields
-):  # noqa: ANN001, ANN201
+    portway: PortwayProcess,
+    email: str,
+    next_url: str = "/",
+    site: str = "gated.test",
+    cookie: str | None = None,
+    **fields: str,
+):  # noqa: ANN201
     body = urlencode({"email": email, "password": PASSWORD, "next": next_url, **fields}).encode()
+    extra = {"Cookie": cookie} if cookie else {}
     return portway.http(
         host(portway, site),
         "/.portway/login",
@@ -101,13 +107,14 @@ def login(
         headers={
             "Content-Type": "application/x-www-form-urlencoded",
             "Origin": f"http://{host(portway, site)}",
+            **extra,
         },
     )
 
 
 def cookie_of(headers: dict[str, str]) -> str:
     for line in headers.get("set-cookie", "").split("\n"):
-        if line.startswith("portway_gate="):
+        if line.startswith("portway_gate=") and "Max-Age=0" not in line:
             return line.split(";")[0].split("=", 1)[1]
     raise AssertionError(f"no gate cookie in {headers}")
 
@@ -245,13 +252,36 @@ def test_a_parent_cookie_domain_signs_in_once_for_its_subdomains(site) -> None:
     sso = {"value": "default", "meta": {"cookie_domain": "sso.test"}}
     assert portway.api("PUT", "/api/settings/gate", sso)[0] == 200
     try:
-        status, headers, _ = login(portway, "member@club.test", site="wiki.sso.test")
+        status, headers, _ = login(
+            portway, "member@club.test", site="wiki.sso.test", cookie=f"portway_gate={alone}"
+        )
         assert status == 302 and "Domain=sso.test" in headers["set-cookie"]
+        # the site's own cookie is removed, so it cannot shadow the shared one
+        assert 'portway_gate=""; Max-Age=0; Path=/; HttpOnly' in headers["set-cookie"]
         shared = cookie_of(headers)
         assert get(portway, "/", shared, name=chat)[0] == 200
+        both = {"Cookie": f"portway_gate={alone}; portway_gate={shared}"}
+        assert portway.http(chat, "/", headers=both, source=OUTSIDE)[0] == 200
         assert get(portway, "/", shared)[0] == 302  # gated.test is outside sso.test
     finally:
         portway.api("PUT", "/api/settings/gate", {"value": "default", "meta": {}})
+
+
+def test_guessing_passwords_on_the_gate_is_throttled(site) -> None:
+    portway, _, _ = site
+    statuses = [login(portway, "nobody@club.test", password=f"guess-{i}")[0] for i in range(8)]
+    assert statuses[:6] == [400] * 6
+    assert statuses[-1] == 429
+    status, headers, body = login(portway, "nobody@club.test")
+    assert status == 429 and int(headers["retry-after"]) >= 1
+    assert b"Too many failed sign-in attempts" in body
+
+
+def test_the_admin_port_does_not_serve_the_gate_pages(site) -> None:
+    portway, _, _ = site
+    import requests
+
+    assert requests.get(portway.admin_url + "/.portway/login", timeout=10).status_code == 404
 
 
 def test_signing_out_of_the_admin_ui_ends_gate_sessions(site) -> None:
