@@ -68,6 +68,35 @@ def wrk(port: int, host: str, cookie: str | None, args: argparse.Namespace) -> d
     }
 
 
+CHECK_TIMING = """
+import os, sys, time, django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portway.settings")
+django.setup()
+from portway.access.gate import decide
+environ = {"HTTP_COOKIE": "portway_gate=" + sys.argv[1], "HTTP_HOST": sys.argv[2]}
+list_id = int(sys.argv[3])
+assert decide(list_id, environ)[0] == 200
+n = 20000
+start = time.perf_counter()
+for _ in range(n):
+    decide(list_id, environ)
+print((time.perf_counter() - start) / n * 1e6)
+"""
+
+
+def check_cost(portway: PortwayProcess, cookie: str, host: str, list_id: int) -> float:
+    """Microseconds per gate decision in-process (cached state: the per-request path)."""
+    output = subprocess.run(
+        [sys.executable, "-c", CHECK_TIMING, cookie, host, str(list_id)],
+        env=portway.environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    return float(output.strip().splitlines()[-1])
+
+
 def sign_in(portway: PortwayProcess, host: str) -> str:
     """A gate session cookie for the admin, through the site's login page."""
     body = urlencode({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": "/"}).encode()
@@ -125,6 +154,7 @@ def main() -> int:
                 log(f"wrk on {label} for {args.duration}s")
                 results[label] = wrk(portway.http_port, host, with_cookie, args)
                 time.sleep(1)
+            decision_us = check_cost(portway, cookie, "gated.bench.test", access_list["id"])
         finally:
             portway.close()
             upstream.stop()
@@ -140,6 +170,7 @@ def main() -> int:
     base = results["open"]["rps"]
     share = results["gated (signed in)"]["rps"] / base if base else 0
     print(f"\ngated / open: {share:.0%} of the open host's throughput")
+    print(f"the gate's decision itself (in-process, cached): {decision_us:.1f} µs per request")
     bad = any(r["non2xx"] for r in results.values())
     return 1 if bad else 0
 
