@@ -18,7 +18,6 @@ the admin port does not serve them.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,11 @@ from waitress.server import create_server
 
 GATE_PREFIX = "/.portway/"
 THREADS = 4
-_HTTP_HOST = re.compile(r"^(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
 
 
 def gate_application(django_app: Callable[..., Any]) -> Callable[..., Any]:
     """The WSGI app of the gate socket, handing browser pages to `django_app`."""
-    from portway.access.gate import AUTH_PREFIX, auth_application
+    from portway.access.gate import AUTH_PREFIX, HTTP_HOST_PATTERN, auth_application
 
     def application(environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -44,7 +42,7 @@ def gate_application(django_app: Callable[..., Any]) -> Callable[..., Any]:
         scheme = environ.get("HTTP_X_PORTWAY_SCHEME", "")
         environ["wsgi.url_scheme"] = scheme if scheme in ("http", "https") else "http"
         http_host = environ.get("HTTP_X_PORTWAY_HTTP_HOST", "")
-        if _HTTP_HOST.match(http_host):
+        if HTTP_HOST_PATTERN.match(http_host):
             environ["HTTP_HOST"] = http_host
         environ["REMOTE_ADDR"] = environ.get("HTTP_X_REAL_IP", "")
         environ.pop("HTTP_X_FORWARDED_FOR", None)

@@ -38,7 +38,9 @@ LOGIN_PATH = "/.portway/login"
 AUTH_PREFIX = "/.portway/auth/"
 POLICY_TTL_SECONDS = 5.0
 # host[:port] as a browser sends it: a DNS name or an IP literal
-_HTTP_HOST = re.compile(r"^(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
+HTTP_HOST_PATTERN = re.compile(
+    r"^(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$"
+)
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def _cookies(header: str, name: str) -> list[str]:
 def login_url(scheme: str, http_host: str, uri: str) -> str:
     """The site's login page with the way back (`next`: path and query only)."""
     scheme = scheme if scheme in ("http", "https") else "http"
-    if not _HTTP_HOST.match(http_host or ""):
+    if not HTTP_HOST_PATTERN.match(http_host or ""):
         http_host = ""
     back = uri if uri.startswith("/") and not uri.startswith("//") else "/"
     return f"{scheme}://{http_host}{LOGIN_PATH}?next={quote(back, safe='')}"
