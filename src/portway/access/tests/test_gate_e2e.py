@@ -63,7 +63,21 @@ def site(shared_portway: PortwayProcess):  # noqa: ANN201
     assert gate_list["portway_login"] is True
     assert gate_list["portway_users"] == [ids["member"], ids["totp"]]
     for names, fields in (
-        (["gated.test", "gate.localhost"], {"access_list_id": gate_list["id"]}),
+        (
+            ["gated.test", "gate.localhost"],
+            {
+                "access_list_id": gate_list["id"],
+                "locations": [
+                    {
+                        "path": "/api",
+                        "forward_scheme": "http",
+                        "forward_host": "127.0.0.1",
+                        "forward_port": upstream.port,
+                        "forward_path": "/v2",
+                    }
+                ],
+            },
+        ),
         (["wiki.sso.test", "chat.sso.test"], {"access_list_id": gate_list["id"]}),
         (["open.test"], {}),
     ):
@@ -162,6 +176,11 @@ def test_signed_in_member_reaches_the_upstream_as_themselves(site) -> None:
     assert status == 200
     assert echoed(body)["remote_user"] == "member@club.test"
     assert echoed(body)["remote_email"] == "member@club.test"
+    # a custom location of the host is gated the same way
+    assert get(portway, "/api/x")[0] == 302
+    status, _, body = get(portway, "/api/x", cookie, headers=forged)
+    assert status == 200 and echoed(body)["path"] == "/v2/x"
+    assert echoed(body)["remote_user"] == "member@club.test"
     # a host without a gate strips the headers too
     status, _, body = get(portway, "/", name=host(portway, "open.test"), headers=forged)
     assert status == 200 and echoed(body)["remote_user"] is None
