@@ -297,6 +297,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     listen = f"[{host}]:{config.admin_port}" if ":" in host else f"{host}:{config.admin_port}"
     # Bind the admin port first: if it is taken, fail before starting nginx.
     server = create_admin_server(application, listen)
+    from portway.gate_server import create_gate_server
+    from portway.nginx.render import Paths, worker_group_id
+
+    # The login gate's socket (portway.gate_server), served from a thread of its own.
+    gate = create_gate_server(application, Paths(config.data_dir).gate_socket, worker_group_id())
+    threading.Thread(target=gate.run, name="portway-gate", daemon=True).start()
 
     engine = Engine(config)
     paths = engine.paths
@@ -333,6 +339,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             stop.set()
             log.info("stopping (signal %s)", signum)
             server.close()
+            gate.close()
 
     signal.signal(signal.SIGTERM, _shutdown)
     signal.signal(signal.SIGINT, _shutdown)

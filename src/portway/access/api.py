@@ -1,4 +1,9 @@
-"""API: /api/nginx/access-lists (NPM's access-list endpoints, same wire format)."""
+"""API: /api/nginx/access-lists (NPM's access-list endpoints, same wire format).
+
+Portway's login gate is set with two extra input fields, `portway_login` (bool) and
+`portway_users` (user ids; empty: every enabled user), and read back with
+`?expand=portway` (also on POST and PUT), so NPM clients see NPM's object unchanged.
+"""
 
 from __future__ import annotations
 
@@ -66,6 +71,10 @@ def access_list_wire(
             }
             for client in access_list.clients.all()
         ]
+    if "portway" in expand:
+        # Portway's login gate (portway.access.gate); not in NPM's object
+        data["portway_login"] = access_list.portway_login
+        data["portway_users"] = list(access_list.portway_users or [])
     if "proxy_hosts" in expand:
         from portway.hosts.api import host_wire
 
@@ -86,9 +95,9 @@ def list_access_lists(request: HttpRequest, expand: str | None = None, query: st
 
 
 @router.post("", response={201: AccessListOut}, exclude_unset=True, summary="Create an access list")
-def create_access_list(request: HttpRequest, payload: AccessListCreate):
+def create_access_list(request: HttpRequest, payload: AccessListCreate, expand: str | None = None):
     created = services.create_access_list(request.auth, payload.model_dump(exclude_unset=True))
-    return Status(201, access_list_wire(created, {"items", "clients"}))
+    return Status(201, access_list_wire(created, {"items", "clients"} | _expand(expand)))
 
 
 @router.get(
@@ -105,12 +114,17 @@ def get_access_list(request: HttpRequest, access_list_id: ObjectId, expand: str 
     exclude_unset=True,
     summary="Update an access list (every host using it is applied again)",
 )
-def update_access_list(request: HttpRequest, access_list_id: ObjectId, payload: AccessListUpdate):
+def update_access_list(
+    request: HttpRequest,
+    access_list_id: ObjectId,
+    payload: AccessListUpdate,
+    expand: str | None = None,
+):
     services.update_access_list(
         request.auth, access_list_id, payload.model_dump(exclude_unset=True)
     )
     found = services.get_access_list(request.auth, access_list_id)
-    return access_list_wire(found, {"items", "clients"})
+    return access_list_wire(found, {"items", "clients"} | _expand(expand))
 
 
 @router.delete(

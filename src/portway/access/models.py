@@ -16,6 +16,9 @@ class AccessList(models.Model):
 
     `satisfy_any`: a request passes when the address rules OR the password allow it
     (nginx `satisfy any`); otherwise both must (`satisfy all`).
+    `portway_login`: a visitor may also (satisfy any) or must also (satisfy all) sign
+    in with a Portway account on the site's own login page; `portway_users` narrows
+    which accounts (user ids; empty: every enabled user).
     `pass_auth`: forward the client's Authorization header to the upstream; when off it
     is removed, so the upstream never sees the list's passwords.
     """
@@ -26,6 +29,10 @@ class AccessList(models.Model):
     name = models.CharField(max_length=255)
     satisfy_any = models.BooleanField(default=False)
     pass_auth = models.BooleanField(default=False)
+    # Portway's login gate (portway.access.gate): visitors sign in with a Portway account;
+    # `portway_users` lists the user ids allowed in (empty: every enabled user).
+    portway_login = models.BooleanField(default=False)
+    portway_users = models.JSONField(default=list)
     meta = models.JSONField(default=dict)
     created_on = models.DateTimeField(auto_now_add=True)
     modified_on = models.DateTimeField(auto_now=True)

@@ -81,6 +81,7 @@ def _storable_meta(meta: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+UserId = Annotated[int, Field(ge=1, le=2**53)]
 Username = Annotated[str, Field(max_length=255), AfterValidator(username)]
 Password = Annotated[str, AfterValidator(password)]
 Address = Annotated[str, Field(max_length=64), AfterValidator(address)]
@@ -135,6 +136,9 @@ class AccessListFields(BaseModel):
     items: Annotated[list[ItemIn], Field(max_length=100)] | None = None
     clients: Annotated[list[ClientIn], Field(max_length=500)] | None = None
     meta: ClientMeta | None = None
+    # Portway extras (NPM clients never send them): the login gate
+    portway_login: bool | None = None
+    portway_users: Annotated[list[UserId], Field(max_length=1000)] | None = None
 
     @field_validator("items")
     @classmethod
@@ -197,3 +201,6 @@ class AccessListOut(BaseModel):
     items: list[ItemOut] | None = None
     clients: list[ClientOut] | None = None
     proxy_hosts: list[Any] | None = None
+    # Portway extras, with ?expand=portway
+    portway_login: bool | None = None
+    portway_users: list[int] | None = None

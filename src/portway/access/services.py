@@ -22,9 +22,9 @@ from portway.access.models import AccessList, AccessListClient, AccessListItem
 from portway.access.render import AccessSpec
 from portway.access.schemas import AccessListCreate, AccessListUpdate
 from portway.accounts.permissions import require, visible_queryset
+from portway.core.audit import record
 from portway.core.errors import BadRequest, Conflict, FieldError, InvalidFields, NotFound
 from portway.core.validation import field_errors
-from portway.nginx.models import AuditLogEntry
 from portway.nginx.render import Paths, worker_group_id
 
 log = logging.getLogger("portway.access")
@@ -120,10 +120,25 @@ def _set_clients(access_list: AccessList, clients: list[dict[str, Any]]) -> None
     )
 
 
+def _gate_users(ids: list[int]) -> list[int]:
+    """The ids in order without repeats; each must name an existing user (FieldError
+    `portway_users/<i>` otherwise)."""
+    from portway.accounts.models import User
+
+    unique = list(dict.fromkeys(ids))
+    known = set(User.objects.filter(pk__in=unique).values_list("pk", flat=True))
+    for index, user_id in enumerate(ids):
+        if user_id not in known:
+            raise FieldError(f"portway_users/{index}", f"user {user_id} does not exist")
+    return unique
+
+
 def _apply_fields(access_list: AccessList, values: dict[str, Any], *, creating: bool) -> None:
-    for name in ("name", "satisfy_any", "pass_auth"):
+    for name in ("name", "satisfy_any", "pass_auth", "portway_login"):
         if values.get(name) is not None:
             setattr(access_list, name, values[name])
+    if values.get("portway_users") is not None:
+        access_list.portway_users = _gate_users(values["portway_users"])
     if values.get("meta") is not None:
         access_list.meta = values["meta"]
     access_list.save()
@@ -133,13 +148,42 @@ def _apply_fields(access_list: AccessList, values: dict[str, Any], *, creating: 
         _set_clients(access_list, values.get("clients") or [])
 
 
-def _audit(user, access_list: AccessList, action: str) -> None:  # noqa: ANN001
-    AuditLogEntry.objects.create(
-        user=user,
-        object_type="access-list",
-        object_id=access_list.pk,
-        action=action,
-        meta={"name": access_list.name},
+def audited_fields(access_list: AccessList) -> dict[str, Any]:
+    """The list's fields as the audit log compares them: user names, never their hashes."""
+    return {
+        "name": access_list.name,
+        "satisfy_any": access_list.satisfy_any,
+        "pass_auth": access_list.pass_auth,
+        "portway_login": access_list.portway_login,
+        "portway_users": list(access_list.portway_users or []),
+        "items": [item.username for item in access_list.items.all()],
+        "clients": [f"{c.directive} {c.address}" for c in access_list.clients.all()],
+        "meta": access_list.meta or {},
+    }
+
+
+def _audit(
+    user,  # noqa: ANN001
+    access_list: AccessList,
+    action: str,
+    before: dict[str, Any] | None = None,
+) -> None:
+    """Record `action`; created: every field as "after", deleted: as "before"."""
+    fields = audited_fields(access_list)
+    if action == "created":
+        before, after = {}, fields
+    elif action == "deleted":
+        before, after = fields, {}
+    else:
+        after = fields
+    record(
+        user,
+        "access-list",
+        access_list.pk,
+        action,
+        before=before,
+        after=after,
+        name=access_list.name,
     )
 
 
@@ -199,6 +243,7 @@ def spec_of(access_list: AccessList, paths: Paths) -> AccessSpec:
         pass_auth=access_list.pass_auth,
         clients=tuple((c.directive, c.address) for c in access_list.clients.all()),
         user_file=paths.htpasswd(access_list.pk) if has_users else None,
+        gate_socket=paths.gate_socket if access_list.portway_login else None,
     )
 
 
@@ -258,8 +303,12 @@ def update_access_list(user, access_list_id: int, data: dict[str, Any]) -> Acces
     payload = parse(AccessListUpdate, data).model_dump(exclude_unset=True)
     with transaction.atomic():
         access_list = get_access_list(user, access_list_id)
+        before = audited_fields(access_list)
         _apply_fields(access_list, payload, creating=False)
-        _audit(user, access_list, "updated")
+        _audit(user, access_list, "updated", before)
+    from portway.access.gate import policies
+
+    policies.forget(access_list.pk)
     write_user_file(access_list)
     if hosts_using(access_list.pk).exists():
         _request_apply()

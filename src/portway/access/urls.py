@@ -13,4 +13,5 @@ urlpatterns = [
     path("access-lists/<int:access_list_id>/delete", views.access_list_delete, name="delete"),
     path("settings/real-ip", views.real_ip_settings, name="real_ip"),
     path("settings/real-ip/refresh", views.real_ip_refresh, name="real_ip_refresh"),
+    path("settings/login-gate", views.gate_settings, name="gate_settings"),
 ]

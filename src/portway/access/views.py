@@ -17,7 +17,16 @@ from portway.web.decorators import object_or_leave, page
 from portway.web.forms import FormErrors
 
 SPARE_USER_ROWS = 3  # empty rows for new users (the form works without JavaScript)
-CLAIMED = ("name", "satisfy_any", "pass_auth", "items", "clients", "meta")
+CLAIMED = (
+    "name",
+    "satisfy_any",
+    "pass_auth",
+    "items",
+    "clients",
+    "meta",
+    "portway_login",
+    "portway_users",
+)
 # plus items-<row>: claimed by the user rows (see _form_page)
 
 
@@ -134,9 +143,12 @@ def _form_errors(exc: PortwayError, local: FormErrors, rows: list[int]) -> FormE
     return errors
 
 
-def _data_from_post(post: QueryDict, errors: FormErrors) -> tuple[dict[str, Any], list[int]]:
+def _data_from_post(
+    post: QueryDict, errors: FormErrors, *, pick_users: bool = False
+) -> tuple[dict[str, Any], list[int]]:
     """The API's fields from the form, and for each item the form row it came from
-    (empty rows are skipped, so the API's `items/<i>` is not the row number)."""
+    (empty rows are skipped, so the API's `items/<i>` is not the row number).
+    `pick_users`: the form showed the login gate's user picker (administrators only)."""
     items = []
     rows = []
     index = 0
@@ -153,6 +165,12 @@ def _data_from_post(post: QueryDict, errors: FormErrors) -> tuple[dict[str, Any]
         "pass_auth": post.get("pass_auth") == "on",
         "items": items,
         "clients": _parse_rules(post.get("clients", ""), errors),
+        "portway_login": post.get("portway_login") == "on",
+        **(
+            {"portway_users": [int(v) for v in post.getlist("portway_users") if v.isdigit()]}
+            if pick_users
+            else {}
+        ),
     }, rows
 
 
@@ -174,7 +192,17 @@ def _form_page(
         if post
         else bool(access_list and access_list.pass_auth),
         "clients": post.get("clients", "") if post else _rules_text(access_list),
+        "portway_login": (post.get("portway_login") == "on")
+        if post
+        else bool(access_list and access_list.portway_login),
     }
+    chosen = (
+        {int(v) for v in post.getlist("portway_users") if v.isdigit()}
+        if post
+        else set(access_list.portway_users or [])
+        if access_list
+        else set()
+    )
     context = {
         "title": f"Edit {access_list}" if access_list else "New access list",
         "access_list": access_list,
@@ -188,13 +216,26 @@ def _form_page(
             message for message in errors.unclaimed(CLAIMED) if not message.startswith("items-")
         ],
         "hosts": list(services.hosts_using(access_list.pk)) if access_list else [],
+        # the login gate's user picker: administrators only (it lists every account)
+        "gate_users": [
+            {"id": u.pk, "label": f"{u.name} <{u.email}>", "checked": u.pk in chosen}
+            for u in _accounts()
+        ]
+        if request.user.is_admin
+        else None,
     }
     return render(request, "access/form.html", context, status=status)
 
 
+def _accounts():  # noqa: ANN202
+    from portway.accounts.models import User
+
+    return User.objects.filter(is_disabled=False).order_by("name", "id")
+
+
 def _submit(request: HttpRequest, access_list: AccessList | None) -> HttpResponse:
     local = FormErrors()
-    data, rows = _data_from_post(request.POST, local)
+    data, rows = _data_from_post(request.POST, local, pick_users=request.user.is_admin)
     try:
         if access_list is None:
             saved = services.create_access_list(request.user, data)
@@ -307,3 +348,42 @@ def real_ip_refresh(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(request, f"Cloudflare's ranges refreshed: {len(ranges)} networks.")
     return redirect("access:real_ip")
+
+
+# --- Settings: login gate -------------------------------------------------------------------
+
+
+@page
+def gate_settings(request: HttpRequest) -> HttpResponse:
+    """The login gate's cookie domain (portway.access.gate); administrators change it."""
+    from portway.accounts import gate
+
+    values = {"cookie_domain": (gate.get_setting().meta or {}).get("cookie_domain", "")}
+    errors = FormErrors()
+    status = 200
+    if request.method == "POST":
+        values = {"cookie_domain": request.POST.get("cookie_domain", "").strip()}
+        try:
+            gate.set_gate_setting(request.user, "default", values)
+        except PortwayError as exc:
+            service = FormErrors.of(exc)
+            errors.general = service.general
+            for field, reasons in service.fields.items():
+                for reason in reasons:
+                    errors.add(field.split("/")[-1], reason)
+            status = 403 if exc.status == 403 else 400
+        else:
+            messages.success(request, "Login gate saved.")
+            return redirect("access:gate_settings")
+    return render(
+        request,
+        "access/gate_settings.html",
+        {
+            "title": "Settings",
+            "values": values,
+            "errors": errors,
+            "unclaimed": errors.unclaimed(["cookie_domain"]),
+            "can_edit": request.user.is_admin,
+        },
+        status=status,
+    )

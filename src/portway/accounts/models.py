@@ -41,6 +41,10 @@ class User(AbstractBaseUser):
     # Bumped on password change and disable so outstanding API tokens and UI sessions
     # stop working (see get_session_auth_hash).
     token_generation = models.PositiveIntegerField(default=0)
+    # Bumped when the user signs out (of the admin UI or of a login gate): every UI
+    # session and every gate session of the user ends, on every browser
+    # (portway.accounts.gate.end_sessions). API tokens are not touched.
+    session_generation = models.PositiveIntegerField(default=0)
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
@@ -85,7 +89,7 @@ class User(AbstractBaseUser):
     def _portway_session_hash(self, secret: str | None) -> str:
         return salted_hmac(
             "portway.accounts.User.session",
-            f"{self.password}\0{self.token_generation}",
+            f"{self.password}\0{self.token_generation}\0{self.session_generation}",
             secret=secret,
             algorithm="sha256",
         ).hexdigest()

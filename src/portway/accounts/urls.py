@@ -2,12 +2,16 @@
 
 from django.urls import path
 
-from portway.accounts import pages, views
+from portway.accounts import gate_views, pages, views
 
 app_name = "accounts"
 
 urlpatterns = [
     path("setup", views.setup, name="setup"),
+    # the login gate's pages (portway.accounts.gate_views): only via the gate socket
+    path(".portway/login", gate_views.login, name="gate_login"),
+    path(".portway/logout", gate_views.logout, name="gate_logout"),
+    path(".portway/gate.css", gate_views.stylesheet, name="gate_css"),
     path("login", views.login_view, name="login"),
     path("login/2fa", views.login_2fa, name="login_2fa"),
     path("logout", views.logout_view, name="logout"),

@@ -246,6 +246,11 @@ def login_2fa(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
+    """Sign out everywhere: every UI session and login-gate session of the user ends."""
+    from portway.accounts.gate import end_sessions
+
+    if request.user.is_authenticated:
+        end_sessions(request.user.pk)
     logout(request)
     messages.info(request, "You have been signed out.")
     return redirect("accounts:login")

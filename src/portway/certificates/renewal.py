@@ -140,10 +140,10 @@ def check_once(now: dt.datetime | None = None) -> list[int]:
     started = []
     for cert in Certificate.objects.filter(provider="letsencrypt", expires_on__isnull=False):
         if is_due(cert, now) and not issuance.is_running(cert):
-            from portway.certificates.services import _audit
+            from portway.certificates.services import audit
 
             issuance.start(cert, "renew")
-            _audit(None, cert, "renewed")
+            audit(None, cert, "renewed")
             started.append(cert.pk)
     return started
 

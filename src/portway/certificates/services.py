@@ -27,6 +27,7 @@ from django.db.models.functions import Lower
 from portway.certificates import pem
 from portway.certificates.models import Certificate
 from portway.core import fields, wire
+from portway.core.audit import record, snapshot
 from portway.core.errors import BadRequest, Conflict, FieldError, NotFound, PermissionDenied
 
 log = logging.getLogger("portway.certificates")
@@ -342,7 +343,7 @@ def create_letsencrypt(
         if provider is not None:
             dns_providers.write_credentials(issuance.credentials_path(cert), str(credentials))
         issuance.start(cert, "issue")
-        _audit(user, cert, "created")
+        audit(user, cert, "created")
     return cert
 
 
@@ -411,7 +412,7 @@ def renew(user: Any, cert: Certificate) -> Certificate:
         raise Conflict(f"certificate {cert.pk} is already being issued or renewed")
     with transaction.atomic():
         issuance.start(cert, "renew" if cert.has_files else "issue")
-        _audit(user, cert, "renewed")
+        audit(user, cert, "renewed")
     return cert
 
 
@@ -522,8 +523,10 @@ def upload(
         )
     parsed = pem.parse(certificate, certificate_key, intermediate)
     with transaction.atomic():
+        before = snapshot(cert, skip=frozenset({"acme", "owner_id"}))
         _record(cert, parsed)
         _store_files(cert, parsed)
+        audit(user, cert, "updated", before)
     _request_apply()
     return cert
 
@@ -708,7 +711,7 @@ def delete(user: Any, cert: Certificate) -> None:
     directory = cert.directory  # before delete() clears the pk
     try:
         with transaction.atomic():
-            _audit(user, cert, "deleted")
+            audit(user, cert, "deleted")
             cert.delete()
     except (ProtectedError, IntegrityError) as exc:  # a host took it since the check
         found = users_of(cert)
@@ -720,20 +723,28 @@ def delete(user: Any, cert: Certificate) -> None:
 # --------------------------------------------------------------------------- audit
 
 
-def _audit(user: Any, cert: Certificate, action: str) -> None:
-    """NPM's audit log entry (object type "certificate"); skipped if the model is absent."""
-    try:
-        from portway.nginx.models import AuditLogEntry
-    except ImportError:
-        return
-    AuditLogEntry.objects.create(
-        user=user if getattr(user, "pk", None) else None,
-        object_type="certificate",
-        object_id=cert.pk,
-        action=action,
-        meta={"nice_name": cert.nice_name, "provider": cert.provider,
-              "domain_names": list(cert.domain_names or [])},
-    )  # fmt: skip
+def audit(user: Any, cert: Certificate, action: str, before: dict | None = None) -> None:
+    """Record `action` on `cert` in the audit log with the fields it changed (created: all
+    as "after", deleted: all as "before"; `before`: a `snapshot` taken before the change).
+    The ACME bookkeeping is left out; DNS credentials never appear (core.audit)."""
+    fields = snapshot(cert, skip=frozenset({"acme", "owner_id"}))
+    if action == "created":
+        before, after = {}, fields
+    elif action == "deleted":
+        before, after = fields, {}
+    else:
+        after = fields if before is not None else None
+    record(
+        user if getattr(user, "pk", None) else None,
+        "certificate",
+        cert.pk,
+        action,
+        before=before,
+        after=after,
+        nice_name=cert.nice_name,
+        provider=cert.provider,
+        domain_names=list(cert.domain_names or []),
+    )
 
 
 # --------------------------------------------------------------------------- nginx

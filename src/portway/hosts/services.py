@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from portway.certificates.models import Certificate
 from portway.core import fields
+from portway.core.audit import record, snapshot
 from portway.core.errors import BadRequest, FieldError, InvalidFields, NotFound, PermissionDenied
 from portway.core.validation import field_errors
 from portway.hosts.models import HOST_MODELS, HostBase, HostName, ProxyHost
@@ -28,7 +29,6 @@ from portway.hosts.schemas import (
     RedirectionHostCreate,
     RedirectionHostUpdate,
 )
-from portway.nginx.models import AuditLogEntry
 
 log = logging.getLogger("portway.hosts")
 APPLY_WAIT_SECONDS = 30  # how long a create/update waits for its change to go live
@@ -327,13 +327,24 @@ def _wait_until_applied(host: HostBase, ticket: int) -> None:
         host.nginx_online, host.nginx_err, host.nginx_serving_previous = status
 
 
-def _audit(user, host: HostBase, action: str) -> None:  # noqa: ANN001
-    AuditLogEntry.objects.create(
-        user=user,
-        object_type=AUDIT_TYPES[host.KIND],
-        object_id=host.pk,
-        action=action,
-        meta={"domain_names": host.domain_names},
+def _audit(user, host: HostBase, action: str, before: dict[str, Any] | None = None) -> None:  # noqa: ANN001
+    """Record `action` with the fields it changed (created: all as "after", deleted: all
+    as "before"; `before`: the snapshot taken before an update)."""
+    fields = snapshot(host)
+    if action == "created":
+        before, after = {}, fields
+    elif action == "deleted":
+        before, after = fields, {}
+    else:
+        after = fields
+    record(
+        user,
+        AUDIT_TYPES[host.KIND],
+        host.pk,
+        action,
+        before=before,
+        after=after,
+        domain_names=host.domain_names,
     )
 
 
@@ -393,10 +404,11 @@ def update_host(model: HostModel, user, host_id: int, data: dict[str, Any]) -> H
     payload = parse(SCHEMAS[model.KIND][1], data).model_dump(exclude_unset=True)
     with transaction.atomic():
         host = get_host(model, user, host_id)
+        before = snapshot(host)
         _apply_fields(user, host, payload)
         _save_claiming_names(host, user)
         _request_certificate(user, host)
-        _audit(user, host, "updated")
+        _audit(user, host, "updated", before)
     _after_change(host)
     return host
 
@@ -420,9 +432,10 @@ def set_host_enabled(model: HostModel, user, host_id: int, enabled: bool) -> Hos
         host = get_host(model, user, host_id)
         if host.enabled == enabled:
             raise BadRequest(f"Host is already {'enabled' if enabled else 'disabled'}")
+        before = snapshot(host)
         host.enabled = enabled
         _save_claiming_names(host, user, update_fields=["enabled", "modified_on"])
-        _audit(user, host, "enabled" if enabled else "disabled")
+        _audit(user, host, "enabled" if enabled else "disabled", before)
     if enabled:
         _after_change(host)
     else:

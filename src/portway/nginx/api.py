@@ -119,6 +119,10 @@ def put_setting(request: HttpRequest, setting_id: str, payload: SettingUpdate):
         return setting_wire(set_real_ip(request.auth, payload.value, payload.meta))
     if setting_id == admin_site.SETTING_ID:
         return setting_wire(admin_site.set_admin_domain(request.auth, payload.value, payload.meta))
+    if setting_id == "gate":
+        from portway.accounts.gate import set_gate_setting
+
+        return setting_wire(set_gate_setting(request.auth, payload.value, payload.meta))
     return setting_wire(services.set_default_site(request.auth, payload.value, payload.meta))
 
 

@@ -39,6 +39,13 @@ class Setting(models.Model):
             "value": "off",
             "meta": {"cloudflare": False, "trusted_proxies": []},
         },
+        # portway.access.gate: the login gate's session cookie scope
+        "gate": {
+            "name": "Login gate",
+            "description": "Parent domain the login gate's session cookie is scoped to",
+            "value": "default",
+            "meta": {"cookie_domain": ""},
+        },
     }
 
     @classmethod

@@ -131,6 +131,11 @@ class Paths:
         return self.base / "cache"
 
     @property
+    def gate_socket(self) -> Path:
+        """The login gate's unix socket (portway.gate_server), in a directory of its own."""
+        return self.data_dir / "gate" / "gate.sock"
+
+    @property
     def access_dir(self) -> Path:
         """Access lists' htpasswd files (hashes only; readable by nginx's workers)."""
         return self.base / "access"
@@ -586,6 +591,7 @@ class Renderer:
                 # reachable through any access list (access rules are not inherited into
                 # a location that has its own)
                 d("auth_basic", "off"),
+                d("auth_request", "off"),
                 d("allow", "all"),
                 d("root", self.paths.acme_webroot),
                 d("default_type", "text/plain"),

@@ -153,7 +153,7 @@ def _changes(entry) -> list[dict]:  # noqa: ANN001
     if not isinstance(found, dict):
         return []
     return [
-        {"field": field, "before": pair.get("before"), "after": pair.get("after")}
+        {"field": field, "before": _shown(pair.get("before")), "after": _shown(pair.get("after"))}
         for field, pair in found.items()
         if isinstance(pair, dict)
     ]
@@ -211,3 +211,10 @@ def admin_domain(request: HttpRequest) -> HttpResponse:
         },
         status=status,
     )
+def _shown(value: object) -> object:
+    """Lists and objects as JSON text (the page shows them as the API returns them)."""
+    if isinstance(value, (dict, list)):
+        import json
+
+        return json.dumps(value, ensure_ascii=False)
+    return value

@@ -53,6 +53,8 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
                 "x_forwarded_for": self.headers.get("X-Forwarded-For"),
                 "x_real_ip": self.headers.get("X-Real-IP"),
                 "authorization": self.headers.get("Authorization"),
+                "remote_user": self.headers.get("Remote-User"),
+                "remote_email": self.headers.get("Remote-Email"),
             }
         ).encode()
         self.send_response(200)

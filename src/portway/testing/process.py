@@ -380,11 +380,13 @@ class PortwayProcess:
         headers: dict[str, str] | None = None,
         method: str = "GET",
         source: str | None = None,
+        body: bytes | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         """One request to nginx with the given Host header (and SNI for HTTPS).
 
         `source`: the loopback address the client socket is bound to (e.g. "127.0.0.2"),
-        so nginx sees the request come from there.
+        so nginx sees the request come from there. `body`: sent with its Content-Length.
+        Response headers are lowercased; repeated ones (Set-Cookie) joined by "\n".
         """
         bind = (source, 0) if source else None
         if https:
@@ -403,10 +405,16 @@ class PortwayProcess:
         conn.putheader("Host", host)
         for name, value in (headers or {}).items():
             conn.putheader(name, value)
-        conn.endheaders()
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
         response = conn.getresponse()
-        body = response.read()
-        result = (response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+        answer = response.read()
+        received: dict[str, str] = {}
+        for name, value in response.getheaders():
+            key = name.lower()
+            received[key] = f"{received[key]}\n{value}" if key in received else value
+        result = (response.status, received, answer)
         conn.close()
         return result
 

@@ -155,3 +155,43 @@ def test_real_ip_settings_page(ui) -> None:
     assert ok.status_code == 302
     setting = get_setting()
     assert setting.value == "CF-Connecting-IP" and setting.meta["cloudflare"] is True
+
+
+def test_login_gate_fields_in_the_form(ui, admin) -> None:
+    member = make_user("member@example.com", name="Member", access_lists="manage")
+    page = ui.get("/access-lists/new").content.decode()
+    assert 'name="portway_login"' in page and f'value="{member.pk}"' in page
+    response = ui.post(
+        "/access-lists/new", {**form(), "portway_login": "on", "portway_users": str(member.pk)}
+    )
+    assert response.status_code == 302
+    saved = AccessList.objects.get(name="Staff")
+    assert saved.portway_login is True and saved.portway_users == [member.pk]
+    # a non-admin sees no user picker (it would list every account) and keeps the choice
+    other = Client()
+    other.force_login(member)
+    saved.owner = member
+    saved.save()
+    page = other.get(f"/access-lists/{saved.pk}").content.decode()
+    assert 'name="portway_login"' in page and 'name="portway_users"' not in page
+    other.post(f"/access-lists/{saved.pk}", {**form(), "items-0-password": ""})
+    saved.refresh_from_db()
+    assert saved.portway_login is False and saved.portway_users == [member.pk]
+
+
+def test_login_gate_setting_page(ui, admin) -> None:
+    page = ui.get("/settings/login-gate").content.decode()
+    assert 'id="settings-login-gate"' in page and 'name="cookie_domain"' in page
+    response = ui.post("/settings/login-gate", {"cookie_domain": "not a domain"})
+    assert response.status_code == 400
+    assert 'data-error-for="cookie_domain"' in response.content.decode()
+    assert ui.post("/settings/login-gate", {"cookie_domain": ".Club.Example"}).status_code == 302
+    from portway.accounts.gate import cookie_domain_for
+
+    assert cookie_domain_for("wiki.club.example") == "club.example"
+    assert cookie_domain_for("club.example") == "club.example"
+    assert cookie_domain_for("otherclub.example") is None
+    member = make_user("viewer@example.com")
+    other = Client()
+    other.force_login(member)
+    assert other.post("/settings/login-gate", {"cookie_domain": ""}).status_code == 403
