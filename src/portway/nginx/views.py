@@ -211,6 +211,8 @@ def admin_domain(request: HttpRequest) -> HttpResponse:
         },
         status=status,
     )
+
+
 def _shown(value: object) -> object:
     """Lists and objects as JSON text (the page shows them as the API returns them)."""
     if isinstance(value, (dict, list)):
