@@ -155,4 +155,6 @@ def test_pages_beyond_the_main_flow_work_under_the_policy(
 
     # the API docs are served from Portway's own files and render
     page.goto(base + "/api/docs")
-    expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
+    # Swagger UI builds the page from the whole schema in the browser: seconds on a busy
+    # machine, so wait longer than Playwright's default 5 s
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=30_000)
