@@ -19,7 +19,12 @@ from django.views.decorators.http import require_POST
 from portway.core.errors import NotFound, PermissionDenied, PortwayError
 from portway.hosts import services
 from portway.hosts.models import DeadHost, HostBase, RedirectionHost
-from portway.hosts.views import FIELD_LABELS, _certificate_choices, split_domains
+from portway.hosts.views import (
+    FIELD_LABELS,
+    _access_list_choices,
+    _certificate_choices,
+    split_domains,
+)
 from portway.web import queries
 from portway.web.decorators import object_or_leave, page
 from portway.web.forms import FormErrors, explain_domain_lines
@@ -49,6 +54,7 @@ class SiteKindPage:
     text_fields: tuple[str, ...]  # the kind's own text inputs
     bool_fields: tuple[str, ...]  # the kind's own switches (besides SSL's)
     defaults: tuple[tuple[str, Any], ...]  # a new host's form values
+    access_list: bool = False  # the kind takes an access list (a redirection host does)
 
     @property
     def label(self) -> str:
@@ -76,6 +82,7 @@ REDIRECTION = SiteKindPage(
         ("preserve_path", True),
         ("block_exploits", True),
     ),
+    access_list=True,
 )
 DEAD = SiteKindPage(
     model=DeadHost,
@@ -168,6 +175,8 @@ def _initial(site: SiteKindPage) -> dict[str, Any]:
     values.update(dict.fromkeys(SSL_FIELDS, False))
     values.update(dict.fromkeys(site.bool_fields, False))
     values.update(site.defaults)
+    if site.access_list:
+        values["access_list_id"] = "0"
     return values
 
 
@@ -181,6 +190,8 @@ def _from_host(site: SiteKindPage, host: HostBase) -> dict[str, Any]:
         values[name] = str(getattr(host, name))
     for name in SSL_FIELDS + site.bool_fields:
         values[name] = bool(getattr(host, name))
+    if site.access_list:
+        values["access_list_id"] = str(getattr(host, "access_list_id", 0) or 0)
     return values
 
 
@@ -194,6 +205,8 @@ def _from_post(site: SiteKindPage, post) -> dict[str, Any]:  # noqa: ANN001 - a 
         values[name] = post.get(name, "").strip()
     for name in SSL_FIELDS + site.bool_fields:
         values[name] = post.get(name) in ("on", "1", "true")
+    if site.access_list:
+        values["access_list_id"] = post.get("access_list_id", "0")
     return values
 
 
@@ -201,8 +214,9 @@ def _to_data(site: SiteKindPage, values: dict[str, Any], *, is_admin: bool) -> d
     """The service's NPM wire `data`; values stay as typed so the service names the
     field of anything wrong (one set of rules for the API and the form)."""
     data: dict[str, Any] = {"domain_names": split_domains(values["domain_names"])}
-    raw = str(values["certificate_id"]).strip() or "0"
-    data["certificate_id"] = int(raw) if raw.isascii() and raw.isdigit() else raw
+    for name in ("certificate_id", "access_list_id") if site.access_list else ("certificate_id",):
+        raw = str(values[name]).strip() or "0"
+        data[name] = int(raw) if raw.isascii() and raw.isdigit() else raw
     for name in site.text_fields:
         data[name] = values[name]
     for name in SSL_FIELDS + site.bool_fields:
@@ -224,6 +238,8 @@ def _form_page(
     errors = errors or FormErrors()
     claimed = ["domain_names", "certificate_id", "advanced_config", *SSL_FIELDS]
     claimed += [*site.text_fields, *site.bool_fields]
+    if site.access_list:
+        claimed.append("access_list_id")
     context = {
         "title": f"Edit {host}" if host else f"New {site.label}",
         "kind": site,
@@ -232,6 +248,11 @@ def _form_page(
         "errors": errors,
         "unclaimed": errors.unclaimed(claimed),
         "certificates": _certificate_choices(request.user, str(values["certificate_id"])),
+        "access_lists": (
+            _access_list_choices(request.user, str(values["access_list_id"]))
+            if site.access_list
+            else []
+        ),
         "is_admin": request.user.is_admin,
         "codes": [(str(code), text) for code, text in REDIRECT_CODES],
         "list_url": site.url("list"),
