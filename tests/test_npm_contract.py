@@ -258,6 +258,10 @@ def walk_proxy_hosts(npm: NpmClient) -> None:
     expand = "owner,access_list,certificate"
     npm.call("GET", path)
     npm.call("GET", f"{path}?expand={expand}")
+    # the certificate with every expansion NPM clients send (NPM's object keeps `owner`)
+    hosts = "proxy_hosts,redirection_hosts,dead_hosts,streams"
+    npm.call("GET", f"/api/nginx/certificates/{cert['id']}?expand=owner,{hosts}")
+    npm.call("GET", f"/api/nginx/certificates?expand=owner,{hosts}")
     npm.call("GET", "/api/nginx/proxy-hosts")
     npm.call("GET", f"/api/nginx/proxy-hosts?expand={expand}")
     npm.call("PUT", path, {"forward_port": 8082, "hsts_enabled": True})
@@ -288,6 +292,7 @@ def _walk_site(npm: NpmClient, base: str, body: dict[str, Any], change: dict[str
     npm.call("GET", path)
     npm.call("GET", f"{path}?expand=owner")
     npm.call("GET", f"{path}?expand=certificate")
+    npm.call("GET", f"{path}?expand=owner,certificate")
     npm.call("GET", base)
     npm.call("GET", f"{base}?expand=owner")
     npm.call("PUT", path, change)
@@ -326,6 +331,68 @@ def walk_dead_hosts(npm: NpmClient) -> None:
     )
 
 
+def walk_access_lists(npm: NpmClient) -> None:
+    """Access lists: create with users and address rules, read with each expansion, list,
+    use from a proxy host and a redirection host, 409 while in use, update with an empty
+    password (the old one is kept), delete."""
+    from portway.access.models import AccessListItem
+
+    body = {
+        "name": "Staff",
+        "satisfy_any": True,
+        "pass_auth": False,
+        "items": [{"username": "alice", "password": "wonderland1"}],
+        "clients": [
+            {"address": "10.0.0.0/8", "directive": "allow"},
+            {"address": "2001:db8::/32", "directive": "allow"},
+            {"address": "all", "directive": "deny"},
+        ],
+    }
+    made = npm.call("POST", "/api/nginx/access-lists", body, status=201)
+    path = f"/api/nginx/access-lists/{made['id']}"
+    for expand in ("owner", "items", "clients", "proxy_hosts", "owner,items,clients,proxy_hosts"):
+        npm.call("GET", f"{path}?expand={expand}")
+    npm.call("GET", path)
+    npm.call("GET", "/api/nginx/access-lists")
+    npm.call("GET", "/api/nginx/access-lists?expand=owner,items,clients,proxy_hosts")
+    proxy = npm.call(
+        "POST",
+        "/api/nginx/proxy-hosts",
+        {
+            "domain_names": ["staff.club.example"],
+            "forward_scheme": "http",
+            "forward_host": "127.0.0.1",
+            "forward_port": 8080,
+            "access_list_id": made["id"],
+        },
+        status=201,
+    )
+    npm.call("GET", f"/api/nginx/proxy-hosts/{proxy['id']}?expand=access_list,owner")
+    redirect = npm.call(
+        "POST",
+        "/api/nginx/redirection-hosts",
+        {
+            "domain_names": ["go.club.example"],
+            "forward_scheme": "https",
+            "forward_domain_name": "staff.club.example",
+            "forward_http_code": 302,
+            "access_list_id": made["id"],
+        },
+        status=201,
+    )
+    npm.call("GET", f"{path}?expand=proxy_hosts")
+    npm.call("DELETE", path, status=409)
+    stored = AccessListItem.objects.get(username="alice").password_hash
+    body = {**body, "name": "Staff 2", "items": [{"username": "alice", "password": ""}]}
+    npm.call("PUT", path, body)
+    assert AccessListItem.objects.get(username="alice").password_hash == stored
+    npm.call("PUT", path, {"satisfy_any": False})
+    npm.call("DELETE", f"/api/nginx/proxy-hosts/{proxy['id']}")
+    npm.call("DELETE", f"/api/nginx/redirection-hosts/{redirect['id']}")
+    npm.call("DELETE", path)
+    npm.call("GET", path, status=404)
+
+
 def walk_settings(npm: NpmClient) -> None:
     """Settings: list, read, change the default site and back."""
     npm.call("GET", "/api/settings")
@@ -351,6 +418,7 @@ OBJECT_WALKS: dict[str, Callable[[NpmClient], None]] = {
     "proxy_hosts": walk_proxy_hosts,
     "redirection_hosts": walk_redirection_hosts,
     "dead_hosts": walk_dead_hosts,
+    "access_lists": walk_access_lists,
     "settings": walk_settings,
     "reports": walk_reports,
 }
@@ -425,6 +493,34 @@ def test_audit_log_after_every_walk(npm: NpmClient) -> None:
             200,
             [{"object_id": 0}],
             "at 0/object_id: 0 is less than the minimum of 1",
+        ),
+        (
+            "GET",
+            "/api/nginx/access-lists",
+            200,
+            {"id": 1, "name": "x"},
+            "is not of type 'array'",
+        ),
+        (
+            "GET",
+            "/api/nginx/access-lists",
+            200,
+            [{"id": 1, "name": ""}],
+            "at 0/name: '' should be non-empty",
+        ),
+        (
+            "GET",
+            "/api/nginx/certificates/7",
+            200,
+            {"proxy_hosts": []},
+            "'proxy_hosts' was unexpected",
+        ),
+        (
+            "GET",
+            "/api/nginx/redirection-hosts/7",
+            200,
+            {"access_list_id": 3},
+            "'access_list_id' was unexpected",
         ),
         (
             "GET",

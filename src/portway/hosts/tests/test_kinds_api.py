@@ -14,6 +14,7 @@ import pytest
 from portway.hosts.models import DeadHost, HostName, RedirectionHost
 from portway.nginx.models import AuditLogEntry
 from portway.testing.api import api_client, expect_error, make_admin, make_user, send
+from portway.testing.npm_contract import assert_npm_response
 
 pytestmark = pytest.mark.django_db
 
@@ -284,8 +285,19 @@ def test_certificate_expands_every_kind(tmp_path, settings):
     created = send(api, "POST", REDIRECTS, redirect(certificate_id=cert.pk))
     assert created.status_code == 201, created.content
     send(api, "POST", DEAD, {"domain_names": ["d.example.com"], "certificate_id": cert.pk})
-    path = f"/api/nginx/certificates/{cert.pk}?expand=redirection_hosts,dead_hosts"
+    # NPM's certificate object has no room for hosts: NPM's endpoint answers its own object
+    npm_path = f"/api/nginx/certificates/{cert.pk}?expand=owner,proxy_hosts,redirection_hosts"
+    npm_object = send(api, "GET", npm_path).json()
+    assert "redirection_hosts" not in npm_object and npm_object["owner"]["id"] == admin.pk
+    assert_npm_response("GET", npm_path, 200, npm_object)
+    listed = send(api, "GET", "/api/nginx/certificates?expand=owner,dead_hosts").json()
+    assert_npm_response("GET", "/api/nginx/certificates", 200, listed)
+    # Portway's endpoint embeds them
+    path = f"/api/portway/certificates/{cert.pk}?expand=redirection_hosts,dead_hosts,owner"
     expanded = send(api, "GET", path).json()
+    assert expanded["owner"]["id"] == admin.pk and "proxy_hosts" not in expanded
+    everything = send(api, "GET", "/api/portway/certificates?expand=proxy_hosts,dead_hosts").json()
+    assert everything[0]["proxy_hosts"] == [] and len(everything[0]["dead_hosts"]) == 1
     targets = [h["forward_domain_name"] for h in expanded["redirection_hosts"]]
     assert targets == ["target.example.org"]
     assert [h["domain_names"] for h in expanded["dead_hosts"]] == [["d.example.com"]]
