@@ -55,7 +55,13 @@ def test_access_list_outcomes_per_source_address(portway, upstreams):
     any_list = make_list(portway, "any", satisfy_any=True)
     all_list = make_list(portway, "all", satisfy_any=False, pass_auth=True)
     portway.create_proxy_host(["any.example.test"], app.port, access_list_id=any_list["id"])
-    portway.create_proxy_host(["all.example.test"], app.port, access_list_id=all_list["id"])
+    sub = {"path": "/sub", "forward_scheme": "http", "forward_host": "127.0.0.1"}
+    portway.create_proxy_host(
+        ["all.example.test"],
+        app.port,
+        access_list_id=all_list["id"],
+        locations=[{**sub, "forward_port": app.port}],
+    )
     portway.create_proxy_host(["open.example.test"], app.port)
     make_redirect(portway, "go-any.example.test", 307, any_list)
     make_redirect(portway, "go-all.example.test", 301, all_list)
@@ -73,6 +79,10 @@ def test_access_list_outcomes_per_source_address(portway, upstreams):
     assert outcome(portway, "all.example.test", "127.0.0.2") == 401
     assert outcome(portway, "all.example.test", "127.0.0.3", GOOD) == 403
     assert outcome(portway, "all.example.test", "127.0.0.3") == 403
+    # custom locations are under the host's list too
+    assert portway.http("all.example.test", "/sub/x", source="127.0.0.2", headers=GOOD)[0] == 200
+    assert portway.http("all.example.test", "/sub/x", source="127.0.0.2")[0] == 401
+    assert portway.http("all.example.test", "/sub/x", source="127.0.0.3", headers=GOOD)[0] == 403
     # a host without a list is open
     assert outcome(portway, "open.example.test", "127.0.0.3") == 200
 
