@@ -44,22 +44,49 @@ def _lists(user) -> QuerySet[AccessList]:  # noqa: ANN001
 
 
 def hosts_using(access_list_id: int) -> QuerySet:
-    """Proxy hosts that name the list (enabled or not), ordered by first name."""
+    """Proxy hosts that name the list (enabled or not), ordered by first name (NPM's
+    `proxy_host_count` and `?expand=proxy_hosts` count these)."""
     from portway.hosts.models import ProxyHost
 
     return ProxyHost.objects.filter(access_list_id=access_list_id).order_by("first_domain", "id")
 
 
-def host_counts(ids: list[int]) -> dict[int, int]:
-    """{access list id: number of proxy hosts using it} in one query."""
+def _kinds_with_access_lists() -> list[type]:
+    """The host models that carry `access_list_id` (proxy and redirection hosts)."""
+    from portway.hosts.models import HOST_MODELS
+
+    return [
+        model
+        for model in HOST_MODELS.values()
+        if any(f.name == "access_list_id" for f in model._meta.get_fields())
+    ]
+
+
+def every_host_using(access_list_id: int) -> list:
+    """Hosts of every kind that name the list (enabled or not): proxy hosts first, then
+    redirection hosts, each by first name."""
+    found: list = []
+    for model in _kinds_with_access_lists():
+        found += model.objects.filter(access_list_id=access_list_id).order_by("first_domain", "id")
+    return found
+
+
+def host_counts(ids: list[int], *, every_kind: bool = False) -> dict[int, int]:
+    """{access list id: number of hosts using it}: proxy hosts only (NPM's
+    `proxy_host_count`), or hosts of every kind with `every_kind`; one query per kind."""
     from portway.hosts.models import ProxyHost
 
-    rows = (
-        ProxyHost.objects.filter(access_list_id__in=ids)
-        .values("access_list_id")
-        .annotate(count=Count("id"))
-    )
-    return {row["access_list_id"]: row["count"] for row in rows}
+    models = _kinds_with_access_lists() if every_kind else [ProxyHost]
+    counts: dict[int, int] = {}
+    for model in models:
+        rows = (
+            model.objects.filter(access_list_id__in=ids)
+            .values("access_list_id")
+            .annotate(count=Count("id"))
+        )
+        for row in rows:
+            counts[row["access_list_id"]] = counts.get(row["access_list_id"], 0) + row["count"]
+    return counts
 
 
 def list_access_lists(user, query: str | None = None) -> QuerySet[AccessList]:  # noqa: ANN001
@@ -310,7 +337,7 @@ def update_access_list(user, access_list_id: int, data: dict[str, Any]) -> Acces
 
     policies.forget(access_list.pk)
     write_user_file(access_list)
-    if hosts_using(access_list.pk).exists():
+    if every_host_using(access_list.pk):
         _request_apply()
     return access_list
 
@@ -320,9 +347,9 @@ def delete_access_list(user, access_list_id: int) -> None:  # noqa: ANN001
     require(user, SECTION, "manage")
     with transaction.atomic():
         access_list = get_access_list(user, access_list_id)
-        users = list(hosts_using(access_list.pk))
+        users = every_host_using(access_list.pk)
         if users:
-            names = "; ".join(f"proxy host {h.pk} ({', '.join(h.unicode_names)})" for h in users)
+            names = "; ".join(f"{h.LABEL} {h.pk} ({', '.join(h.unicode_names)})" for h in users)
             raise Conflict(f"Access list {access_list.pk} is used by {names}")
         _audit(user, access_list, "deleted")
         list_id = access_list.pk

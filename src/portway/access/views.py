@@ -37,7 +37,7 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
         denied = ""
     except PermissionDenied as exc:
         lists, denied = [], exc.message
-    counts = services.host_counts([a.pk for a in lists])
+    counts = services.host_counts([a.pk for a in lists], every_kind=True)
     return {
         "title": "Access Lists",
         "lists": lists,

@@ -10,6 +10,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router, Status
 
+from portway import __version__
 from portway.accounts import credentials, services
 from portway.accounts.models import User
 from portway.accounts.schemas import (
@@ -31,6 +32,7 @@ from portway.accounts.schemas import (
     UserCreate,
     UserOut,
     UserUpdate,
+    VersionCheckOut,
 )
 from portway.core.api import BearerAuth
 from portway.core.audit import client_address
@@ -72,6 +74,18 @@ def _user_out(user: User, expand: str | None) -> dict[str, Any]:
 def status(request: HttpRequest) -> dict[str, Any]:
     """`setup` is true once an admin exists; before that POST /users creates one."""
     return {"status": "OK", "setup": services.is_setup(), "version": services.version()}
+
+
+@router.get(
+    "/version/check",
+    auth=None,
+    response=VersionCheckOut,
+    summary="The running version; never a new one (Portway asks no third-party site)",
+)
+def version_check(request: HttpRequest) -> dict[str, Any]:
+    """NPM's update check. NPM asks GitHub for its latest release; Portway makes no call
+    to a third-party site from a request, so `latest` is null and no update is offered."""
+    return {"current": f"v{__version__}", "latest": None, "update_available": False}
 
 
 @router.post("/tokens", auth=None, response=TokenOut | ChallengeOut, summary="Log in")

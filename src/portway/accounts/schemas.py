@@ -130,6 +130,16 @@ class StatusOut(Schema):
     version: VersionOut
 
 
+class VersionCheckOut(Schema):
+    """NPM's check-version object (components/check-version-object.json)."""
+
+    current: str | None
+    latest: str | None = Field(
+        description="null: Portway does not ask a third-party site for new releases"
+    )
+    update_available: bool
+
+
 # --- users ----------------------------------------------------------------------------
 
 

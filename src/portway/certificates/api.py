@@ -1,6 +1,6 @@
 """API: /api/nginx/certificates (NPM's certificate endpoints, same wire format).
 
-    GET    /                 list (?expand=owner,proxy_hosts  ?query=<nice_name part>)
+    GET    /                 list (?expand=owner  ?query=<nice_name part>)
     POST   /                 create: {"provider": "other", "nice_name"} → 201;
                              {"provider": "letsencrypt", "domain_names", "meta"} → 201 at
                              once; issued in the background
@@ -33,6 +33,12 @@ own endpoints (`portway_router`, mounted at /api/portway):
         /api/nginx/certificates/{id}/events, where earlier Portway versions had it).
     GET /api/portway/dns-providers         the providers with their `propagation_seconds`.
 
+NPM's certificate object has room for one expansion, `owner`. NPM's server also embeds the
+hosts using a certificate (`?expand=proxy_hosts,redirection_hosts,dead_hosts,streams`),
+keys its own document forbids; Portway's NPM endpoints accept those expansions (NPM
+clients send them) and answer NPM's documented object, and Portway's endpoints
+(`/api/portway/certificates[/{id}]`) embed the hosts.
+
 No response ever contains private key material or DNS credentials.
 """
 
@@ -61,7 +67,8 @@ except ImportError:  # core.wire is being written concurrently
 router = Router(tags=["certificates"])
 portway_router = Router(tags=["portway"])
 
-EXPANDABLE = ("owner", "proxy_hosts", "redirection_hosts", "dead_hosts", "streams")
+HOST_RELATIONS = ("proxy_hosts", "redirection_hosts", "dead_hosts", "streams")
+EXPANDABLE = ("owner", *HOST_RELATIONS)
 UPLOAD_FIELDS = (pem.CERTIFICATE_FIELD, pem.KEY_FIELD, pem.INTERMEDIATE_FIELD)
 # The keys NPM's certificate object allows in `meta` (components/certificate-object.json;
 # it forbids any other). `certificate` / `certificate_key` hold PEM text there, which
@@ -106,10 +113,6 @@ class CertificateOut(Schema):
     expires_on: str = Field(description="the creation time until the certificate exists")
     meta: dict[str, Any]
     owner: UserOut | None = None
-    proxy_hosts: list[dict[str, Any]] | None = None
-    redirection_hosts: list[dict[str, Any]] | None = None
-    dead_hosts: list[dict[str, Any]] | None = None
-    streams: list[dict[str, Any]] | None = None
 
 
 class TestHttpIn(Schema):
@@ -145,6 +148,11 @@ class PortwayCertificateOut(Schema):
     domain_names: list[str]
     expires_on: str | None
     meta: dict[str, Any]
+    owner: UserOut | None = None
+    proxy_hosts: list[dict[str, Any]] | None = None
+    redirection_hosts: list[dict[str, Any]] | None = None
+    dead_hosts: list[dict[str, Any]] | None = None
+    streams: list[dict[str, Any]] | None = None
 
 
 class EventOut(Schema):
@@ -244,10 +252,16 @@ def npm_meta(cert: Certificate) -> dict[str, Any]:
     return meta
 
 
-def certificate_wire(cert: Certificate, expand: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
-    """NPM's certificate object (components/certificate-object.json); `expand` adds owner /
-    hosts. `expires_on` is the creation time until files exist (NPM's model default).
-    Never any key material."""
+def certificate_wire(
+    cert: Certificate,
+    expand: set[str] = frozenset(),  # type: ignore[assignment]
+    *,
+    hosts: bool = False,
+) -> dict[str, Any]:
+    """NPM's certificate object (components/certificate-object.json); `expand` adds the
+    owner, and with `hosts` (Portway's endpoints only: NPM's document forbids the keys) the
+    hosts of each kind in HOST_RELATIONS that use it. `expires_on` is the creation time
+    until files exist (NPM's model default). Never any key material."""
     data: dict[str, Any] = {
         "id": cert.pk,
         "created_on": iso(cert.created_on),
@@ -261,18 +275,22 @@ def certificate_wire(cert: Certificate, expand: set[str] = frozenset()) -> dict[
     }
     if "owner" in expand:
         data["owner"] = serialize_user(cert.owner)
-    for relation in ("proxy_hosts", "redirection_hosts", "dead_hosts", "streams"):
-        if relation in expand:
+    for relation in HOST_RELATIONS:
+        if hosts and relation in expand:
             manager = getattr(cert, relation, None)
             data[relation] = [_host_wire(h) for h in manager.all()] if manager else []
     return data
 
 
-def portway_certificate_wire(cert: Certificate) -> dict[str, Any]:
+def portway_certificate_wire(
+    cert: Certificate,
+    expand: set[str] = frozenset(),  # type: ignore[assignment]
+) -> dict[str, Any]:
     """The certificate with every `meta` key Portway keeps (parsed files, ACME state,
-    renewal, warnings) and `expires_on` null until files exist. Never any key material."""
+    renewal, warnings), `expires_on` null until files exist, and `expand`'s owner and
+    hosts. Never any key material."""
     return {
-        **certificate_wire(cert),
+        **certificate_wire(cert, expand, hosts=True),
         "expires_on": iso(cert.expires_on),
         "meta": {**services.public_meta(cert.meta), **acme_meta(cert)},
     }
@@ -289,7 +307,7 @@ def _expand(raw: str | None) -> set[str]:
 def _related(queryset: Any, expand: set[str]) -> Any:
     if "owner" in expand:
         queryset = queryset.select_related("owner")
-    for relation in ("proxy_hosts", "redirection_hosts", "dead_hosts", "streams"):
+    for relation in HOST_RELATIONS:
         if relation in expand and hasattr(Certificate, relation):
             queryset = queryset.prefetch_related(relation)
     return queryset
@@ -338,7 +356,7 @@ def _files(
 
 @router.get("", response=list[CertificateOut], exclude_unset=True, summary="List certificates")
 def list_certificates(request: HttpRequest, expand: str | None = None, query: str | None = None):
-    wanted = _expand(expand)
+    wanted = _expand(expand) & {"owner"}  # the hosts: /api/portway/certificates only
     queryset = _related(services.list_certificates(request.auth, query), wanted)
     return [certificate_wire(cert, wanted) for cert in queryset]
 
@@ -499,21 +517,28 @@ def certificate_events(request: HttpRequest, certificate_id: ObjectId):
 @portway_router.get(
     "/certificates",
     response=list[PortwayCertificateOut],
-    summary="Portway: certificates with their details and ACME state",
+    exclude_unset=True,
+    summary="Portway: certificates with their details, ACME state and (?expand) hosts",
 )
-def portway_list_certificates(request: HttpRequest, query: str | None = None):
-    return [
-        portway_certificate_wire(cert) for cert in services.list_certificates(request.auth, query)
-    ]
+def portway_list_certificates(
+    request: HttpRequest, expand: str | None = None, query: str | None = None
+):
+    wanted = _expand(expand)
+    queryset = _related(services.list_certificates(request.auth, query), wanted)
+    return [portway_certificate_wire(cert, wanted) for cert in queryset]
 
 
 @portway_router.get(
     "/certificates/{certificate_id}",
     response=PortwayCertificateOut,
-    summary="Portway: a certificate with its details and ACME state",
+    exclude_unset=True,
+    summary="Portway: a certificate with its details, ACME state and (?expand) hosts",
 )
-def portway_get_certificate(request: HttpRequest, certificate_id: ObjectId):
-    return portway_certificate_wire(services.get_certificate(request.auth, certificate_id))
+def portway_get_certificate(
+    request: HttpRequest, certificate_id: ObjectId, expand: str | None = None
+):
+    cert = services.get_certificate(request.auth, certificate_id)
+    return portway_certificate_wire(cert, _expand(expand))
 
 
 @portway_router.get(

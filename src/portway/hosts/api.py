@@ -1,5 +1,15 @@
 """API: /api/nginx/proxy-hosts, /redirection-hosts and /dead-hosts (NPM's endpoints and
-wire format; one generic router per kind beyond the proxy host's own)."""
+wire format; one generic router per kind beyond the proxy host's own).
+
+NPM's redirection-host object allows no key of its own, so what Portway adds to it (the
+access list) is answered by Portway's own endpoints (`portway_router`, mounted at
+/api/portway):
+
+    GET /api/portway/redirection-hosts[/{id}]   NPM's object plus `access_list_id`
+        (?expand=owner,certificate,access_list; ?query= as NPM's list).
+
+`access_list_id` is accepted on NPM's POST and PUT of a redirection host.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +27,7 @@ from portway.hosts.schemas import (
     DeadHostCreate,
     DeadHostOut,
     DeadHostUpdate,
+    PortwayRedirectionHostOut,
     ProxyHostCreate,
     ProxyHostOut,
     ProxyHostUpdate,
@@ -26,6 +37,7 @@ from portway.hosts.schemas import (
 )
 
 router = Router(tags=["proxy-hosts"])
+portway_router = Router(tags=["portway"])
 
 BOOL_FIELDS = (
     "ssl_forced",
@@ -110,8 +122,17 @@ KIND_FIELDS = {
 KIND_BOOL_FIELDS = {"redirection": ("preserve_path", "block_exploits"), "dead": ()}
 
 
-def site_wire(host: HostBase, expand: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
-    """NPM's redirection-host or dead-host object; server status merged into `meta`."""
+def site_wire(
+    host: HostBase,
+    expand: set[str] = frozenset(),  # type: ignore[assignment]
+    *,
+    portway: bool = False,
+) -> dict[str, Any]:
+    """NPM's redirection-host or dead-host object; server status merged into `meta`.
+
+    `portway`: Portway's view (/api/portway/...), which adds what NPM's object has no room
+    for: a redirection host's `access_list_id` (and `access_list` with ?expand).
+    """
     data: dict[str, Any] = {
         "id": host.pk,
         "created_on": iso(host.created_on),
@@ -136,6 +157,10 @@ def site_wire(host: HostBase, expand: set[str] = frozenset()) -> dict[str, Any]:
         data["owner"] = serialize_user(host.owner)
     if "certificate" in expand:
         data["certificate"] = certificate_wire(host.certificate) if host.certificate else None
+    if portway and hasattr(host, "access_list_id"):
+        data["access_list_id"] = host.access_list_id
+        if "access_list" in expand:
+            data["access_list"] = _access_list_wire(host.access_list_id)
     return data
 
 
@@ -294,3 +319,33 @@ redirection_router = kind_router(
     "redirection-hosts",
 )
 dead_router = kind_router(DeadHost, DeadHostOut, DeadHostCreate, DeadHostUpdate, "dead-hosts")
+
+
+# --------------------------------------------------------------------------- Portway's own
+
+
+@portway_router.get(
+    "/redirection-hosts",
+    response=list[PortwayRedirectionHostOut],
+    exclude_unset=True,
+    summary="Portway: redirection hosts with their access list",
+)
+def portway_list_redirection_hosts(
+    request: HttpRequest, expand: str | None = None, query: str | None = None
+):
+    wanted = _expand(expand)
+    hosts = services.list_hosts(RedirectionHost, request.auth, query)
+    return [site_wire(h, wanted, portway=True) for h in hosts]
+
+
+@portway_router.get(
+    "/redirection-hosts/{host_id}",
+    response=PortwayRedirectionHostOut,
+    exclude_unset=True,
+    summary="Portway: a redirection host with its access list",
+)
+def portway_get_redirection_host(
+    request: HttpRequest, host_id: ObjectId, expand: str | None = None
+):
+    host = services.get_host(RedirectionHost, request.auth, host_id)
+    return site_wire(host, _expand(expand), portway=True)

@@ -241,6 +241,9 @@ class RedirectionHostFields(SiteFields):
     """A redirection host's fields, all optional here (NPM's redirection-host object)."""
 
     block_exploits: bool | None = None  # NPM's 404 host has no such option
+    # Portway: NPM's redirection host has no access list; accepted here (an NPM client never
+    # sends it) and answered by /api/portway/redirection-hosts, not in NPM's object
+    access_list_id: ObjectId | None = None
 
     forward_http_code: HttpCode | None = None
     forward_scheme: RedirectScheme | None = None
@@ -376,6 +379,14 @@ class RedirectionHostOut(SiteOut):
     forward_scheme: str
     forward_domain_name: str
     preserve_path: bool
+
+
+class PortwayRedirectionHostOut(RedirectionHostOut):
+    """Portway's view of a redirection host (/api/portway/redirection-hosts): NPM's object
+    plus the access list NPM's document has no room for."""
+
+    access_list_id: int = Field(description="Portway: the host's access list (0: none)")
+    access_list: dict[str, Any] | None = None
 
 
 class DeadHostOut(SiteOut):

@@ -1,8 +1,11 @@
-"""UI pages for the host kinds beyond the proxy host: redirection hosts and 404 hosts.
+"""UI pages of every host kind: the lists with their actions (proxy, redirection and 404
+hosts) and the forms of redirection and 404 hosts.
 
-One set of views serves every such kind (`SiteKindPage` says what differs: the model,
-URLs, titles and the kind's own form fields); validation is the services', shared with
-the API, so the form shows the same messages beside the fields they name.
+One set of views serves every kind (`SiteKindPage` says what differs: the model, URLs,
+titles and the kind's own form fields); the proxy host's form, with its tabs and custom
+locations, is its own (portway.hosts.views) and uses the helpers here. Validation is the
+services', shared with the API, so a form shows the same messages beside the fields they
+name.
 """
 
 from __future__ import annotations
@@ -16,15 +19,22 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from portway.core import fields
 from portway.core.errors import NotFound, PermissionDenied, PortwayError
 from portway.hosts import services
-from portway.hosts.models import DeadHost, HostBase, RedirectionHost
-from portway.hosts.views import FIELD_LABELS, _certificate_choices, split_domains
+from portway.hosts.models import DeadHost, HostBase, ProxyHost, RedirectionHost
 from portway.web import queries
 from portway.web.decorators import object_or_leave, page
-from portway.web.forms import FormErrors, explain_domain_lines
+from portway.web.forms import FormErrors, domain_lines, explain_domain_lines
 
 SSL_FIELDS = ("ssl_forced", "http2_support", "hsts_enabled", "hsts_subdomains")
+# How the forms call the fields a message may point to ("put the port in the Port field").
+FIELD_LABELS = {
+    "forward_scheme": "Scheme",
+    "forward_host": "Forward hostname / IP",
+    "forward_port": "Port",
+    "forward_path": "Forward path",
+}
 REDIRECT_CODES = (
     (301, "301 Moved Permanently"),
     (302, "302 Found"),
@@ -49,6 +59,10 @@ class SiteKindPage:
     text_fields: tuple[str, ...]  # the kind's own text inputs
     bool_fields: tuple[str, ...]  # the kind's own switches (besides SSL's)
     defaults: tuple[tuple[str, Any], ...]  # a new host's form values
+    access_list: bool = False  # the kind takes an access list (proxy and redirection hosts)
+    destination: str = "Destination"  # the heading of the list's second column
+    icon: str = "world-www"  # Tabler icon of the empty list
+    url_prefix: str = ""  # of the kind's URL names: "hosts:<prefix>list"
 
     @property
     def label(self) -> str:
@@ -58,8 +72,24 @@ class SiteKindPage:
     def section(self) -> str:
         return services.SECTIONS[self.model.KIND]
 
+    def url_name(self, name: str) -> str:
+        """The URL name of one of the kind's pages ("list", "create", "edit", "enable"...)."""
+        return f"hosts:{self.url_prefix}{name}"
+
     def url(self, name: str, *args: Any) -> str:
-        return reverse(f"hosts:{self.model.KIND}_{name}", args=args)
+        return reverse(self.url_name(name), args=args)
+
+
+PROXY = SiteKindPage(
+    model=ProxyHost,
+    slug="proxy-hosts",
+    title="Proxy Hosts",
+    description="Requests for these domain names are proxied to the destination.",
+    text_fields=(),  # the proxy host's form is its own (portway.hosts.views)
+    bool_fields=(),
+    defaults=(),
+    access_list=True,
+)
 
 
 REDIRECTION = SiteKindPage(
@@ -76,6 +106,10 @@ REDIRECTION = SiteKindPage(
         ("preserve_path", True),
         ("block_exploits", True),
     ),
+    access_list=True,
+    destination="Redirects to",
+    icon="arrow-forward-up",
+    url_prefix="redirection_",
 )
 DEAD = SiteKindPage(
     model=DeadHost,
@@ -85,8 +119,81 @@ DEAD = SiteKindPage(
     text_fields=(),
     bool_fields=(),  # NPM's 404 host has no "block common exploits"
     defaults=(),
+    destination="Answer",
+    icon="error-404",
+    url_prefix="dead_",
 )
+LISTS = {page.model.KIND: page for page in (PROXY, REDIRECTION, DEAD)}
+"""Every kind's list page (and its enable/disable/delete actions)."""
 PAGES = {page.model.KIND: page for page in (REDIRECTION, DEAD)}
+"""The kinds whose form is the generic one below (the proxy host's is its own)."""
+
+
+# --- helpers the forms share ------------------------------------------------------------------
+
+
+def split_domains(text: str) -> list[str]:
+    """Names from the textarea: one per line; commas and spaces also separate."""
+    return [name for _, name in domain_lines(text)]
+
+
+def certificate_choices(user, current_id: str) -> list[dict[str, Any]]:  # noqa: ANN001
+    """The certificates `user` may pick, for a form's select ({id, label, domains, usable,
+    expires_on}); the host's current one is always listed."""
+    try:
+        certs = list(queries.certificates(user))
+    except PermissionDenied:
+        certs = []
+    choices = []
+    for cert in certs:
+        choices.append(
+            {
+                "id": str(cert.pk),
+                "label": str(cert),
+                "domains": ", ".join(fields.unicode_name(n) for n in cert.domain_names or []),
+                "usable": cert.has_files,
+                "expires_on": cert.expires_on,
+            }
+        )
+    if current_id not in ("", "0") and all(c["id"] != current_id for c in choices):
+        choices.append(
+            {
+                "id": current_id,
+                "label": f"Certificate {current_id}",
+                "domains": "",
+                "usable": True,
+                "expires_on": None,
+            }
+        )
+    return choices
+
+
+def access_list_choices(user, current: str) -> list[dict[str, str]]:  # noqa: ANN001
+    """(id, label) of the access lists the user may pick; the current one always listed."""
+    from portway.access.services import list_access_lists
+
+    try:
+        choices = [{"id": str(a.pk), "label": a.name} for a in list_access_lists(user)]
+    except PermissionDenied:
+        choices = []
+    if current not in ("", "0") and all(c["id"] != current for c in choices):
+        choices.append({"id": current, "label": f"Access list {current}"})
+    return choices
+
+
+def report_saved(request: HttpRequest, site: SiteKindPage, host: HostBase, verb: str) -> None:
+    """The flash messages after a form saved `host` (`verb`: "created" or "saved"): nginx's
+    verdict and the certificate's warnings."""
+    if host.enabled and not host.nginx_online:
+        messages.warning(
+            request,
+            f"{site.label.capitalize()} {host} {verb}, but nginx rejected its configuration: "
+            f"{host.nginx_err or 'see the status popover'}",
+        )
+    else:
+        messages.success(request, f"{site.label.capitalize()} {host} {verb}.")
+    for warning in host.certificate_warnings:
+        messages.warning(request, warning)
 
 
 # --- the list -------------------------------------------------------------------------------
@@ -109,32 +216,32 @@ def _list_context(request: HttpRequest, kind: SiteKindPage) -> dict[str, Any]:
         "list_url": kind.url("list"),
         "create_url": kind.url("create"),
         "table_id": f"{kind.slug}-table",
-        "url_edit": f"hosts:{kind.model.KIND}_edit",
-        "url_enable": f"hosts:{kind.model.KIND}_enable",
-        "url_disable": f"hosts:{kind.model.KIND}_disable",
-        "url_delete": f"hosts:{kind.model.KIND}_delete",
+        "url_edit": kind.url_name("edit"),
+        "url_enable": kind.url_name("enable"),
+        "url_disable": kind.url_name("disable"),
+        "url_delete": kind.url_name("delete"),
     }
 
 
 def _table(request: HttpRequest, kind: SiteKindPage) -> HttpResponse:
     context = {**_list_context(request, kind), "oob_messages": True}
-    return render(request, "hosts/sites/_table.html", context)
+    return render(request, "hosts/_table.html", context)
 
 
 @page
 def site_list(request: HttpRequest, kind: str) -> HttpResponse:
     """The list of one kind's hosts with search (HTMX swaps only the table)."""
-    site = PAGES[kind]
+    site = LISTS[kind]
     if request.htmx and not request.htmx.boosted and request.htmx.target == f"{site.slug}-table":
         return _table(request, site)
-    return render(request, "hosts/sites/list.html", _list_context(request, site))
+    return render(request, "hosts/list.html", _list_context(request, site))
 
 
 @page
 @require_POST
 def site_action(request: HttpRequest, kind: str, host_id: int, verb: str) -> HttpResponse:
     """Enable, disable or delete one host (POST; the list asks for confirmation)."""
-    site = PAGES[kind]
+    site = LISTS[kind]
     try:
         name = str(services.get_host(site.model, request.user, host_id))
         if verb == "delete":
@@ -168,6 +275,8 @@ def _initial(site: SiteKindPage) -> dict[str, Any]:
     values.update(dict.fromkeys(SSL_FIELDS, False))
     values.update(dict.fromkeys(site.bool_fields, False))
     values.update(site.defaults)
+    if site.access_list:
+        values["access_list_id"] = "0"
     return values
 
 
@@ -181,6 +290,8 @@ def _from_host(site: SiteKindPage, host: HostBase) -> dict[str, Any]:
         values[name] = str(getattr(host, name))
     for name in SSL_FIELDS + site.bool_fields:
         values[name] = bool(getattr(host, name))
+    if site.access_list:
+        values["access_list_id"] = str(getattr(host, "access_list_id", 0) or 0)
     return values
 
 
@@ -194,6 +305,8 @@ def _from_post(site: SiteKindPage, post) -> dict[str, Any]:  # noqa: ANN001 - a 
         values[name] = post.get(name, "").strip()
     for name in SSL_FIELDS + site.bool_fields:
         values[name] = post.get(name) in ("on", "1", "true")
+    if site.access_list:
+        values["access_list_id"] = post.get("access_list_id", "0")
     return values
 
 
@@ -201,8 +314,9 @@ def _to_data(site: SiteKindPage, values: dict[str, Any], *, is_admin: bool) -> d
     """The service's NPM wire `data`; values stay as typed so the service names the
     field of anything wrong (one set of rules for the API and the form)."""
     data: dict[str, Any] = {"domain_names": split_domains(values["domain_names"])}
-    raw = str(values["certificate_id"]).strip() or "0"
-    data["certificate_id"] = int(raw) if raw.isascii() and raw.isdigit() else raw
+    for name in ("certificate_id", "access_list_id") if site.access_list else ("certificate_id",):
+        raw = str(values[name]).strip() or "0"
+        data[name] = int(raw) if raw.isascii() and raw.isdigit() else raw
     for name in site.text_fields:
         data[name] = values[name]
     for name in SSL_FIELDS + site.bool_fields:
@@ -224,6 +338,8 @@ def _form_page(
     errors = errors or FormErrors()
     claimed = ["domain_names", "certificate_id", "advanced_config", *SSL_FIELDS]
     claimed += [*site.text_fields, *site.bool_fields]
+    if site.access_list:
+        claimed.append("access_list_id")
     context = {
         "title": f"Edit {host}" if host else f"New {site.label}",
         "kind": site,
@@ -231,7 +347,12 @@ def _form_page(
         "form": values,
         "errors": errors,
         "unclaimed": errors.unclaimed(claimed),
-        "certificates": _certificate_choices(request.user, str(values["certificate_id"])),
+        "certificates": certificate_choices(request.user, str(values["certificate_id"])),
+        "access_lists": (
+            access_list_choices(request.user, str(values["access_list_id"]))
+            if site.access_list
+            else []
+        ),
         "is_admin": request.user.is_admin,
         "codes": [(str(code), text) for code, text in REDIRECT_CODES],
         "list_url": site.url("list"),
@@ -255,17 +376,7 @@ def _submit(request: HttpRequest, site: SiteKindPage, host: HostBase | None) -> 
         explain_domain_lines(errors, values["domain_names"])
         errors.relabel(FIELD_LABELS)
         return _form_page(request, site, values, host=host, errors=errors, status=400)
-    verb = "created" if host is None else "saved"
-    if saved.enabled and not saved.nginx_online:
-        messages.warning(
-            request,
-            f"{site.label.capitalize()} {saved} {verb}, but nginx rejected its configuration: "
-            f"{saved.nginx_err or 'see the status popover'}",
-        )
-    else:
-        messages.success(request, f"{site.label.capitalize()} {saved} {verb}.")
-    for warning in saved.certificate_warnings:
-        messages.warning(request, warning)
+    report_saved(request, site, saved, "created" if host is None else "saved")
     return redirect(site.url("list"))
 
 

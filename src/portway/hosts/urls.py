@@ -1,4 +1,9 @@
-"""UI routes: /proxy-hosts, /redirection-hosts, /dead-hosts and their forms and actions."""
+"""UI routes: /proxy-hosts, /redirection-hosts, /dead-hosts and their forms and actions.
+
+Every kind's list and actions are the generic ones (site_views); the proxy host's form is
+its own (views), the other kinds' forms are generic. URL names: "hosts:list",
+"hosts:create"... for proxy hosts, "hosts:<kind>_list"... for the others.
+"""
 
 from django.urls import path
 
@@ -6,33 +11,33 @@ from portway.hosts import site_views, views
 
 app_name = "hosts"
 
-urlpatterns = [
-    path("proxy-hosts", views.host_list, name="list"),
-    path("proxy-hosts/new", views.host_create, name="create"),
-    path("proxy-hosts/<int:host_id>", views.host_edit, name="edit"),
-    path("proxy-hosts/<int:host_id>/enable", views.host_enable, name="enable"),
-    path("proxy-hosts/<int:host_id>/disable", views.host_disable, name="disable"),
-    path("proxy-hosts/<int:host_id>/delete", views.host_delete, name="delete"),
-] + [
-    route
-    for kind, site in site_views.PAGES.items()
-    for route in (
-        path(site.slug, site_views.site_list, {"kind": kind}, name=f"{kind}_list"),
-        path(f"{site.slug}/new", site_views.site_create, {"kind": kind}, name=f"{kind}_create"),
-        path(
-            f"{site.slug}/<int:host_id>",
-            site_views.site_edit,
-            {"kind": kind},
-            name=f"{kind}_edit",
-        ),
+
+def _routes(site: site_views.SiteKindPage) -> list:
+    kind, name = site.model.KIND, site.url_prefix
+    if kind in site_views.PAGES:
+        create = path(
+            f"{site.slug}/new", site_views.site_create, {"kind": kind}, name=f"{name}create"
+        )
+        edit = path(
+            f"{site.slug}/<int:host_id>", site_views.site_edit, {"kind": kind}, name=f"{name}edit"
+        )
+    else:  # the proxy host's own form
+        create = path(f"{site.slug}/new", views.host_create, name=f"{name}create")
+        edit = path(f"{site.slug}/<int:host_id>", views.host_edit, name=f"{name}edit")
+    return [
+        path(site.slug, site_views.site_list, {"kind": kind}, name=f"{name}list"),
+        create,
+        edit,
         *(
             path(
                 f"{site.slug}/<int:host_id>/{verb}",
                 site_views.site_action,
                 {"kind": kind, "verb": verb},
-                name=f"{kind}_{verb}",
+                name=f"{name}{verb}",
             )
             for verb in ("enable", "disable", "delete")
         ),
-    )
-]
+    ]
+
+
+urlpatterns = [route for site in site_views.LISTS.values() for route in _routes(site)]

@@ -1,22 +1,30 @@
-"""UI pages for proxy hosts: the list (search, enable/disable/delete) and the form."""
+"""UI page of the proxy host form (its tabs, custom locations and proxy options).
+
+The proxy host list and its enable/disable/delete actions are the generic host-kind pages
+(portway.hosts.site_views, with the other kinds); only the form is the proxy host's own.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
 
-from portway.core import fields
-from portway.core.errors import NotFound, PermissionDenied, PortwayError
+from portway.core.errors import NotFound, PortwayError
 from portway.core.validation import given
 from portway.hosts import services
-from portway.web import queries
+from portway.hosts.site_views import (
+    FIELD_LABELS,
+    PROXY,
+    access_list_choices,
+    certificate_choices,
+    report_saved,
+    split_domains,
+)
 from portway.web.decorators import object_or_leave, page
-from portway.web.forms import FormErrors, domain_lines, explain_domain_lines
+from portway.web.forms import FormErrors, explain_domain_lines
 
 BOOLEAN_FIELDS = (
     "caching_enabled",
@@ -61,99 +69,11 @@ TABS = {
     ),
     "advanced": ("advanced_config",),
 }
-# How the form calls the fields a message may point to ("put the port in the Port field").
-FIELD_LABELS = {
-    "forward_scheme": "Scheme",
-    "forward_host": "Forward hostname / IP",
-    "forward_port": "Port",
-    "forward_path": "Forward path",
-}
 _LOCATION_KEY = re.compile(r"^locations-([0-9]{1,4})-(\w+)$")
 _PORT = re.compile(r"^[0-9]{1,5}$")
 
 
-# --- the list -------------------------------------------------------------------------------
-
-
-def _list_context(request: HttpRequest) -> dict[str, Any]:
-    query = request.GET.get("q", request.POST.get("q", "")).strip()
-    try:
-        hosts = list(services.list_proxy_hosts(request.user, query or None))
-        denied = ""
-    except PermissionDenied as exc:
-        hosts, denied = [], exc.message
-    return {
-        "title": "Proxy Hosts",
-        "hosts": hosts,
-        "query": query,
-        "denied": denied,
-        "can_manage": queries.can_manage(request.user, "proxy_hosts"),
-    }
-
-
-def _table(request: HttpRequest) -> HttpResponse:
-    """The table alone, plus the flash messages swapped out of band (HTMX answers)."""
-    return render(request, "hosts/_table.html", {**_list_context(request), "oob_messages": True})
-
-
-@page
-def host_list(request: HttpRequest) -> HttpResponse:
-    if request.htmx and not request.htmx.boosted and request.htmx.target == "proxy-hosts-table":
-        return _table(request)
-    return render(request, "hosts/list.html", _list_context(request))
-
-
-def _action(request: HttpRequest, host_id: int, verb: str) -> HttpResponse:
-    actions = {
-        "enable": services.enable_proxy_host,
-        "disable": services.disable_proxy_host,
-        "delete": services.delete_proxy_host,
-    }
-    try:
-        name = str(services.get_proxy_host(request.user, host_id))
-        result = actions[verb](request.user, host_id)
-    except NotFound:
-        messages.error(request, f"Proxy host {host_id} no longer exists.")
-    except PortwayError as exc:
-        messages.error(request, f"Could not {verb} {host_id}: {exc.message}")
-    else:
-        past = {"enable": "enabled", "disable": "disabled", "delete": "deleted"}[verb]
-        if verb == "enable" and result is not None and not result.nginx_online:
-            messages.warning(
-                request, f"{name} was enabled, but nginx rejected it: {result.nginx_err or ''}"
-            )
-        else:
-            messages.success(request, f"Proxy host {name} {past}.")
-    if request.htmx:
-        return _table(request)
-    query = request.POST.get("q", "").strip()
-    return redirect(f"/proxy-hosts?q={query}" if query else "/proxy-hosts")
-
-
-@page
-@require_POST
-def host_enable(request: HttpRequest, host_id: int) -> HttpResponse:
-    return _action(request, host_id, "enable")
-
-
-@page
-@require_POST
-def host_disable(request: HttpRequest, host_id: int) -> HttpResponse:
-    return _action(request, host_id, "disable")
-
-
-@page
-@require_POST
-def host_delete(request: HttpRequest, host_id: int) -> HttpResponse:
-    return _action(request, host_id, "delete")
-
-
 # --- the form -------------------------------------------------------------------------------
-
-
-def split_domains(text: str) -> list[str]:
-    """Names from the textarea: one per line; commas and spaces also separate."""
-    return [name for _, name in domain_lines(text)]
 
 
 def _port(raw: str, field: str, errors: FormErrors) -> int | str:
@@ -281,48 +201,6 @@ class HostForm:
         return data, errors
 
 
-def _certificate_choices(user, current_id: str) -> list[dict[str, Any]]:  # noqa: ANN001
-    try:
-        certs = list(queries.certificates(user))
-    except PermissionDenied:
-        certs = []
-    choices = []
-    for cert in certs:
-        choices.append(
-            {
-                "id": str(cert.pk),
-                "label": str(cert),
-                "domains": ", ".join(fields.unicode_name(n) for n in cert.domain_names or []),
-                "usable": cert.has_files,
-                "expires_on": cert.expires_on,
-            }
-        )
-    if current_id not in ("", "0") and all(c["id"] != current_id for c in choices):
-        choices.append(
-            {
-                "id": current_id,
-                "label": f"Certificate {current_id}",
-                "domains": "",
-                "usable": True,
-                "expires_on": None,
-            }
-        )
-    return choices
-
-
-def _access_list_choices(user, current: str) -> list[dict[str, str]]:  # noqa: ANN001
-    """(id, label) of the access lists the user may pick; the current one always listed."""
-    from portway.access.services import list_access_lists
-
-    try:
-        choices = [{"id": str(a.pk), "label": a.name} for a in list_access_lists(user)]
-    except PermissionDenied:
-        choices = []
-    if current not in ("", "0") and all(c["id"] != current for c in choices):
-        choices.append({"id": current, "label": f"Access list {current}"})
-    return choices
-
-
 def _form_page(
     request: HttpRequest,
     form: HostForm,
@@ -344,28 +222,14 @@ def _form_page(
         "tab_errors": tab_errors,
         "active_tab": request.POST.get("active_tab") if not errors else active_tab,
         "unclaimed": errors.unclaimed(claimed),
-        "certificates": _certificate_choices(request.user, str(form.values["certificate_id"])),
-        "access_lists": _access_list_choices(request.user, str(form.values["access_list_id"])),
+        "certificates": certificate_choices(request.user, str(form.values["certificate_id"])),
+        "access_lists": access_list_choices(request.user, str(form.values["access_list_id"])),
         "is_admin": request.user.is_admin,
         "boolean_fields": BOOLEAN_FIELDS,
     }
     if context["active_tab"] not in TABS:
         context["active_tab"] = "details"
     return render(request, "hosts/form.html", context, status=status)
-
-
-def _saved(request: HttpRequest, host, verb: str) -> HttpResponse:  # noqa: ANN001
-    if host.enabled and not host.nginx_online:
-        messages.warning(
-            request,
-            f"Proxy host {host} {verb}, but nginx rejected its configuration: "
-            f"{host.nginx_err or 'see the status popover'}",
-        )
-    else:
-        messages.success(request, f"Proxy host {host} {verb}.")
-    for warning in host.certificate_warnings:
-        messages.warning(request, warning)
-    return redirect("hosts:list")
 
 
 def _submit(request: HttpRequest, host=None) -> HttpResponse:  # noqa: ANN001
@@ -387,7 +251,8 @@ def _submit(request: HttpRequest, host=None) -> HttpResponse:  # noqa: ANN001
         explain_domain_lines(errors, form.values["domain_names"])
         errors.relabel(FIELD_LABELS)
     else:
-        return _saved(request, saved, "created" if host is None else "saved")
+        report_saved(request, PROXY, saved, "created" if host is None else "saved")
+        return redirect(PROXY.url("list"))
     return _form_page(request, form, host=host, errors=errors, status=400)
 
 

@@ -102,8 +102,12 @@ def proxy_spec(host: Any, access: AccessSpec | None = None) -> ProxyHostSpec:
 
 
 def redirection_spec(host: Any, access: AccessSpec | None = None) -> RedirectionHostSpec:
-    """The renderer's view of a hosts.RedirectionHost row (`access`: not rendered yet for
-    this kind; access lists attach to proxy hosts)."""
+    """The renderer's view of a hosts.RedirectionHost row (`access`: its access list, read
+    from the database when not given)."""
+    if access is None and host.access_list_id:
+        from portway.access.services import spec_for
+
+        access = spec_for(host.access_list_id, Paths(Path(settings.DATA_DIR)))
     return RedirectionHostSpec(
         id=host.pk,
         domain_names=tuple(host.domain_names),
@@ -111,6 +115,7 @@ def redirection_spec(host: Any, access: AccessSpec | None = None) -> Redirection
         forward_scheme=host.forward_scheme,
         forward_domain_name=host.forward_domain_name,
         preserve_path=host.preserve_path,
+        access=access,
         **_tls(host, _certificate(host)),
     )
 

@@ -4,14 +4,26 @@
 `return <code> <scheme>://<forward_domain_name>[$request_uri]` (https://nginx.org/r/return)
 sits in `location /`, so the ACME challenge location and the server-level rules (block
 exploits, Force SSL) run first, as for a proxy host.
+
+With an access list the redirect must wait for it: `return` runs in nginx's rewrite
+phase, before the access phase where `allow`/`deny` and `auth_basic` decide
+(https://nginx.org/en/docs/dev/development_guide.html#http_phases), so a `return` in
+`location /` would redirect everyone. There `location /` only has `try_files` (its phase
+comes after access) falling back to a named location that redirects; the file it tries
+never exists.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from portway.nginx.config import Comment, ConfigFile, d
+from portway.access.render import AccessSpec
+from portway.nginx.config import Comment, ConfigFile, Node, d
 from portway.nginx.render import CertificateRef, Renderer, claims_root_location
+
+REDIRECT_LOCATION = "@portway_redirect"
+# try_files's first candidate: a name nothing creates, so the named location always answers
+NO_SUCH_FILE = "/.portway-redirect-after-access-check"
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,8 @@ class RedirectionHostSpec:
     http2_support: bool = False
     block_exploits: bool = False
     advanced_config: str = ""
+    # the host's access list (None: anyone is redirected)
+    access: AccessSpec | None = None
 
     @property
     def key(self) -> str:
@@ -54,7 +68,7 @@ def render_redirection_host(renderer: Renderer, host: RedirectionHostSpec) -> Co
     server = renderer.site_head(host)
     server += renderer.site_advanced(host)
     if not claims_root_location(host.advanced_config):
-        server.append(d("location", "/", block=[d("return", host.forward_http_code, host.target)]))
+        server += _redirect_locations(host)
     return ConfigFile(
         f"hosts/{host.key}.conf",
         [
@@ -63,3 +77,15 @@ def render_redirection_host(renderer: Renderer, host: RedirectionHostSpec) -> Co
         ],
         host_key=host.key,
     )
+
+
+def _redirect_locations(host: RedirectionHostSpec) -> list[Node]:
+    """`location /` answering with the redirect; after the access list's checks when the
+    host has one (see the module's docstring)."""
+    redirect = d("return", host.forward_http_code, host.target)
+    if host.access is None:
+        return [d("location", "/", block=[redirect])]
+    return [
+        d("location", "/", block=[d("try_files", NO_SUCH_FILE, REDIRECT_LOCATION)]),
+        d("location", REDIRECT_LOCATION, block=[redirect]),
+    ]

@@ -22,6 +22,7 @@ from portway.certificates.models import Certificate
 from portway.certificates.tests.conftest import client_for
 from portway.hosts.models import ProxyHost
 from portway.testing import certs
+from portway.testing.npm_contract import assert_npm_response
 from portway.testing.plugin import missing_prerequisite
 from portway.testing.wire import CERTIFICATE_KEYS, USER_KEYS
 
@@ -293,7 +294,7 @@ def test_responses_never_contain_key_material(api: Client, rsa_leaf: certs.Issue
         assert response.status_code == 200
         no_key_material(response)
     for path in ("/api/portway/certificates", f"/api/portway/certificates/{cert_id}"):
-        response = api.get(path)
+        response = api.get(path, {"expand": "owner,proxy_hosts"})
         assert response.status_code == 200
         no_key_material(response)
     stored = Certificate.objects.get(pk=cert_id)
@@ -541,11 +542,14 @@ def test_list_order_query_and_expand(api: Client, admin: User) -> None:
         "beta site",
         "zeta",
     ]
+    # NPM's object has room for the owner only; the hosts are Portway's (/api/portway)
     expanded = api.get(BASE, {"expand": "owner,proxy_hosts"}).json()
-    assert set(expanded[0]) == CERTIFICATE_KEYS | {"owner", "proxy_hosts"}
+    assert set(expanded[0]) == CERTIFICATE_KEYS | {"owner"}
     assert set(expanded[0]["owner"]) == USER_KEYS
     assert expanded[0]["owner"]["roles"] == ["admin"]
-    assert expanded[0]["proxy_hosts"] == []
+    assert_npm_response("GET", f"{BASE}?expand=owner,proxy_hosts", 200, expanded)
+    mine = api.get("/api/portway/certificates", {"expand": "owner,proxy_hosts"}).json()
+    assert mine[0]["proxy_hosts"] == [] and mine[0]["owner"]["id"] == admin.pk
     assert error(api.get(BASE, {"expand": "secrets"}), 400).startswith("data/expand ")
 
 
@@ -558,10 +562,14 @@ def test_get_with_proxy_hosts(api: Client, admin: User) -> None:
         forward_port=8080,
         certificate_id=cert_id,
     )
-    body = api.get(f"{BASE}/{cert_id}", {"expand": "proxy_hosts"}).json()
+    body = api.get(f"/api/portway/certificates/{cert_id}", {"expand": "proxy_hosts"}).json()
     assert [h["id"] for h in body["proxy_hosts"]] == [host.pk]
     assert body["proxy_hosts"][0]["domain_names"] == ["a.example"]
-    assert "proxy_hosts" not in api.get(f"{BASE}/{cert_id}").json()
+    assert "proxy_hosts" not in api.get(f"/api/portway/certificates/{cert_id}").json()
+    # NPM's endpoint takes the expansion NPM clients send, and answers NPM's object
+    npm_object = api.get(f"{BASE}/{cert_id}", {"expand": "proxy_hosts"}).json()
+    assert "proxy_hosts" not in npm_object
+    assert_npm_response("GET", f"{BASE}/{cert_id}?expand=proxy_hosts", 200, npm_object)
 
 
 def test_get_unknown(api: Client) -> None:

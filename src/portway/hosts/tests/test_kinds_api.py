@@ -14,6 +14,7 @@ import pytest
 from portway.hosts.models import DeadHost, HostName, RedirectionHost
 from portway.nginx.models import AuditLogEntry
 from portway.testing.api import api_client, expect_error, make_admin, make_user, send
+from portway.testing.npm_contract import assert_npm_response
 
 pytestmark = pytest.mark.django_db
 
@@ -90,6 +91,38 @@ def test_redirection_host_wire_and_verbs(api):
     assert actions == ["created", "updated", "disabled", "enabled", "deleted"]
 
 
+def test_redirection_host_access_list(api):
+    """Portway's addition: an access list on a redirection host (NPM's object has no room
+    for it, so Portway's own endpoint answers it); a list in use is not deleted."""
+    made = send(
+        api,
+        "POST",
+        "/api/nginx/access-lists",
+        {"name": "Staff", "items": [{"username": "alice", "password": "wonderland1"}]},
+    ).json()
+    response = send(api, "POST", REDIRECTS, redirect(access_list_id=str(made["id"])))
+    assert response.status_code == 201, response.content
+    host = response.json()
+    assert set(host) == REDIRECT_KEYS
+    assert RedirectionHost.objects.get().access_list_id == made["id"]
+    mine = f"/api/portway/redirection-hosts/{host['id']}"
+    got = send(api, "GET", f"{mine}?expand=access_list,owner").json()
+    assert got["access_list_id"] == made["id"] and got["access_list"]["name"] == "Staff"
+    assert got["owner"]["id"] == host["owner_user_id"]
+    assert {k: v for k, v in got.items() if k in REDIRECT_KEYS} == host
+    listed = send(api, "GET", "/api/portway/redirection-hosts?query=r.example").json()
+    assert [(h["id"], h["access_list_id"]) for h in listed] == [(host["id"], made["id"])]
+    assert "access_list" not in listed[0]
+
+    message = expect_error(send(api, "DELETE", f"/api/nginx/access-lists/{made['id']}"), 409)
+    assert f"redirection host {host['id']}" in message and "r.example.com" in message
+    changed = send(api, "PUT", f"{REDIRECTS}/{host['id']}", {"access_list_id": 0})
+    assert changed.status_code == 200 and set(changed.json()) == REDIRECT_KEYS
+    assert send(api, "GET", mine).json()["access_list_id"] == 0
+    assert send(api, "DELETE", f"/api/nginx/access-lists/{made['id']}").json() is True
+    expect_error(send(api, "GET", "/api/portway/redirection-hosts/999"), 404)
+
+
 def test_dead_host_wire_and_tls_rules(api):
     response = send(api, "POST", DEAD, {"domain_names": ["gone.example.com"], "ssl_forced": True})
     assert response.status_code == 201, response.content
@@ -134,6 +167,10 @@ def test_dead_host_wire_and_tls_rules(api):
         ("forward_scheme", {"domain_names": ["r.example.com"], "forward_domain_name": "a.org"}),
         ("certificate_id", redirect(certificate_id=99)),
         ("advanced_config", redirect(advanced_config="return 200 {")),
+        ("access_list_id", redirect(access_list_id=999)),
+        ("access_list_id", redirect(access_list_id=-1)),
+        ("access_list_id", redirect(access_list_id="abc")),
+        ("access_list_id", redirect(access_list_id=True)),
     ],
 )
 def test_redirection_bad_input_is_400_naming_the_field(api, field, body):
@@ -248,8 +285,19 @@ def test_certificate_expands_every_kind(tmp_path, settings):
     created = send(api, "POST", REDIRECTS, redirect(certificate_id=cert.pk))
     assert created.status_code == 201, created.content
     send(api, "POST", DEAD, {"domain_names": ["d.example.com"], "certificate_id": cert.pk})
-    path = f"/api/nginx/certificates/{cert.pk}?expand=redirection_hosts,dead_hosts"
+    # NPM's certificate object has no room for hosts: NPM's endpoint answers its own object
+    npm_path = f"/api/nginx/certificates/{cert.pk}?expand=owner,proxy_hosts,redirection_hosts"
+    npm_object = send(api, "GET", npm_path).json()
+    assert "redirection_hosts" not in npm_object and npm_object["owner"]["id"] == admin.pk
+    assert_npm_response("GET", npm_path, 200, npm_object)
+    listed = send(api, "GET", "/api/nginx/certificates?expand=owner,dead_hosts").json()
+    assert_npm_response("GET", "/api/nginx/certificates", 200, listed)
+    # Portway's endpoint embeds them
+    path = f"/api/portway/certificates/{cert.pk}?expand=redirection_hosts,dead_hosts,owner"
     expanded = send(api, "GET", path).json()
+    assert expanded["owner"]["id"] == admin.pk and "proxy_hosts" not in expanded
+    everything = send(api, "GET", "/api/portway/certificates?expand=proxy_hosts,dead_hosts").json()
+    assert everything[0]["proxy_hosts"] == [] and len(everything[0]["dead_hosts"]) == 1
     targets = [h["forward_domain_name"] for h in expanded["redirection_hosts"]]
     assert targets == ["target.example.org"]
     assert [h["domain_names"] for h in expanded["dead_hosts"]] == [["d.example.com"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from portway.access.render import AccessSpec
 from portway.conf import PortwayConfig
 from portway.nginx import kinds
 from portway.nginx.render import CertificateRef, Paths, Renderer, UpstreamResolver
@@ -61,3 +62,23 @@ def test_dead_host_answers_404_and_leaves_root_to_advanced_config():
     text = _text(own)
     assert "return 410;" in text and "return 404;" not in text
     assert "# Advanced config (administrator)" in text
+
+
+def test_redirect_waits_for_the_access_list():
+    """`return` runs before nginx's access phase: with a list the redirect comes from a
+    named location reached through try_files, after allow/deny and auth_basic."""
+    access = AccessSpec(7, False, False, (("allow", "127.0.0.2"),), user_file=Path("/a/7.htpasswd"))
+    spec = RedirectionHostSpec(3, ("r.example",), 301, "https", "t.example", True, access=access)
+    text = _text(spec)
+    assert "allow 127.0.0.2;" in text and "deny all;" in text
+    assert "auth_basic_user_file /a/7.htpasswd;" in text
+    assert "try_files /.portway-redirect-after-access-check @portway_redirect;" in text
+    named = text[text.index("location @portway_redirect") :]
+    assert "return 301 https://t.example$request_uri;" in named
+    assert text.count("return 301") == 1
+    # the challenge location lets everyone through
+    challenge = text[text.index("location ^~ /.well-known/acme-challenge/") :]
+    assert "auth_basic off;" in challenge and "allow all;" in challenge
+    # without a list: the plain redirect in location /
+    plain = RedirectionHostSpec(3, ("r.example",), 301, "https", "t.example")
+    assert "@portway_redirect" not in _text(plain)

@@ -39,6 +39,28 @@ class TestDashboard:
         assert count(html, "stat-hosts-disabled") == "1"
         assert "No proxy hosts yet" not in html
 
+    def test_every_host_kind_counted(self, ui: Client, admin, make_host):
+        from portway.hosts.models import DeadHost, RedirectionHost
+        from portway.hosts.services import create_host
+
+        make_host("a.example.test")
+        create_host(
+            RedirectionHost,
+            admin,
+            {
+                "domain_names": ["r.example.test"],
+                "forward_scheme": "auto",
+                "forward_domain_name": "t.org",
+            },
+        )
+        create_host(DeadHost, admin, {"domain_names": ["d.example.test"], "enabled": False})
+        html = ui.get("/").content.decode()
+        assert count(html, "stat-hosts-total") == "3"
+        assert count(html, "stat-hosts-disabled") == "1"
+        for label in ("1 proxy", "1 redirection", "1 404"):
+            kind = label.split(" ", 1)[1]
+            assert f'<span data-kind-count="{kind}">{label}</span>' in html
+
     def test_certificates_expiring_within_30_days(self, ui: Client, make_certificate):
         make_certificate("Long", ["long.example.test"], days=200)
         make_certificate("Soon", ["soon.example.test"], days=10)

@@ -29,6 +29,11 @@ def sign_in(page, base: str) -> None:  # noqa: ANN001
 def test_redirection_hosts_pages(live_server, transactional_db, browser_page, admin):  # noqa: ANN001
     from playwright.sync_api import expect
 
+    from portway.access.services import create_access_list
+
+    staff = create_access_list(
+        admin, {"name": "Staff", "clients": [{"address": "10.0.0.0/8", "directive": "allow"}]}
+    )
     page, base = browser_page, live_server.url
     sign_in(page, base)
     page.click("#nav-hosts")
@@ -54,6 +59,7 @@ def test_redirection_hosts_pages(live_server, transactional_db, browser_page, ad
     page.fill("#id_forward_domain_name", "new.example.org/landing")
     page.select_option("#id_forward_http_code", "308")
     page.select_option("#id_forward_scheme", "https")
+    page.select_option("#id_access_list_id", str(staff.pk))
     page.click("#save-redirection-host")
     expect(page).to_have_url(base + "/redirection-hosts")
     expect(page.locator("#messages")).to_contain_text("Redirection host old.example.test created")
@@ -61,8 +67,13 @@ def test_redirection_hosts_pages(live_server, transactional_db, browser_page, ad
     expect(row).to_have_count(1)
     expect(row.locator("[data-destination]")).to_contain_text("https://new.example.org/landing")
     expect(row.locator("[data-code]")).to_contain_text("308")
+    expect(row.locator("[data-access]")).to_contain_text("Staff")
     host = RedirectionHost.objects.get()
     assert (host.forward_http_code, host.forward_scheme, host.preserve_path) == (308, "https", True)
+    assert host.access_list_id == staff.pk
+    # the edit page shows the list chosen
+    row.locator('a[title="Edit"]').click()
+    expect(page.locator("#id_access_list_id")).to_have_value(str(staff.pk))
 
     # the name index spans kinds: a 404 host cannot take the same name
     page.goto(base + "/dead-hosts/new")
