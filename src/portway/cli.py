@@ -5,6 +5,7 @@ portway check      render the config and test it with `nginx -t` (nothing goes l
 portway apply      render, test and reload a running Portway's nginx
 portway migrate    create or update the database schema
 portway createadmin --email E --password P [--name N]
+portway tunnel connect wss://NAME --key KEY (--listen [ADDR:]PORT | --stdio)
 portway version
 """
 
@@ -214,6 +215,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if error:
         log.error("nginx did not start: %s", error)
     engine.supervisor = supervisor
+    tunnels = _start_tunnel_service(paths)
     worker = ApplyWorker(engine).start()
     install(engine, worker)
     from portway.certificates.renewal import RenewalScheduler
@@ -249,9 +251,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
         stop_acme_jobs()
         worker.stop()
         supervisor.stop()
+        tunnels.stop()
         database_lock.release()
         data_lock.release()
     return 0
+
+
+def cmd_tunnel_connect(args: argparse.Namespace) -> int:
+    """The tunnel client: needs no server settings, database or nginx (no Django)."""
+    from portway.tunnels.client import connect_command
+
+    return connect_command(args)
+
+
+def _start_tunnel_service(paths: Any) -> Any:
+    """Publish the tunnel state, then run the tunnel service (portway.tunnels.server)
+    supervised like nginx; its session journal is moved into the database every 2 s."""
+    from django.db import close_old_connections
+
+    from portway.nginx.process import ChildSupervisor
+    from portway.tunnels.services import ingest_journal, publish_state
+
+    publish_state()
+
+    def ingest() -> None:
+        try:
+            ingest_journal()
+        finally:
+            close_old_connections()
+
+    return ChildSupervisor(
+        "tunnel service",
+        [sys.executable, "-m", "portway.tunnels.server", str(paths.tunnels)],
+        every=ingest,
+    ).start()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -282,12 +315,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reset.add_argument("--email", required=True)
     reset.set_defaults(func=cmd_reset_2fa)
+    tunnel = sub.add_parser("tunnel", help="tunnel client (portway tunnel connect ...)")
+    tunnel_sub = tunnel.add_subparsers(dest="tunnel_command", metavar="COMMAND")
+    tunnel_sub.required = True
+    connect = tunnel_sub.add_parser(
+        "connect",
+        help="carry local TCP connections (--listen) or stdin/stdout (--stdio) through a "
+        "Portway tunnel host",
+    )
+    from portway.tunnels.client_args import add_arguments
+
+    add_arguments(connect)
+    connect.set_defaults(func=cmd_tunnel_connect)
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `portway` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "tunnel":  # the client: no server settings, logging or umask
+        return args.func(args)
     from portway.conf import ConfigError
     from portway.core.instance import AlreadyRunning
     from portway.nginx.process import NginxNotFound
@@ -298,7 +346,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ConfigError, NginxNotFound) as exc:

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "portway.hosts",
     "portway.access",
     "portway.nginx",
+    "portway.tunnels",
     "portway.web",
 ]
 

@@ -16,6 +16,7 @@ from portway.nginx.api import (
     settings_router,
     status_router,
 )
+from portway.tunnels.api import router as tunnels_router
 
 api.add_router("/nginx/proxy-hosts", hosts_router)
 api.add_router("/nginx/redirection-hosts", redirection_router)
@@ -28,6 +29,7 @@ api.add_router("/audit-log", audit_router)
 api.add_router("/reports", reports_router)
 api.add_router("/portway", certificates_portway_router)
 api.add_router("/portway", portway_audit_router)
+api.add_router("/portway", tunnels_router)
 api.add_router("/", accounts_router)
 
 urlpatterns = [
