@@ -39,6 +39,7 @@ urlpatterns = [
     path("", include("portway.access.urls")),
     path("", include("portway.certificates.urls")),
     path("", include("portway.nginx.urls")),
+    path("", include("portway.tunnels.urls")),
     path("", include("portway.web.urls")),
 ]
 

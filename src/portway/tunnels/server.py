@@ -103,6 +103,9 @@ class TunnelService:
         path = self.directory / STATE_FILE
         try:
             mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:  # Portway has not written it yet: no tunnels
+            return
+        try:
             if mtime == self.state_mtime:
                 self.enforce()
                 return
@@ -236,7 +239,7 @@ class TunnelService:
             if not session.end_reason:
                 session.end_reason = "closed by both ends"
             await connection.close(1000)
-        except ConnectionClosed:
+        except (ConnectionClosed, _ClientGone):
             session.end_reason = session.end_reason or _closed_reason(connection)
         except OSError as exc:
             session.end_reason = session.end_reason or f"target connection failed: {exc}"
@@ -266,9 +269,7 @@ class TunnelService:
             await writer.drain()
         # the WebSocket closed without a half-close: the client is gone
         session.end_reason = session.end_reason or _closed_reason(session.connection)
-        raise ConnectionClosed(
-            session.connection.protocol.close_rcvd, session.connection.protocol.close_sent
-        )
+        raise _ClientGone()
 
     async def _target_to_client(self, session: Session, reader: asyncio.StreamReader) -> None:
         while True:
@@ -357,6 +358,10 @@ class TunnelService:
 
 class _Protocol(Exception):
     """The client sent a text frame."""
+
+
+class _ClientGone(Exception):
+    """The client's WebSocket closed before both directions had ended."""
 
 
 def _nodelay(writer: asyncio.StreamWriter) -> None:
