@@ -61,7 +61,7 @@ def test_tunnels_in_the_browser(live_server, transactional_db, browser_page) -> 
         page.reload()  # shown once: not on the page any more
         expect(page.locator("#new-key")).to_have_count(0)
 
-        client = unix_connect(
+        with unix_connect(
             str(directory / "service.sock"),
             "ws://db.example.test/",
             additional_headers={
@@ -69,17 +69,17 @@ def test_tunnels_in_the_browser(live_server, transactional_db, browser_page) -> 
                 "X-Portway-Tunnel": str(tunnel.pk),
                 "X-Real-IP": "127.0.0.9",
             },
-        )
-        page.click("#nav-tunnels")
-        live = page.locator("#tunnel-sessions tr[data-live]")
-        expect(live).to_have_count(1)
-        expect(live).to_contain_text("key office laptop")
-        expect(live).to_contain_text("127.0.0.9")
-        live.locator("button").click()
-        expect(page.locator("#messages")).to_contain_text("ended")
-        with pytest.raises(ConnectionClosed) as closed:
-            client.recv(timeout=10)
-        assert closed.value.rcvd.code == 4003  # ended by an administrator
+        ) as client:
+            page.click("#nav-tunnels")
+            live = page.locator("#tunnel-sessions tr[data-live]")
+            expect(live).to_have_count(1)
+            expect(live).to_contain_text("key office laptop")
+            expect(live).to_contain_text("127.0.0.9")
+            live.locator("button").click()
+            expect(page.locator("#messages")).to_contain_text("ended")
+            with pytest.raises(ConnectionClosed) as closed:
+                client.recv(timeout=10)
+            assert closed.value.rcvd.code == 4003  # ended by an administrator
         services.ingest_journal()
         page.reload()
         expect(page.locator("#tunnel-sessions")).to_contain_text("ended by an administrator")
