@@ -25,7 +25,7 @@ TUNNEL_HEADER = "X-Portway-Tunnel"  # set by nginx: which tunnel host the name b
 KEY_PREFIX = "ptk_"
 KEY_PATTERN = re.compile(r"^ptk_([A-Za-z0-9]{16})_([A-Za-z0-9_-]{43})$")
 API_TOKEN_PATTERN = re.compile(r"^pwt_([A-Za-z0-9]{16})_([A-Za-z0-9_-]{43})$")
-CHUNK = 256 * 1024  # bytes read from a TCP socket per frame
+CHUNK = 1024 * 1024  # bytes read from a TCP socket per frame (fewer, larger frames)
 MAX_FRAME = 4 * 1024 * 1024
 PING_SECONDS = 30  # well under the 100 s idle cut of Cloudflare and of most proxies
 
