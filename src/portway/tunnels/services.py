@@ -167,7 +167,7 @@ def create_key(user, tunnel_id: int, data: dict[str, Any]) -> tuple[TunnelKey, s
             created_by=user,
         )
         _audit(user, tunnel, "key-created", {"key": name, "key_id": row.key_id})
-        transaction.on_commit(publish_state)
+    publish_state()
     return row, f"{protocol.KEY_PREFIX}{row.key_id}_{secret}"
 
 

@@ -502,3 +502,52 @@ def test_everything_else_on_a_tunnel_name_answers_404(setup):
     tunnel = make_tunnel(setup, "plain", setup["targets"]["echo"].port)
     status, _, _ = setup["pw"].http(tunnel["domain_names"][0], "/", https=True)
     assert status == 404
+
+
+def test_users_open_tunnels_with_their_api_tokens(setup):
+    pw = setup["pw"]
+    tunnel = make_tunnel(setup, "users", setup["targets"]["echo"].port)
+    status, own = pw.api(
+        "POST", "/api/users/me/api-tokens", {"name": "tunnel", "expiry": "1d", "scope": "full"}
+    )
+    assert status == 201, own
+    with Listener(setup, tunnel, own["token"]) as listener:  # the owner may
+        assert echoes(listener.connect())
+
+    status, member = pw.api(
+        "POST",
+        "/api/users",
+        {
+            "name": "Member",
+            "nickname": "m",
+            "email": "member@example.com",
+            "roles": [],
+            "auth": {"type": "password", "secret": "member-pass-1"},
+        },
+    )
+    assert status == 201, member
+    status, login = pw.api(
+        "POST",
+        "/api/tokens",
+        {"identity": "member@example.com", "secret": "member-pass-1"},
+        auth=False,
+    )
+    assert status == 200, login
+    status, token = pw.api(
+        "POST",
+        "/api/users/me/api-tokens",
+        {"name": "laptop", "expiry": "1d", "scope": "read"},
+        token=login["token"],
+    )
+    assert status == 201, token
+    assert "wrong, expired or revoked key" in refused(setup, tunnel, token["token"])
+    status, _ = pw.api("PUT", f"{TUNNELS}/{tunnel['id']}", {"user_ids": [member["id"]]})
+    assert status == 200
+    with Listener(setup, tunnel, token["token"]) as listener:
+        sock = listener.connect()
+        assert echoes(sock)
+        status, _ = pw.api(
+            "DELETE", f"/api/users/me/api-tokens/{token['id']}", token=login["token"]
+        )
+        assert status == 200
+        assert ended(sock), "a deleted API token ends its sessions"
