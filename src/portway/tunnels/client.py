@@ -281,7 +281,8 @@ async def serve_listener(target: Target, key: str, address: str, port: int, read
             print(f"portway tunnel: {peer}: {message}", file=sys.stderr, flush=True)
 
     try:
-        server = await asyncio.start_server(accepted, address, port)
+        # a buffer of several frames: reads return up to CHUNK bytes, not 64 KiB
+        server = await asyncio.start_server(accepted, address, port, limit=protocol.MAX_FRAME)
     except OSError as exc:
         raise TunnelError(f"--listen {address}:{port}: {exc.strerror or exc}") from None
     bound = server.sockets[0].getsockname()[1]

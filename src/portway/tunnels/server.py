@@ -207,7 +207,11 @@ class TunnelService:
         )
         self._pending[id(connection)] = (None, None, session)  # type: ignore[assignment]
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+            reader, writer = await asyncio.wait_for(
+                # a buffer of several frames: reads return up to CHUNK bytes, not 64 KiB
+                asyncio.open_connection(host, port, limit=protocol.MAX_FRAME),
+                10,
+            )
         except (OSError, TimeoutError) as exc:
             self._pending.pop(id(connection), None)
             self.journal(session, "end", reason=f"target unreachable: {exc}")
