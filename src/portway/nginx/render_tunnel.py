@@ -12,7 +12,8 @@ from pathlib import Path
 from portway.nginx.config import Comment, ConfigFile, d
 from portway.nginx.render import CertificateRef, Renderer
 
-TUNNEL_READ_TIMEOUT = "1h"  # both ends ping every 30 s; this only ends dead connections
+TUNNEL_READ_TIMEOUT = "1h"
+TUNNEL_BUFFER = "256k"  # both ends ping every 30 s; this only ends dead connections
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ def render_tunnel_host(renderer: Renderer, host: TunnelHostSpec) -> ConfigFile:
                 d("proxy_set_header", "X-Real-IP", "$remote_addr"),
                 d("proxy_set_header", "X-Portway-Tunnel", host.id),
                 d("proxy_buffering", "off"),
+                # an upgraded connection is relayed through one buffer of this size each
+                # way (default one page: 4 KiB per read and write at several GB)
+                d("proxy_buffer_size", TUNNEL_BUFFER),
+                # nginx checks these against proxy_buffer_size even with buffering off
+                # (then they are never allocated)
+                d("proxy_buffers", 4, TUNNEL_BUFFER),
+                d("proxy_busy_buffers_size", TUNNEL_BUFFER),
                 d("proxy_request_buffering", "off"),
                 d("proxy_read_timeout", TUNNEL_READ_TIMEOUT),
                 d("proxy_send_timeout", TUNNEL_READ_TIMEOUT),
