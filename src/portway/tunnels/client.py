@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from portway.tunnels import protocol
 
@@ -265,7 +265,11 @@ async def serve_listener(target: Target, key: str, address: str, port: int, read
     The key is checked once at start so that a wrong key fails now, not at first use.
     """
     probe = await open_tunnel(target, key)
-    await probe.send(b"")
+    await probe.send(b"")  # no bytes: the target sees a connection closed at once
+    with contextlib.suppress(ConnectionClosed, TimeoutError):
+        async with asyncio.timeout(10):
+            async for _ in probe:  # until the server ends the probe (its limit is free)
+                pass
     await probe.close()
 
     async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

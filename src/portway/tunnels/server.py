@@ -242,6 +242,9 @@ class TunnelService:
                     raise task.exception()  # type: ignore[misc]
             if not session.end_reason:
                 session.end_reason = "closed by both ends"
+            # no longer counts against the limit once both directions ended, so that a
+            # client seeing our close can open the next connection at once
+            self.sessions.pop(session.id, None)
             await connection.close(1000)
         except (ConnectionClosed, _ClientGone):
             session.end_reason = session.end_reason or _closed_reason(connection)
@@ -325,7 +328,19 @@ class TunnelService:
         """Reread the state when it changes and enforce expiries (every second)."""
         while True:
             self.load_state()
+            self._drop_stale_pending()
             await asyncio.sleep(1)
+
+    def _drop_stale_pending(self, seconds: float = 60) -> None:
+        """Target connections opened for an upgrade whose handshake never completed (the
+        client left between our answer and its first frame): close them, so they do not
+        count against the connection limit forever."""
+        now = time.time()
+        for key, (_reader, writer, session) in list(self._pending.items()):
+            if now - session.started > seconds and writer is not None:
+                self._pending.pop(key, None)
+                writer.close()
+                self.journal(session, "end", reason="the client left during the handshake")
 
     async def run(self, stop: asyncio.Event) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

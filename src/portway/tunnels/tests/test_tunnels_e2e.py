@@ -551,3 +551,16 @@ def test_users_open_tunnels_with_their_api_tokens(setup):
         )
         assert status == 200
         assert ended(sock), "a deleted API token ends its sessions"
+
+
+def test_connection_limit(setup):
+    tunnel = make_tunnel(setup, "limited", setup["targets"]["echo"].port, max_connections=1)
+    key = make_key(setup, tunnel)["key"]
+    with Listener(setup, tunnel, key) as listener:
+        first = listener.connect()
+        assert echoes(first)
+        second = listener.connect()
+        assert ended(second), "the second connection is refused"
+        assert echoes(first), "the first goes on"
+        message = listener.close()
+    assert "connection limit (1) is reached (HTTP 503)" in message
