@@ -310,6 +310,13 @@ def _certificate_choices(user, current_id: str) -> list[dict[str, Any]]:  # noqa
     return choices
 
 
+def certificate_choices(user, current_id: str) -> list[dict[str, Any]]:  # noqa: ANN001
+    """The certificates a host form of any kind offers `user`: dicts with id (str), label,
+    domains (Unicode, comma-separated), usable (files uploaded) and expires_on; the
+    current one (`current_id`) is listed even when the user may not see it."""
+    return _certificate_choices(user, current_id)
+
+
 def _access_list_choices(user, current: str) -> list[dict[str, str]]:  # noqa: ANN001
     """(id, label) of the access lists the user may pick; the current one always listed."""
     from portway.access.services import list_access_lists

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portway.core.errors import NotFound, PermissionDenied, PortwayError
-from portway.hosts.views import FIELD_LABELS, _certificate_choices, split_domains
+from portway.hosts.views import FIELD_LABELS, certificate_choices, split_domains
 from portway.tunnels import services
 from portway.tunnels.models import Tunnel
 from portway.web import queries
@@ -90,7 +90,7 @@ def _form(
         "unclaimed": errors.unclaimed(
             [*TEXT_FIELDS, "ssl_forced", "user_ids", "name", "expires_on"]
         ),
-        "certificates": _certificate_choices(request.user, str(values["certificate_id"])),
+        "certificates": certificate_choices(request.user, str(values["certificate_id"])),
         "users": list(queries_users(request)),
         "keys": list(tunnel.keys.all()) if tunnel else [],
         "sessions": services.list_sessions(request.user, tunnel.pk, 20) if tunnel else [],
