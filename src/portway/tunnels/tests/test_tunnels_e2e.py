@@ -171,7 +171,10 @@ def client_env() -> dict[str, str]:
 
 
 class Listener:
-    """`portway tunnel connect --listen 127.0.0.1:<port>` running in the background."""
+    """`portway tunnel connect --listen 127.0.0.1:<port>` running in the background.
+
+    Ready once it says so on stderr (a test connection would itself open a tunnel).
+    """
 
     def __init__(self, setup: dict, tunnel: dict, key: str) -> None:
         self.port = free_port()
@@ -182,24 +185,31 @@ class Listener:
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         wait_for(self._listening, 20)
 
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
     def _listening(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"client exited: {self.proc.stderr.read()}")
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        if any("listening on" in line for line in self.lines):
             return True
-        except OSError:
-            return False
+        if self.proc.poll() is not None:
+            self.reader.join(5)
+            raise AssertionError(f"client exited: {''.join(self.lines)}")
+        return False
 
     def connect(self) -> socket.socket:
         return socket.create_connection(("127.0.0.1", self.port), timeout=30)
 
     def close(self) -> str:
         self.proc.terminate()
-        _, err = self.proc.communicate(timeout=10)
-        return err
+        self.proc.wait(10)
+        self.reader.join(5)
+        return "".join(self.lines)
 
     def __enter__(self) -> Listener:
         return self
