@@ -574,3 +574,38 @@ def test_connection_limit(setup):
         assert echoes(first), "the first goes on"
         message = listener.close()
     assert "connection limit (1) is reached (HTTP 503)" in message
+
+
+def _service_pid(pw: PortwayProcess) -> int | None:
+    """The pid of this Portway's tunnel service (its command line names the data dir)."""
+    wanted = f"portway.tunnels.server\0{pw.data_dir / 'tunnels'}\0"
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if wanted in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
+def test_portway_serve_restarts_a_tunnel_service_that_died(setup):
+    pw = setup["pw"]
+    tunnel = make_tunnel(setup, "phoenix", setup["targets"]["echo"].port)
+    key = make_key(setup, tunnel)["key"]
+    first = _service_pid(pw)
+    assert first is not None
+    os.kill(first, 9)
+    wait_for(lambda: _service_pid(pw) not in (None, first), 20)
+
+    def accepting() -> bool:
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(str(pw.data_dir / "tunnels" / "service.sock"))
+            except OSError:  # the dead service's socket file, until the new one binds
+                return False
+        return True
+
+    wait_for(accepting, 10)
+    with Listener(setup, tunnel, key) as listener:
+        assert echoes(listener.connect())
