@@ -7,6 +7,7 @@ portway migrate    create or update the database schema
 portway createadmin --email E --password P [--name N]
 portway status     what runs: pid, ports, data dir, hosts online/offline, nginx generation
 portway import-npm --data DIR [--letsencrypt DIR] [--sqlite FILE | --mysql-host H ...] [--dry-run]
+portway tunnel connect wss://NAME --key KEY (--listen [ADDR:]PORT | --stdio)
 portway version
 
 Every verb first reads the settings file the service uses (/etc/portway/portway.env, or
@@ -34,7 +35,7 @@ PORTWAY_HTTPS_PORT, PORTWAY_PUBLIC_HTTPS_PORT,
 PORTWAY_BIND_ADDRESS, PORTWAY_RESOLVER, PORTWAY_NGINX, PORTWAY_SECRET_KEY, PORTWAY_DEBUG,
 PORTWAY_LOG_LEVEL, PORTWAY_RENEW_*, INITIAL_ADMIN_EMAIL, INITIAL_ADMIN_PASSWORD,
 DB_SQLITE_FILE, DB_MYSQL_*, DB_POSTGRES_*, LE_STAGING, LE_SERVER, REQUESTS_CA_BUNDLE,
-DISABLE_IPV6, X_FRAME_OPTIONS.
+DISABLE_IPV6, X_FRAME_OPTIONS, PORTWAY_WORKER_SHUTDOWN_TIMEOUT.
 """
 
 
@@ -326,6 +327,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if error:
         log.error("nginx did not start: %s", error)
     engine.supervisor = supervisor
+    tunnels = _start_tunnel_service(paths)
     worker = ApplyWorker(engine).start()
     install(engine, worker)
     from portway.certificates.renewal import RenewalScheduler
@@ -365,6 +367,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         stop_acme_jobs()
         worker.stop()
         supervisor.stop()
+        tunnels.stop()
         database_lock.release()
         data_lock.release()
     return 0
@@ -464,6 +467,36 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if pid is not None else STATUS_NOT_RUNNING
 
 
+def cmd_tunnel_connect(args: argparse.Namespace) -> int:
+    """The tunnel client: needs no server settings, database or nginx (no Django)."""
+    from portway.tunnels.client import connect_command
+
+    return connect_command(args)
+
+
+def _start_tunnel_service(paths: Any) -> Any:
+    """Publish the tunnel state, then run the tunnel service (portway.tunnels.server)
+    supervised like nginx; its session journal is moved into the database every 2 s."""
+    from django.db import close_old_connections
+
+    from portway.nginx.process import ChildSupervisor
+    from portway.tunnels.services import ingest_journal, publish_state
+
+    publish_state()
+
+    def ingest() -> None:
+        try:
+            ingest_journal()
+        finally:
+            close_old_connections()
+
+    return ChildSupervisor(
+        "tunnel service",
+        [sys.executable, "-m", "portway.tunnels.server", str(paths.tunnels)],
+        every=ingest,
+    ).start()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="portway", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -516,12 +549,27 @@ def build_parser() -> argparse.ArgumentParser:
     npm.add_argument("--mysql-name", default="npm")
     npm.add_argument("--dry-run", action="store_true", help="report only; change nothing")
     npm.set_defaults(func=cmd_import_npm)
+    tunnel = sub.add_parser("tunnel", help="tunnel client (portway tunnel connect ...)")
+    tunnel_sub = tunnel.add_subparsers(dest="tunnel_command", metavar="COMMAND")
+    tunnel_sub.required = True
+    connect = tunnel_sub.add_parser(
+        "connect",
+        help="carry local TCP connections (--listen) or stdin/stdout (--stdio) through a "
+        "Portway tunnel host",
+    )
+    from portway.tunnels.client_args import add_arguments
+
+    add_arguments(connect)
+    connect.set_defaults(func=cmd_tunnel_connect)
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `portway` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "tunnel":  # the client: no server settings, logging or umask
+        return args.func(args)
     from portway.conf import ConfigError, read_env_file
     from portway.core.instance import AlreadyRunning
     from portway.nginx.process import NginxNotFound
@@ -532,7 +580,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    args = build_parser().parse_args(argv)
     try:
         read_env_file()
         return args.func(args)

@@ -123,6 +123,8 @@ class PortwayConfig:
         public_https_port: the HTTPS port clients use, for Force-SSL redirects.
         trusted_proxies: peers whose X-Forwarded-Proto the admin server believes.
         admin_https: the admin UI is only ever reached over HTTPS (cookies always Secure).
+        worker_shutdown_timeout: seconds nginx's old workers may keep open connections
+            (WebSockets, tunnels) after a reload; 0: no limit (they stay until closed).
     """
 
     data_dir: Path
@@ -138,6 +140,7 @@ class PortwayConfig:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     admin_https: bool = False
     admin_bind: str = ""
+    worker_shutdown_timeout: int = 0
 
 
 DEFAULT_TRUSTED_PROXIES = "127.0.0.1 ::1"
@@ -192,7 +195,16 @@ def load() -> PortwayConfig:
         # used HTTPS; anyone can send the header, so only these peers are believed.
         trusted_proxies=_networks("PORTWAY_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES),
         admin_https=_flag("PORTWAY_ADMIN_HTTPS"),
+        worker_shutdown_timeout=_seconds("PORTWAY_WORKER_SHUTDOWN_TIMEOUT", 0),
     )
+
+
+def _seconds(name: str, default: int) -> int:
+    """A whole number of seconds from 0 to 30 days."""
+    raw = _env(name, str(default))
+    if not (raw or "").isdigit() or int(raw) > 30 * 86400:  # type: ignore[union-attr]
+        raise ConfigError(f"{name}={raw!r} must be a whole number of seconds, 0 to 2592000")
+    return int(raw)  # type: ignore[arg-type]
 
 
 def database_settings(data_dir: Path) -> dict:

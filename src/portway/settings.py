@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "portway.access",
     "portway.nginx",
     "portway.npmimport",
+    "portway.tunnels",
     "portway.web",
 ]
 

@@ -17,6 +17,7 @@ from portway.nginx.api import (
     settings_router,
     status_router,
 )
+from portway.tunnels.api import router as tunnels_router
 
 api.add_router("/nginx/proxy-hosts", hosts_router)
 api.add_router("/nginx/redirection-hosts", redirection_router)
@@ -30,6 +31,7 @@ api.add_router("/reports", reports_router)
 api.add_router("/portway", certificates_portway_router)
 api.add_router("/portway", portway_audit_router)
 api.add_router("/portway", hosts_portway_router)
+api.add_router("/portway", tunnels_router)
 api.add_router("/", accounts_router)
 
 urlpatterns = [
@@ -40,6 +42,7 @@ urlpatterns = [
     path("", include("portway.certificates.urls")),
     path("", include("portway.nginx.urls")),
     path("", include("portway.npmimport.urls")),
+    path("", include("portway.tunnels.urls")),
     path("", include("portway.web.urls")),
 ]
 

@@ -206,7 +206,23 @@ class DeadHost(HostBase):
 HOST_MODELS: dict[str, type[HostBase]] = {
     model.KIND: model for model in (ProxyHost, RedirectionHost, DeadHost)
 }
-"""Every host kind's model by its KIND: one fixed registry, no plugins."""
+"""The host kinds of this app by their KIND."""
+
+OTHER_HOST_MODELS = {"tunnel": "tunnels.Tunnel"}
+"""Host kinds of other apps that claim names in HostName (KIND → model label, resolved
+when used so that this app imports none of them)."""
+
+
+def host_model(kind: str) -> type[HostBase]:
+    """The model of any host kind that claims names (`proxy`, `tunnel`, ...).
+
+    Raises KeyError for an unknown kind. One fixed registry, no plugins.
+    """
+    if kind in HOST_MODELS:
+        return HOST_MODELS[kind]
+    from django.apps import apps
+
+    return apps.get_model(OTHER_HOST_MODELS[kind])
 
 
 class HostName(models.Model):
@@ -235,5 +251,8 @@ class HostName(models.Model):
     @property
     def host(self) -> HostBase | None:
         """The host holding this name (None if it is gone)."""
-        model = HOST_MODELS.get(self.kind)  # None: the admin UI's name (nginx.admin_site)
-        return None if model is None else model.objects.filter(pk=self.host_id).first()
+        try:
+            model = host_model(self.kind)
+        except KeyError:  # the admin UI's name (nginx.admin_site) has no host row
+            return None
+        return model.objects.filter(pk=self.host_id).first()

@@ -20,7 +20,7 @@ from portway.core import fields
 from portway.core.audit import record, snapshot
 from portway.core.errors import BadRequest, FieldError, InvalidFields, NotFound, PermissionDenied
 from portway.core.validation import field_errors
-from portway.hosts.models import HOST_MODELS, HostBase, HostName, ProxyHost
+from portway.hosts.models import HostBase, HostName, ProxyHost, host_model
 from portway.hosts.schemas import (
     DeadHostCreate,
     DeadHostUpdate,
@@ -39,8 +39,19 @@ SERVER_META_KEYS = (
     "certificate_warnings",
 )
 # Per kind: permission section, audit object type (NPM's names) and request schemas.
-SECTIONS = {"proxy": "proxy_hosts", "redirection": "redirection_hosts", "dead": "dead_hosts"}
-AUDIT_TYPES = {"proxy": "proxy-host", "redirection": "redirection-host", "dead": "dead-host"}
+# Tunnel hosts (portway.tunnels) carry TCP services: they share the streams permission.
+SECTIONS = {
+    "proxy": "proxy_hosts",
+    "redirection": "redirection_hosts",
+    "dead": "dead_hosts",
+    "tunnel": "streams",
+}
+AUDIT_TYPES = {
+    "proxy": "proxy-host",
+    "redirection": "redirection-host",
+    "dead": "dead-host",
+    "tunnel": "tunnel-host",
+}
 SCHEMAS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "proxy": (ProxyHostCreate, ProxyHostUpdate),
     "redirection": (RedirectionHostCreate, RedirectionHostUpdate),
@@ -53,6 +64,12 @@ def _require(model: HostModel, user, level: str) -> None:  # noqa: ANN001
     from portway.accounts.permissions import require
 
     require(user, SECTIONS[model.KIND], level)
+
+
+def require_kind(model: HostModel, user, level: str) -> None:  # noqa: ANN001
+    """Raise PermissionDenied unless `user` may `level` ("view" or "manage") hosts of the
+    kind `model` (its permission section, SECTIONS)."""
+    _require(model, user, level)
 
 
 def _visible(model: HostModel, user, queryset: QuerySet) -> QuerySet:  # noqa: ANN001
@@ -123,8 +140,11 @@ def _save_claiming_names(host: HostBase, user, **kwargs: Any) -> None:  # noqa: 
         for index, name in enumerate(host.domain_names):
             if name in holders:
                 holder = holders[name]
-                model = HOST_MODELS.get(holder.kind)
-                if model is None:  # portway.nginx.admin_site's claim
+                try:
+                    model = host_model(holder.kind)
+                except KeyError:  # portway.nginx.admin_site's claim
+                    model = None
+                if model is None:
                     held_by = "Portway's admin UI (Settings, Admin UI domain)"
                 elif _visible(model, user, model.objects.filter(pk=holder.host_id)).exists():
                     held_by = f"enabled {model.LABEL} {holder.host_id}"
@@ -348,14 +368,20 @@ def _audit(user, host: HostBase, action: str, before: dict[str, Any] | None = No
     )
 
 
-def create_host(model: HostModel, user, data: dict[str, Any]) -> HostBase:  # noqa: ANN001
-    """Create a host of a kind from NPM wire fields.
+def create_host(
+    model: HostModel,
+    user,  # noqa: ANN001
+    data: dict[str, Any],
+    schema: type[BaseModel] | None = None,
+) -> HostBase:
+    """Create a host of a kind from NPM wire fields (`schema`: the request schema of a
+    kind of another app, e.g. tunnel hosts; this app's kinds have theirs in SCHEMAS).
 
     Raises:
         InvalidFields, FieldError (400), PermissionDenied (403); nothing is saved then.
     """
     _require(model, user, "manage")
-    payload = parse(SCHEMAS[model.KIND][0], data).model_dump(exclude_unset=True)
+    payload = parse(schema or SCHEMAS[model.KIND][0], data).model_dump(exclude_unset=True)
     with transaction.atomic():
         host = model(owner=user)
         _apply_fields(user, host, payload)
@@ -395,13 +421,19 @@ def import_host(
     return host
 
 
-def update_host(model: HostModel, user, host_id: int, data: dict[str, Any]) -> HostBase:  # noqa: ANN001
+def update_host(
+    model: HostModel,
+    user,  # noqa: ANN001
+    host_id: int,
+    data: dict[str, Any],
+    schema: type[BaseModel] | None = None,
+) -> HostBase:
     """Change any subset of a host's fields (at least one). Raises as create_host, and
     NotFound."""
     _require(model, user, "manage")
     if not data:
         raise BadRequest("data must have at least one property")
-    payload = parse(SCHEMAS[model.KIND][1], data).model_dump(exclude_unset=True)
+    payload = parse(schema or SCHEMAS[model.KIND][1], data).model_dump(exclude_unset=True)
     with transaction.atomic():
         host = get_host(model, user, host_id)
         before = snapshot(host)

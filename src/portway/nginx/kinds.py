@@ -27,6 +27,7 @@ from portway.nginx.render import (
 )
 from portway.nginx.render_dead import DeadHostSpec, render_dead_host
 from portway.nginx.render_redirection import RedirectionHostSpec, render_redirection_host
+from portway.nginx.render_tunnel import TunnelHostSpec, render_tunnel_host
 
 
 def _certificate(host: Any) -> CertificateRef | None:
@@ -127,6 +128,19 @@ def dead_spec(host: Any, access: AccessSpec | None = None) -> DeadHostSpec:
     )
 
 
+def tunnel_spec(host: Any, access: AccessSpec | None = None) -> TunnelHostSpec:
+    """The renderer's view of a tunnels.Tunnel row (no access list: the tunnel service
+    authenticates every connection itself)."""
+    tls = _tls(host, _certificate(host))
+    tls.pop("advanced_config")
+    return TunnelHostSpec(
+        id=host.pk,
+        domain_names=tuple(host.domain_names),
+        socket=Paths(Path(settings.DATA_DIR)).tunnel_socket,
+        **tls,
+    )
+
+
 @dataclass(frozen=True)
 class SiteKind:
     """One host kind as the engine sees it.
@@ -154,6 +168,7 @@ KINDS: tuple[SiteKind, ...] = (
     SiteKind("proxy", "hosts.ProxyHost", proxy_spec, Renderer.proxy_host),
     SiteKind("redirection", "hosts.RedirectionHost", redirection_spec, render_redirection_host),
     SiteKind("dead", "hosts.DeadHost", dead_spec, render_dead_host),
+    SiteKind("tunnel", "tunnels.Tunnel", tunnel_spec, render_tunnel_host),
 )
 _BY_PREFIX = {kind.prefix: kind for kind in KINDS}
 

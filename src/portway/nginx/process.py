@@ -462,3 +462,90 @@ class NginxSupervisor:
                 proc.kill()
                 proc.wait()
             log.info("nginx stopped")
+
+
+class ChildSupervisor:
+    """Keeps one helper process of `portway serve` running (the tunnel service).
+
+    Started in a session of its own (Ctrl-C reaches Portway, which stops it), restarted
+    with backoff (1 s doubling to 30 s) when it exits, stopped with SIGTERM then SIGKILL.
+    `every`: called about every `interval` seconds from the watcher thread (the tunnel
+    service's journal is moved into the database this way).
+
+    Args:
+        name: how logs call it; argv: the command; env: its environment (None: ours).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        every: Callable[[], None] | None = None,
+        interval: float = 2.0,
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.every = every
+        self.interval = interval
+        self._proc: subprocess.Popen | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def start(self) -> ChildSupervisor:
+        self._spawn()
+        self._thread = threading.Thread(target=self._watch, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def _spawn(self) -> None:
+        self._proc = subprocess.Popen(
+            self.argv, env=self.env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        log.info("%s started (pid %s)", self.name, self._proc.pid)
+
+    def _watch(self) -> None:
+        backoff = 1.0
+        while not self._stopping.wait(self.interval if self.every else 0.5):
+            if self.every is not None:
+                try:
+                    self.every()
+                except Exception:
+                    log.exception("%s: periodic task failed", self.name)
+            proc = self._proc
+            if proc is not None and proc.poll() is not None and not self._stopping.is_set():
+                log.error("%s exited with status %s; restarting", self.name, proc.returncode)
+                if self._stopping.wait(backoff):
+                    return
+                backoff = min(backoff * 2, 30.0)
+                try:
+                    self._spawn()
+                except OSError:
+                    log.exception("could not restart %s", self.name)
+            else:
+                backoff = 1.0
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM, SIGKILL after `timeout` seconds; then one last periodic run."""
+        self._stopping.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+        if self.every is not None:
+            try:
+                self.every()
+            except Exception:
+                log.exception("%s: periodic task failed", self.name)
+        log.info("%s stopped", self.name)

@@ -118,6 +118,16 @@ class Paths:
         return self.run / "status.sock"
 
     @property
+    def tunnels(self) -> Path:
+        """The tunnel service's directory: its state file, socket and session journal."""
+        return self.data_dir / "tunnels"
+
+    @property
+    def tunnel_socket(self) -> Path:
+        """Where the tunnel service accepts the WebSocket upgrades nginx hands over."""
+        return self.tunnels / "service.sock"
+
+    @property
     def acme_webroot(self) -> Path:
         """Files served at /.well-known/acme-challenge/ on every name (HTTP-01)."""
         return self.data_dir / "acme-challenge"
@@ -504,6 +514,10 @@ class Renderer:
             d("error_log", p.error_log, "warn"),
             d("pcre_jit", "on"),
         ]
+        if self.config.worker_shutdown_timeout:
+            # after a reload, old workers close what is still open (tunnels, WebSockets)
+            # after this long instead of staying until the last connection ends
+            nodes.append(d("worker_shutdown_timeout", f"{self.config.worker_shutdown_timeout}s"))
         if STREAM_MODULE.exists():
             # Debian builds stream (TCP/UDP forwarding) as a dynamic module
             nodes.append(d("load_module", STREAM_MODULE))
