@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "portway.access",
     "portway.nginx",
     "portway.web",
+    "portway.backups",
 ]
 
 MIDDLEWARE = [

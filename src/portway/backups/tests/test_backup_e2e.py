@@ -1,0 +1,143 @@
+"""Backup on SQLite while serving, restore into a fresh SQLite, PostgreSQL and MariaDB
+installation, and the restored `portway serve` serves the same hosts with the same
+certificate (compared by the serial nginx presents over TLS with SNI)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portway.testing import certs
+from portway.testing.network import UpstreamServer
+from portway.testing.plugin import missing_prerequisite
+from portway.testing.process import PortwayProcess, wait_for
+
+pytestmark = pytest.mark.slow
+
+SECURE = "secure.backup.test"
+PLAIN = "plain.backup.test"
+
+
+class Source:
+    """The installation that is backed up (SQLite, serving while the backup runs)."""
+
+    def __init__(self, portway: PortwayProcess, archive: Path, serial: int, upstream: str):
+        self.portway = portway
+        self.archive = archive
+        self.serial = serial
+        self.upstream = upstream
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[UpstreamServer]:
+    with UpstreamServer("backed-up") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory, upstream: UpstreamServer) -> Iterator[Source]:
+    root = tmp_path_factory.mktemp("backup-source")
+    scheduled = root / "scheduled"
+    portway = PortwayProcess(
+        root / "data",
+        database="sqlite",
+        env={
+            "PORTWAY_BACKUP_DIR": str(scheduled),
+            "PORTWAY_BACKUP_INTERVAL": "1",
+            "PORTWAY_BACKUP_KEEP": "2",
+        },
+    )
+    try:
+        portway.start()
+        leaf = certs.make_leaf(None, [SECURE], key_type="ec", label="backup-e2e")
+        cert = portway.upload_certificate("backup", leaf.cert_pem, leaf.key_pem())
+        portway.create_proxy_host([SECURE], upstream.port, certificate_id=cert["id"])
+        portway.create_proxy_host([PLAIN], upstream.port)
+        portway.wait_applied()
+        assert portway.served_certificate(SECURE).serial_number == leaf.cert.serial_number
+        archive = root / "portway.tar.gz"
+        status, output = portway.cli("backup", str(archive))  # while serve runs
+        assert status == 0, output
+        yield Source(portway, archive, leaf.cert.serial_number, "backed-up")
+    finally:
+        portway.close()
+
+
+def test_archive_is_private_and_keeps_key_modes(source: Source) -> None:
+    assert stat.S_IMODE(source.archive.stat().st_mode) == 0o600
+    with tarfile.open(source.archive) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    keys = [m for name, m in members.items() if name.endswith("privkey.pem")]
+    assert keys, sorted(members)
+    assert all(m.mode == 0o600 for m in keys)
+    assert members["files/secret_key"].mode == 0o600
+    assert {"manifest.json", "database.json"} <= set(members)
+
+
+def test_scheduled_backups_keep_the_newest(source: Source) -> None:
+    directory = Path(source.portway.extra_env["PORTWAY_BACKUP_DIR"])
+
+    def names() -> list[str]:
+        return sorted(p.name for p in directory.glob("portway-backup-*.tar.gz"))
+
+    first = wait_for(lambda: names() if len(names()) == 2 else None, 30)
+    later = wait_for(lambda: names() if names()[-1] > first[-1] else None, 30)
+    assert len(later) == 2
+    assert all(stat.S_IMODE((directory / n).stat().st_mode) == 0o600 for n in later)
+
+
+def _reachable(kind: str) -> None:
+    import socket
+
+    port = {"postgres": 5432, "mysql": 3306}.get(kind)
+    if port is None:
+        return
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        missing_prerequisite(f"{kind} on 127.0.0.1:{port} (needed to restore into it)")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+def test_restore_serves_the_same_hosts(
+    source: Source, tmp_path: Path, kind: str, upstream: UpstreamServer
+) -> None:
+    _reachable(kind)
+    target = PortwayProcess(tmp_path / "data", database=kind)
+    try:
+        status, output = target.cli("restore", str(source.archive))
+        assert status == 0, output
+        key_files = list((tmp_path / "data" / "certificates").rglob("privkey.pem"))
+        assert key_files
+        assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in key_files)
+        target.start()
+        assert target.served_certificate(SECURE).serial_number == source.serial
+        status, _, body = target.http(SECURE, "/", https=True)
+        assert status == 200 and source.upstream.encode() in body
+        assert target.upstream_of(PLAIN) == source.upstream
+        status, hosts = target.api("GET", "/api/nginx/proxy-hosts")
+        assert status == 200
+        assert sorted(h["domain_names"][0] for h in hosts) == sorted([PLAIN, SECURE])
+        assert all(h["meta"].get("nginx_online") for h in hosts), hosts
+        if kind == "sqlite":
+            _refuses_a_non_empty_target(target, source)
+    finally:
+        target.close()
+
+
+def _refuses_a_non_empty_target(target: PortwayProcess, source: Source) -> None:
+    status, output = target.cli("restore", str(source.archive))
+    assert status == 1 and "portway serve" in output  # the running server holds it
+    target.stop()
+    status, output = target.cli("restore", str(source.archive))
+    assert status == 1 and "not empty" in output and "--force" in output
+    status, output = target.cli("restore", "--force", str(source.archive))
+    assert status == 0, output
+    target.start()
+    assert target.served_certificate(SECURE).serial_number == source.serial
+    assert os.listdir(target.data_dir / "certificates")
