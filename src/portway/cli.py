@@ -243,7 +243,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from portway.core.instance import DatabaseLock, DataDirLock
 
     config = conf.load()
-    backup_settings = conf.backup_settings()  # a bad value stops serve before it starts
+    # a bad value stops serve before it starts
+    backup_settings, log_settings = conf.backup_settings(), conf.log_settings()
     data_lock = DataDirLock(config.data_dir).acquire()  # held until this function returns
     _django()
     from django.conf import settings
@@ -300,6 +301,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from portway.backups.schedule import BackupScheduler
 
     backups = BackupScheduler(backup_settings).start()
+    from portway.nginx.logs import LogRotator
+
+    rotator = LogRotator(paths.logs, lambda: supervisor.pid, log_settings).start()
 
     stop = threading.Event()
 
@@ -326,6 +330,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         renewals.stop()
         backups.stop()
+        rotator.stop()
         from portway.certificates.issuance import shutdown as stop_acme_jobs
 
         stop_acme_jobs()

@@ -7,7 +7,7 @@ from portway.accounts.api import router as accounts_router
 from portway.certificates.api import portway_router as certificates_portway_router
 from portway.certificates.api import router as certificates_router
 from portway.core.api import api
-from portway.hosts.api import dead_router, redirection_router
+from portway.hosts.api import dead_router, portway_logs_router, redirection_router
 from portway.hosts.api import router as hosts_router
 from portway.nginx.api import (
     audit_router,
@@ -28,6 +28,7 @@ api.add_router("/audit-log", audit_router)
 api.add_router("/reports", reports_router)
 api.add_router("/portway", certificates_portway_router)
 api.add_router("/portway", portway_audit_router)
+api.add_router("/portway", portway_logs_router)
 api.add_router("/", accounts_router)
 
 urlpatterns = [

@@ -110,6 +110,7 @@ def _list_context(request: HttpRequest, kind: SiteKindPage) -> dict[str, Any]:
         "create_url": kind.url("create"),
         "table_id": f"{kind.slug}-table",
         "url_edit": f"hosts:{kind.model.KIND}_edit",
+        "url_logs": f"hosts:{kind.model.KIND}_logs",
         "url_enable": f"hosts:{kind.model.KIND}_enable",
         "url_disable": f"hosts:{kind.model.KIND}_disable",
         "url_delete": f"hosts:{kind.model.KIND}_delete",

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from portway.hosts import site_views, views
+from portway.hosts import log_views, site_views, views
 
 app_name = "hosts"
 
@@ -34,5 +34,13 @@ urlpatterns = [
             )
             for verb in ("enable", "disable", "delete")
         ),
+    )
+]
+urlpatterns += [
+    path(f"{slug}/<int:host_id>/logs", log_views.host_logs, {"kind": kind}, name=f"{kind}_logs")
+    for kind, slug in (
+        ("proxy", "proxy-hosts"),
+        ("redirection", "redirection-hosts"),
+        ("dead", "dead-hosts"),
     )
 ]
