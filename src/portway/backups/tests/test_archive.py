@@ -95,3 +95,53 @@ def test_scheduled_backups_keep_the_newest_n(tmp_path: Path) -> None:
 def test_backup_into_a_missing_directory_says_so(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match="does not exist"):
         create_backup(tmp_path / "missing" / "b.tar.gz")
+
+
+def _rewrite_database(archive: Path, change) -> None:  # noqa: ANN001 - rows → rows
+    """Rewrite database.json inside `archive` (as an older or newer schema would have it)."""
+    with tarfile.open(archive) as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar]
+    with tarfile.open(archive, "w:gz") as tar:
+        for member, data in members:
+            if member.name == "database.json":
+                data = json.dumps(change(json.loads(data))).encode()
+                member.size = len(data)
+            tar.addfile(member, io.BytesIO(data) if data is not None else None)
+
+
+def test_an_older_schemas_dump_restores_into_the_current_one(tmp_path: Path) -> None:
+    """Rows without a column added since (its default applies) and with one dropped since
+    (ignored) load: what restoring an older Portway's backup into a newer one meets."""
+    source = PortwayProcess(tmp_path / "source", database="sqlite")
+    status, output = source.cli("createadmin", "--email", "old@example.com", "--password", "x" * 12)
+    assert status == 0, output
+    archive = tmp_path / "old.tar.gz"
+    status, output = source.cli("backup", str(archive))
+    assert status == 0, output
+
+    def older(rows: list[dict]) -> list[dict]:
+        for row in rows:
+            if row["model"] == "accounts.user":
+                del row["fields"]["token_generation"]  # "added later"
+                row["fields"]["retired_column"] = "gone"  # "dropped later"
+        return rows
+
+    _rewrite_database(archive, older)
+    target = PortwayProcess(tmp_path / "target", database="sqlite")
+    status, output = target.cli("restore", str(archive))
+    assert status == 0, output
+    status, output = target.cli("createadmin", "--email", "old@example.com", "--password", "y" * 12)
+    assert status == 1 and "already exists" in output
+
+
+def test_a_newer_portways_backup_is_refused(tmp_path: Path) -> None:
+    manifest = json.dumps({"format": 1, "migrations": {"hosts": ["9999_from_the_future"]}})
+    path = tmp_path / "future.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in (("manifest.json", manifest.encode()), ("database.json", b"[]")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    target = PortwayProcess(tmp_path / "target", database="sqlite")
+    status, output = target.cli("restore", str(path))
+    assert status == 1 and "newer Portway" in output

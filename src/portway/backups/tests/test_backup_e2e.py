@@ -124,6 +124,9 @@ def test_restore_serves_the_same_hosts(
         assert status == 200
         assert sorted(h["domain_names"][0] for h in hosts) == sorted([PLAIN, SECURE])
         assert all(h["meta"].get("nginx_online") for h in hosts), hosts
+        # the database's sequences follow the restored ids: new rows get fresh ones
+        added = target.create_proxy_host(["added.backup.test"], upstream.port)
+        assert added["id"] > max(h["id"] for h in hosts)
         if kind == "sqlite":
             _refuses_a_non_empty_target(target, source)
     finally:
