@@ -38,6 +38,7 @@ urlpatterns = [
     path("", include("portway.access.urls")),
     path("", include("portway.certificates.urls")),
     path("", include("portway.nginx.urls")),
+    path("", include("portway.backups.urls")),
     path("", include("portway.web.urls")),
 ]
 

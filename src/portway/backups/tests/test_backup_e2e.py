@@ -5,6 +5,7 @@ certificate (compared by the serial nginx presents over TLS with SNI)."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tarfile
 from collections.abc import Iterator
@@ -144,3 +145,49 @@ def _refuses_a_non_empty_target(target: PortwayProcess, source: Source) -> None:
     target.start()
     assert target.served_certificate(SECURE).serial_number == source.serial
     assert os.listdir(target.data_dir / "certificates")
+
+
+def test_backups_page_lists_archives_and_backs_up_now(source: Source) -> None:
+    portway = source.portway
+    directory = Path(portway.extra_env["PORTWAY_BACKUP_DIR"])
+    session = portway.ui_session()
+    page = session.get(portway.admin_url + "/settings/backups", timeout=30)
+    assert page.status_code == 200
+    assert str(directory) in page.text and "keeps the newest 2" in page.text
+    before = {p.name for p in directory.glob("portway-backup-*.tar.gz")}
+    assert any(f'data-archive="{name}"' in page.text for name in before)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, "no Back up now form"
+    done = session.post(
+        portway.admin_url + "/settings/backups/now",
+        data={"csrfmiddlewaretoken": token.group(1)},
+        headers={"Referer": portway.admin_url + "/settings/backups"},
+        timeout=60,
+    )
+    assert done.status_code == 200 and "Backup written to" in done.text
+    newest = sorted(p.name for p in directory.glob("portway-backup-*.tar.gz"))[-1]
+    assert f'data-archive="{newest}"' in done.text
+    assert "download" not in done.text.lower().replace("not downloadable", "")
+    status, member = portway.api(
+        "POST",
+        "/api/users",
+        {
+            "name": "Member",
+            "email": "member@backup.test",
+            "auth": {"type": "password", "secret": "member-password"},
+        },
+    )
+    assert status == 201, member
+    other = portway.ui_session("member@backup.test", "member-password")
+    page = other.get(portway.admin_url + "/settings/backups", timeout=30)
+    assert page.status_code == 200 and 'id="backups-admin-only"' in page.text
+    assert "data-archive" not in page.text and str(directory) not in page.text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token
+    refused = other.post(
+        portway.admin_url + "/settings/backups/now",
+        data={"csrfmiddlewaretoken": token.group(1)},
+        headers={"Referer": portway.admin_url + "/settings/backups"},
+        timeout=60,
+    )
+    assert "Only administrators make backups" in refused.text
