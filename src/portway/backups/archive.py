@@ -363,9 +363,15 @@ def _write_files(data_dir: Path, files: dict[str, tuple[int, bytes]], force: boo
             os.chmod(target, mode & 0o644)
         for relative in DATA_PATHS:
             staged = staging / relative
-            if not staged.exists():
-                continue
             final = data_dir / relative
+            if not staged.exists():
+                # --force: what the backed-up installation did not have goes too (its
+                # certificates, its ACME account); the signing key stays until replaced
+                if force and relative != "secret_key" and final.is_dir():
+                    shutil.rmtree(final)
+                elif force and relative != "secret_key" and final.exists():
+                    final.unlink()
+                continue
             final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if final.is_dir() and not final.is_symlink():
                 shutil.rmtree(final)

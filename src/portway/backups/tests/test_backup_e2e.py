@@ -1,6 +1,8 @@
 """Backup on SQLite while serving, restore into a fresh SQLite, PostgreSQL and MariaDB
 installation, and the restored `portway serve` serves the same hosts with the same
-certificate (compared by the serial nginx presents over TLS with SNI)."""
+certificate (compared by the serial nginx presents over TLS with SNI). The PostgreSQL
+and MariaDB installations are backed up in turn while serving and restored onward
+(PostgreSQL → MariaDB → SQLite), so each engine's snapshot read is used too."""
 
 from __future__ import annotations
 
@@ -130,8 +132,27 @@ def test_restore_serves_the_same_hosts(
         assert added["id"] > max(h["id"] for h in hosts)
         if kind == "sqlite":
             _refuses_a_non_empty_target(target, source)
+        else:
+            _backs_up_again_into(target, tmp_path, NEXT_ENGINE[kind])
     finally:
         target.close()
+
+
+# a backup of the restored installation, made on its engine while it serves, goes on to
+NEXT_ENGINE = {"postgres": "mysql", "mysql": "sqlite"}
+
+
+def _backs_up_again_into(restored: PortwayProcess, tmp_path: Path, kind: str) -> None:
+    archive = tmp_path / "again.tar.gz"
+    status, output = restored.cli("backup", str(archive))
+    assert status == 0, output
+    onward = PortwayProcess(tmp_path / f"onward-{kind}", database=kind)
+    try:
+        status, output = onward.cli("restore", str(archive))
+        assert status == 0, output
+        assert "3 hosts, 0 rejected by nginx" in output  # rendered and passed nginx -t
+    finally:
+        onward.close()
 
 
 def _refuses_a_non_empty_target(target: PortwayProcess, source: Source) -> None:
