@@ -237,6 +237,7 @@ def _form_page(
         "codes": [(str(code), text) for code, text in REDIRECT_CODES],
         "list_url": site.url("list"),
         "action_url": site.url("edit", host.pk) if host else site.url("create"),
+        "logs_url": site.url("logs", host.pk) if host else "",
     }
     return render(request, "hosts/sites/form.html", context, status=status)
 

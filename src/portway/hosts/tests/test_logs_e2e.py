@@ -161,3 +161,34 @@ def test_logs_page_shows_new_requests_live_and_filters(
     expect(page.locator("#log-text")).to_contain_text("/seen-live")
     page.click("#logs-tab-error")
     expect(page).to_have_url(logged.admin_url + f"/proxy-hosts/{host['id']}/logs?log=error")
+
+
+def test_every_host_kind_has_its_logs(logged: PortwayProcess) -> None:
+    status, dead = logged.api("POST", "/api/nginx/dead-hosts", {"domain_names": ["gone.logs.test"]})
+    assert status == 201, dead
+    status, moved = logged.api(
+        "POST",
+        "/api/nginx/redirection-hosts",
+        {
+            "domain_names": ["moved.logs.test"],
+            "forward_scheme": "https",
+            "forward_domain_name": "example.org",
+        },
+    )
+    assert status == 201, moved
+    logged.wait_applied()
+    assert logged.http("gone.logs.test", "/dead-end")[0] == 404
+    assert logged.http("moved.logs.test", "/moved-away")[0] in (301, 302)
+
+    def logged_line(slug: str, host_id: int, path: str) -> bool:
+        status, body = logged.api("GET", f"/api/portway/{slug}/{host_id}/logs?query={path}")
+        assert status == 200, body
+        return any(path in line for line in body["lines"])
+
+    wait_for(lambda: logged_line("dead-hosts", dead["id"], "/dead-end"))
+    wait_for(lambda: logged_line("redirection-hosts", moved["id"], "/moved-away"))
+    session = logged.ui_session()
+    page = session.get(f"{logged.admin_url}/redirection-hosts/{moved['id']}", timeout=30)
+    assert f'href="/redirection-hosts/{moved["id"]}/logs"' in page.text
+    page = session.get(f"{logged.admin_url}/redirection-hosts/{moved['id']}/logs", timeout=30)
+    assert page.status_code == 200 and "/moved-away" in page.text
