@@ -302,8 +302,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     backups = BackupScheduler(backup_settings).start()
     from portway.nginx.logs import LogRotator
+    from portway.nginx.process import stray_master
 
-    rotator = LogRotator(paths.logs, lambda: supervisor.pid, log_settings).start()
+    # the pid file, not the child's pid: nginx writes it once its signal handlers are set,
+    # and a SIGUSR1 before that would end it
+    rotator = LogRotator(
+        paths.logs, lambda: stray_master(paths.pid_file, paths.base), log_settings
+    ).start()
 
     stop = threading.Event()
 

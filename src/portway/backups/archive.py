@@ -41,19 +41,16 @@ MANIFEST = "manifest.json"
 DATABASE = "database.json"
 FILES = "files"
 SETTINGS_MEMBER = "settings/portway.env"
-# Paths under the data directory that a backup carries (the rest is derived or transient).
-DATA_PATHS = (
-    "secret_key",
-    "certificates",
-    "acme",
-    "nginx/default-cert",
-    "cloudflare-ips.txt",
-    "cloudflare-origin-pull-ca.pem",
-)
+# Paths under the data directory that a backup carries (the rest is derived or transient):
+# single files, and directories whose whole tree goes along.
+DATA_FILES = ("secret_key", "cloudflare-ips.txt", "cloudflare-origin-pull-ca.pem")
+DATA_DIRS = ("certificates", "acme", "nginx/default-cert")
+DATA_PATHS = DATA_FILES + DATA_DIRS
 # Rows that only matter while a process runs (sign-in throttling).
 EXCLUDED_MODELS = ("accounts.LoginThrottle",)
 SETTINGS_FILE_CANDIDATES = ("/etc/portway/portway.env",)
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
+MAX_ARCHIVE_BYTES = 1024 * 1024 * 1024  # unpacked, all members together
 
 
 class BackupError(Exception):
@@ -247,17 +244,22 @@ def _safe_member_path(name: str) -> PurePosixPath:
     return path
 
 
-def _allowed(path: PurePosixPath) -> bool:
+def _allowed(path: PurePosixPath, is_dir: bool) -> bool:
+    """Whether a member's name is one a Portway backup holds (a file where Portway keeps
+    a file, a directory where it keeps a directory or on the way to one)."""
     text = path.as_posix()
-    if text in (MANIFEST, DATABASE, SETTINGS_MEMBER, FILES, "settings"):
-        return True
+    if text in (MANIFEST, DATABASE, SETTINGS_MEMBER):
+        return not is_dir
+    if text in (FILES, "settings", f"{FILES}/nginx"):
+        return is_dir
     if path.parts[0] != FILES or len(path.parts) < 2:
         return False
     inner = PurePosixPath(*path.parts[1:]).as_posix()
-    return any(
-        inner == allowed or inner.startswith(allowed + "/") or allowed.startswith(inner + "/")
-        for allowed in DATA_PATHS
-    )
+    if inner in DATA_FILES:
+        return not is_dir
+    if inner in DATA_DIRS:
+        return is_dir
+    return any(inner.startswith(directory + "/") for directory in DATA_DIRS)
 
 
 ArchiveContents = tuple[dict[str, Any], bytes, dict[str, tuple[int, bytes]], bytes | None]
@@ -277,6 +279,7 @@ def read_archive(source: Path) -> ArchiveContents:
     database: bytes | None = None
     settings_data: bytes | None = None
     files: dict[str, tuple[int, bytes]] = {}
+    total = 0
     try:
         with tarfile.open(source, mode="r:gz") as tar:
             for member in tar:
@@ -286,13 +289,14 @@ def read_archive(source: Path) -> ArchiveContents:
                         f"archive member {member.name!r} is a link or special file: "
                         "a Portway backup holds only files and directories"
                     )
-                if not _allowed(path):
+                if not _allowed(path, member.isdir()):
                     raise BackupError(
                         f"archive member {member.name!r} is not something Portway backs up"
                     )
                 if member.isdir():
                     continue
-                if member.size > MAX_MEMBER_BYTES:
+                total += member.size
+                if member.size > MAX_MEMBER_BYTES or total > MAX_ARCHIVE_BYTES:
                     raise BackupError(f"archive member {member.name!r} is too large")
                 handle = tar.extractfile(member)
                 data = handle.read() if handle else b""

@@ -48,6 +48,8 @@ def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarI
         (_link("files/acme/key", "/etc/shadow", tarfile.LNKTYPE), "link"),
         (("files/nginx/nginx.conf", b"user root;"), "not something Portway backs up"),
         (("database.sqlite", b""), "not something Portway backs up"),
+        (("files/certificates", b"a file where a directory belongs"), "not something"),
+        (("files/nginx/default-cert-not", b""), "not something Portway backs up"),
     ],
 )
 def test_hostile_archives_are_refused(tmp_path: Path, member: object, reason: str) -> None:
