@@ -377,10 +377,16 @@ def delete_host(model: HostModel, user, host_id: int) -> None:  # noqa: ANN001
     with transaction.atomic():
         host = get_host(model, user, host_id)
         _audit(user, host, "deleted")
+        key = host.file_key
         host.delete()
+    from django.conf import settings
+
     from portway.nginx.engine import request_apply
+    from portway.nginx.logs import remove_host_logs
+    from portway.nginx.render import Paths
 
     request_apply()
+    remove_host_logs(Paths(settings.DATA_DIR), key)
 
 
 def set_host_enabled(model: HostModel, user, host_id: int, enabled: bool) -> HostBase:  # noqa: ANN001

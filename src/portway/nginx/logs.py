@@ -44,6 +44,16 @@ def host_log_path(paths: Paths, host_key: str, which: str) -> Path:
     return paths.host_log(host_key, which)
 
 
+def remove_host_logs(paths: Paths, host_key: str) -> None:
+    """Delete a deleted host's log files, rotated ones included (ids are never reused, so
+    nothing else would ever read or rotate them away)."""
+    for which in LOG_KINDS:
+        current = host_log_path(paths, host_key, which)
+        for path in current.parent.glob(f"{current.name}*"):
+            if path.name == current.name or path.name[len(current.name) + 1 :].isdigit():
+                path.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class LogLines:
     """The end of a log, oldest line first.

@@ -131,6 +131,10 @@ def test_rotation_keeps_at_most_n_files(logged: PortwayProcess, upstream: Upstre
     # nginx reopened its files: new requests land in the current file
     logged.http("rotated.example.test", "/after-rotation")
     wait_for(lambda: current.exists() and "/after-rotation" in current.read_text())
+    # a deleted host's logs go with it
+    status, _ = logged.api("DELETE", f"/api/nginx/proxy-hosts/{host['id']}")
+    assert status == 200
+    assert not list(logs.glob(f"{current.name}*"))
 
 
 @pytest.mark.browser
