@@ -183,6 +183,13 @@ def _positive(name: str, default: float, minimum: float) -> float:
     return value
 
 
+def _whole(name: str, default: int, minimum: int) -> int:
+    value = _positive(name, default, minimum)
+    if value != int(value):
+        raise ConfigError(f"{name}={value:g} is not a whole number")
+    return int(value)
+
+
 def backup_settings() -> BackupSettings:
     """Read PORTWAY_BACKUP_DIR, PORTWAY_BACKUP_KEEP and PORTWAY_BACKUP_INTERVAL.
 
@@ -190,12 +197,9 @@ def backup_settings() -> BackupSettings:
         ConfigError: KEEP is not a whole number of at least 1, or INTERVAL under 1 second.
     """
     raw_dir = _env("PORTWAY_BACKUP_DIR")
-    keep = _positive("PORTWAY_BACKUP_KEEP", 7, 1)
-    if keep != int(keep):
-        raise ConfigError(f"PORTWAY_BACKUP_KEEP={keep:g} is not a whole number")
     return BackupSettings(
         directory=Path(raw_dir).resolve() if raw_dir else None,
-        keep=int(keep),
+        keep=_whole("PORTWAY_BACKUP_KEEP", 7, 1),
         interval=_positive("PORTWAY_BACKUP_INTERVAL", 86400, 1),
     )
 
@@ -224,7 +228,7 @@ def log_settings() -> LogSettings:
             0.2 s).
     """
     return LogSettings(
-        max_bytes=int(_positive("PORTWAY_LOG_MAX_BYTES", 10 * 1024 * 1024, 1024)),
-        keep=int(_positive("PORTWAY_LOG_KEEP", 5, 1)),
+        max_bytes=_whole("PORTWAY_LOG_MAX_BYTES", 10 * 1024 * 1024, 1024),
+        keep=_whole("PORTWAY_LOG_KEEP", 5, 1),
         check_interval=_positive("PORTWAY_LOG_CHECK_INTERVAL", 60, 0.2),
     )
