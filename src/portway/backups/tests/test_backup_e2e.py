@@ -6,6 +6,7 @@ and MariaDB installations are backed up in turn while serving and restored onwar
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import stat
@@ -24,6 +25,8 @@ pytestmark = pytest.mark.slow
 
 SECURE = "secure.backup.test"
 PLAIN = "plain.backup.test"
+GUARDED = "guarded.backup.test"
+ALICE = {"Authorization": "Basic " + base64.b64encode(b"alice:wonderland1").decode()}
 
 
 class Source:
@@ -61,6 +64,13 @@ def source(tmp_path_factory: pytest.TempPathFactory, upstream: UpstreamServer) -
         cert = portway.upload_certificate("backup", leaf.cert_pem, leaf.key_pem())
         portway.create_proxy_host([SECURE], upstream.port, certificate_id=cert["id"])
         portway.create_proxy_host([PLAIN], upstream.port)
+        status, guarded = portway.api(
+            "POST",
+            "/api/nginx/access-lists",
+            {"name": "guarded", "items": [{"username": "alice", "password": "wonderland1"}]},
+        )
+        assert status == 201, guarded
+        portway.create_proxy_host([GUARDED], upstream.port, access_list_id=guarded["id"])
         portway.wait_applied()
         assert portway.served_certificate(SECURE).serial_number == leaf.cert.serial_number
         archive = root / "portway.tar.gz"
@@ -123,9 +133,12 @@ def test_restore_serves_the_same_hosts(
         status, _, body = target.http(SECURE, "/", https=True)
         assert status == 200 and source.upstream.encode() in body
         assert target.upstream_of(PLAIN) == source.upstream
+        # the access list's password file is written again from the restored rows
+        assert target.http(GUARDED)[0] == 401
+        assert target.upstream_of(GUARDED, headers=ALICE) == source.upstream
         status, hosts = target.api("GET", "/api/nginx/proxy-hosts")
         assert status == 200
-        assert sorted(h["domain_names"][0] for h in hosts) == sorted([PLAIN, SECURE])
+        assert sorted(h["domain_names"][0] for h in hosts) == sorted([GUARDED, PLAIN, SECURE])
         assert all(h["meta"].get("nginx_online") for h in hosts), hosts
         # the database's sequences follow the restored ids: new rows get fresh ones
         added = target.create_proxy_host(["added.backup.test"], upstream.port)
@@ -150,7 +163,7 @@ def _backs_up_again_into(restored: PortwayProcess, tmp_path: Path, kind: str) ->
     try:
         status, output = onward.cli("restore", str(archive))
         assert status == 0, output
-        assert "3 hosts, 0 rejected by nginx" in output  # rendered and passed nginx -t
+        assert "4 hosts, 0 rejected by nginx" in output  # rendered and passed nginx -t
     finally:
         onward.close()
 
