@@ -8,6 +8,8 @@ portway createadmin --email E --password P [--name N]
 portway status     what runs: pid, ports, data dir, hosts online/offline, nginx generation
 portway import-npm --data DIR [--letsencrypt DIR] [--sqlite FILE | --mysql-host H ...] [--dry-run]
 portway tunnel connect wss://NAME --key KEY (--listen [ADDR:]PORT | --stdio)
+portway backup FILE      write the whole installation into one archive (tar.gz, 0600)
+portway restore FILE [--force]   bring an archive back into this data dir and database
 portway version
 
 Every verb first reads the settings file the service uses (/etc/portway/portway.env, or
@@ -33,9 +35,10 @@ Settings come from /etc/portway/portway.env (PORTWAY_ENV_FILE to read another fi
 PORTWAY_DATA_DIR, PORTWAY_ADMIN_PORT, PORTWAY_ADMIN_BIND, PORTWAY_HTTP_PORT,
 PORTWAY_HTTPS_PORT, PORTWAY_PUBLIC_HTTPS_PORT,
 PORTWAY_BIND_ADDRESS, PORTWAY_RESOLVER, PORTWAY_NGINX, PORTWAY_SECRET_KEY, PORTWAY_DEBUG,
-PORTWAY_LOG_LEVEL, PORTWAY_RENEW_*, INITIAL_ADMIN_EMAIL, INITIAL_ADMIN_PASSWORD,
-DB_SQLITE_FILE, DB_MYSQL_*, DB_POSTGRES_*, LE_STAGING, LE_SERVER, REQUESTS_CA_BUNDLE,
-DISABLE_IPV6, X_FRAME_OPTIONS, PORTWAY_WORKER_SHUTDOWN_TIMEOUT.
+PORTWAY_LOG_LEVEL, PORTWAY_LOG_MAX_BYTES, PORTWAY_LOG_KEEP, PORTWAY_BACKUP_DIR,
+PORTWAY_BACKUP_KEEP, PORTWAY_BACKUP_INTERVAL, PORTWAY_RENEW_*, INITIAL_ADMIN_EMAIL,
+INITIAL_ADMIN_PASSWORD, DB_SQLITE_FILE, DB_MYSQL_*, DB_POSTGRES_*, LE_STAGING, LE_SERVER,
+REQUESTS_CA_BUNDLE, DISABLE_IPV6, X_FRAME_OPTIONS, PORTWAY_WORKER_SHUTDOWN_TIMEOUT.
 """
 
 
@@ -262,6 +265,81 @@ def cmd_import_npm(args: argparse.Namespace) -> int:
     return cmd_apply(args)
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Write the installation (database rows, keys, certificates, ACME account, settings)
+    into one archive; safe while `portway serve` runs. Refused where there is no
+    installation (a wrong PORTWAY_DATA_DIR would back up an empty one)."""
+    _expect_installation(args)
+    _django()
+    from portway.backups.archive import BackupError, create_backup
+
+    try:
+        manifest = create_backup(args.file)
+    except BackupError as exc:
+        print(f"portway: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"backup written to {os.path.abspath(args.file)} ({manifest['files']} files, "
+        f"database {manifest['database_engine']}, Portway {manifest['portway_version']})"
+    )
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore an archive into this data directory and database, then render nginx's
+    config so that `portway serve` serves every host again.
+
+    Refused while a `portway serve` uses the installation, and into a non-empty one
+    unless --force. Migrations run first: an older backup loads into the newer schema.
+    """
+    from portway import conf
+    from portway.core.instance import DatabaseLock, DataDirLock
+
+    config = conf.load()
+    if not os.path.isfile(args.file):
+        print(f"portway: {args.file} is not a file", file=sys.stderr)
+        return 1
+    data_lock = DataDirLock(config.data_dir).acquire()
+    try:
+        _django()
+        from django.conf import settings
+
+        from portway.backups.archive import BackupError, read_archive, restore_backup
+
+        try:  # a hostile or broken archive is refused before the database is touched
+            read_archive(args.file)
+        except BackupError as exc:
+            print(f"portway: {exc}", file=sys.stderr)
+            return 1
+        database_lock = DatabaseLock(
+            settings.DATABASES["default"], f"portway restore pid {os.getpid()}"
+        ).acquire()
+        try:
+            _migrate()
+            _make_database_private()
+            try:
+                result = restore_backup(args.file, force=args.force)
+            except BackupError as exc:
+                print(f"portway: {exc}", file=sys.stderr)
+                return 1
+            from portway.nginx.engine import Engine
+
+            report = Engine(config).apply()
+        finally:
+            database_lock.release()
+    finally:
+        data_lock.release()
+    manifest = result.manifest
+    print(
+        f"restored {result.rows} rows and {result.files} files from {args.file} "
+        f"(made {manifest.get('created')} by Portway {manifest.get('portway_version')} "
+        f"on {manifest.get('database_engine')})"
+    )
+    if result.settings_file is not None:
+        print(f"the backup's settings file is in {result.settings_file}: review and install it")
+    return _report(report)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run Portway: nginx (supervised) + apply worker + admin web server, until stopped.
 
@@ -273,6 +351,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from portway.core.instance import DatabaseLock, DataDirLock
 
     config = conf.load()
+    # a bad value stops serve before it starts
+    backup_settings, log_settings = conf.backup_settings(), conf.log_settings()
     data_lock = DataDirLock(config.data_dir).acquire()  # held until this function returns
     _django()
     from django.conf import settings
@@ -333,6 +413,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from portway.certificates.renewal import RenewalScheduler
 
     renewals = RenewalScheduler().start()  # also resumes ACME jobs a restart interrupted
+    from portway.backups.schedule import BackupScheduler
+
+    backups = BackupScheduler(backup_settings).start()
+    from portway.nginx.logs import LogRotator
+    from portway.nginx.process import stray_master
+
+    # the pid file, not the child's pid: nginx writes it once its signal handlers are set,
+    # and a SIGUSR1 before that would end it
+    rotator = LogRotator(
+        paths.logs, lambda: stray_master(paths.pid_file, paths.base), log_settings
+    ).start()
 
     stop = threading.Event()
 
@@ -362,6 +453,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise
     finally:
         renewals.stop()
+        backups.stop()
+        rotator.stop()
         from portway.certificates.issuance import shutdown as stop_acme_jobs
 
         stop_acme_jobs()
@@ -529,6 +622,19 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--name", default="Administrator")
     admin.add_argument("--init", action="store_true", help=init_help)
     admin.set_defaults(func=cmd_createadmin)
+    backup = sub.add_parser(
+        "backup", help="write the whole installation into one archive (safe while serving)"
+    )
+    backup.add_argument("file", help="the archive to write (tar.gz, created 0600)")
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser(
+        "restore", help="restore an archive into this data directory and database"
+    )
+    restore.add_argument("file", help="an archive written by portway backup")
+    restore.add_argument(
+        "--force", action="store_true", help="replace a non-empty installation's contents"
+    )
+    restore.set_defaults(func=cmd_restore)
     reset = sub.add_parser(
         "reset-2fa", help="turn off two-factor login of an account (lost authenticator)"
     )

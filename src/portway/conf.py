@@ -284,4 +284,78 @@ def admin_exposure_warning(config: PortwayConfig | None = None) -> str | None:
         f"{config.admin_port}: passwords and sessions cross the network unencrypted. Set "
         "PORTWAY_ADMIN_BIND=127.0.0.1 (or a LAN address) and reach the UI over HTTPS "
         "(Settings -> Admin UI domain), or close the port with a firewall"
+@dataclass(frozen=True)
+class BackupSettings:
+    """The scheduled backup of `portway serve` (portway.backups.schedule).
+
+    Attributes:
+        directory: where archives go (PORTWAY_BACKUP_DIR); None: no scheduled backups.
+        keep: how many scheduled archives are kept there, newest first (PORTWAY_BACKUP_KEEP).
+        interval: seconds between backups (PORTWAY_BACKUP_INTERVAL, default one day).
+    """
+
+    directory: Path | None
+    keep: int
+    interval: float
+
+
+def _positive(name: str, default: float, minimum: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+    if value < minimum:
+        raise ConfigError(f"{name}={raw} is below the minimum of {minimum:g}")
+    return value
+
+
+def _whole(name: str, default: int, minimum: int) -> int:
+    value = _positive(name, default, minimum)
+    if value != int(value):
+        raise ConfigError(f"{name}={value:g} is not a whole number")
+    return int(value)
+
+
+def backup_settings() -> BackupSettings:
+    """Read PORTWAY_BACKUP_DIR, PORTWAY_BACKUP_KEEP and PORTWAY_BACKUP_INTERVAL.
+
+    Raises:
+        ConfigError: KEEP is not a whole number of at least 1, or INTERVAL under 1 second.
+    """
+    raw_dir = _env("PORTWAY_BACKUP_DIR")
+    return BackupSettings(
+        directory=Path(raw_dir).resolve() if raw_dir else None,
+        keep=_whole("PORTWAY_BACKUP_KEEP", 7, 1),
+        interval=_positive("PORTWAY_BACKUP_INTERVAL", 86400, 1),
+    )
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Per-host nginx logs (portway.nginx.logs).
+
+    Attributes:
+        max_bytes: a host's log file is rotated once larger (PORTWAY_LOG_MAX_BYTES).
+        keep: rotated files kept per log besides the current one (PORTWAY_LOG_KEEP).
+        check_interval: seconds between size checks (PORTWAY_LOG_CHECK_INTERVAL).
+    """
+
+    max_bytes: int
+    keep: int
+    check_interval: float
+
+
+def log_settings() -> LogSettings:
+    """Read PORTWAY_LOG_MAX_BYTES (default 10 MiB), PORTWAY_LOG_KEEP (default 5) and
+    PORTWAY_LOG_CHECK_INTERVAL (default 60 s).
+
+    Raises:
+        ConfigError: a value is not a number or below its minimum (1024 bytes, 1 file,
+            0.2 s).
+    """
+    return LogSettings(
+        max_bytes=_whole("PORTWAY_LOG_MAX_BYTES", 10 * 1024 * 1024, 1024),
+        keep=_whole("PORTWAY_LOG_KEEP", 5, 1),
+        check_interval=_positive("PORTWAY_LOG_CHECK_INTERVAL", 60, 0.2),
     )

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "portway.npmimport",
     "portway.tunnels",
     "portway.web",
+    "portway.backups",
 ]
 
 MIDDLEWARE = [

@@ -7,7 +7,7 @@ from portway.accounts.api import router as accounts_router
 from portway.certificates.api import portway_router as certificates_portway_router
 from portway.certificates.api import router as certificates_router
 from portway.core.api import api
-from portway.hosts.api import dead_router, redirection_router
+from portway.hosts.api import dead_router, portway_logs_router, redirection_router
 from portway.hosts.api import portway_router as hosts_portway_router
 from portway.hosts.api import router as hosts_router
 from portway.nginx.api import (
@@ -32,6 +32,7 @@ api.add_router("/portway", certificates_portway_router)
 api.add_router("/portway", portway_audit_router)
 api.add_router("/portway", hosts_portway_router)
 api.add_router("/portway", tunnels_router)
+api.add_router("/portway", portway_logs_router)
 api.add_router("/", accounts_router)
 
 urlpatterns = [
@@ -43,6 +44,7 @@ urlpatterns = [
     path("", include("portway.nginx.urls")),
     path("", include("portway.npmimport.urls")),
     path("", include("portway.tunnels.urls")),
+    path("", include("portway.backups.urls")),
     path("", include("portway.web.urls")),
 ]
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router, Status
+from ninja import Router, Schema, Status
+from pydantic import Field
 
 from portway.accounts.services import serialize_user
-from portway.core.params import ObjectId
+from portway.core.params import Limit, ObjectId
 from portway.core.wire import iso
 from portway.hosts import services
 from portway.hosts.models import DeadHost, HostBase, ProxyHost, RedirectionHost
@@ -349,3 +350,49 @@ def portway_get_redirection_host(
 ):
     host = services.get_host(RedirectionHost, request.auth, host_id)
     return site_wire(host, _expand(expand), portway=True)
+
+
+# ----- Portway's own: a host's nginx logs (GET /api/portway/<kind slug>/{id}/logs) -------
+portway_logs_router = Router(tags=["portway"])
+LOG_SLUGS: dict[str, type[HostBase]] = {
+    "proxy-hosts": ProxyHost,
+    "redirection-hosts": RedirectionHost,
+    "dead-hosts": DeadHost,
+}
+
+
+class HostLogOut(Schema):
+    """The end of one host's nginx log, oldest line first."""
+
+    host_id: int
+    log: str = Field(description="access or error")
+    lines: list[str]
+    truncated: bool = Field(description="older lines exist beyond what was read")
+
+
+def _log_route(slug: str, model: type[HostBase]) -> None:
+    def host_logs(
+        request: HttpRequest,
+        host_id: ObjectId,
+        log: str = "access",
+        query: str = "",
+        lines: Limit = 100,
+    ):
+        found = services.host_log(model, request.auth, host_id, log, query, lines)
+        return {"host_id": host_id, "log": log, "lines": found.lines, "truncated": found.truncated}
+
+    portway_logs_router.get(
+        f"/{slug}/{{host_id}}/logs",
+        response=HostLogOut,
+        summary=f"The last lines of a {model.LABEL}'s access or error log",
+        description=(
+            "`log`: access (default) or error; `query`: keep lines containing this text "
+            "(case-insensitive, at most 200 characters); `lines`: 1-1000 (default 100). "
+            "Anyone who may view the host may read its logs."
+        ),
+        operation_id=f"{model.KIND}_host_logs",
+    )(host_logs)
+
+
+for _slug, _model in LOG_SLUGS.items():
+    _log_route(_slug, _model)

@@ -29,6 +29,7 @@ from portway.hosts.schemas import (
     RedirectionHostCreate,
     RedirectionHostUpdate,
 )
+from portway.nginx.logs import LogLines
 
 log = logging.getLogger("portway.hosts")
 APPLY_WAIT_SECONDS = 30  # how long a create/update waits for its change to go live
@@ -451,10 +452,16 @@ def delete_host(model: HostModel, user, host_id: int) -> None:  # noqa: ANN001
     with transaction.atomic():
         host = get_host(model, user, host_id)
         _audit(user, host, "deleted")
+        key = host.file_key
         host.delete()
+    from django.conf import settings
+
     from portway.nginx.engine import request_apply
+    from portway.nginx.logs import remove_host_logs
+    from portway.nginx.render import Paths
 
     request_apply()
+    remove_host_logs(Paths(settings.DATA_DIR), key)
 
 
 def set_host_enabled(model: HostModel, user, host_id: int, enabled: bool) -> HostBase:  # noqa: ANN001
@@ -516,3 +523,39 @@ def enable_proxy_host(user, host_id: int) -> ProxyHost:  # noqa: ANN001
 
 def disable_proxy_host(user, host_id: int) -> ProxyHost:  # noqa: ANN001
     return set_enabled(user, host_id, False)
+
+
+MAX_LOG_QUERY = 200
+
+
+def host_log(
+    model: HostModel,
+    user,  # noqa: ANN001
+    host_id: int,
+    which: str = "access",
+    query: str = "",
+    lines: int = 100,
+) -> LogLines:
+    """The last `lines` lines (1-1000) of a host's nginx access or error log, those
+    containing `query` (case-insensitive text, not a pattern) when given.
+
+    Whoever may view the host may read its logs. Raises NotFound, PermissionDenied,
+    InvalidFields (`log` not access/error, `query` over 200 characters or with control
+    characters).
+    """
+    from django.conf import settings
+
+    from portway.nginx.logs import LOG_KINDS, host_log_path, read_lines
+    from portway.nginx.render import Paths
+
+    host = get_host(model, user, host_id)
+    errors = {}
+    if which not in LOG_KINDS:
+        errors["log"] = "must be access or error"
+    if len(query) > MAX_LOG_QUERY:
+        errors["query"] = f"must be at most {MAX_LOG_QUERY} characters long"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in query):
+        errors["query"] = "must not contain control characters such as a line break"
+    if errors:
+        raise InvalidFields(errors)
+    return read_lines(host_log_path(Paths(settings.DATA_DIR), host.file_key, which), lines, query)

@@ -220,6 +220,7 @@ def _list_context(request: HttpRequest, kind: SiteKindPage) -> dict[str, Any]:
         "url_enable": kind.url_name("enable"),
         "url_disable": kind.url_name("disable"),
         "url_delete": kind.url_name("delete"),
+        "url_logs": kind.url_name("logs"),
     }
 
 
@@ -357,6 +358,7 @@ def _form_page(
         "codes": [(str(code), text) for code, text in REDIRECT_CODES],
         "list_url": site.url("list"),
         "action_url": site.url("edit", host.pk) if host else site.url("create"),
+        "logs_url": site.url("logs", host.pk) if host else "",
     }
     return render(request, "hosts/sites/form.html", context, status=status)
 

@@ -7,7 +7,7 @@ its own (views), the other kinds' forms are generic. URL names: "hosts:list",
 
 from django.urls import path
 
-from portway.hosts import site_views, views
+from portway.hosts import log_views, site_views, views
 
 app_name = "hosts"
 
@@ -36,6 +36,12 @@ def _routes(site: site_views.SiteKindPage) -> list:
                 name=f"{name}{verb}",
             )
             for verb in ("enable", "disable", "delete")
+        ),
+        path(
+            f"{site.slug}/<int:host_id>/logs",
+            log_views.host_logs,
+            {"kind": kind},
+            name=f"{name}logs",
         ),
     ]
 

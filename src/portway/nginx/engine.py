@@ -227,6 +227,10 @@ class Engine:
         ):
             os.chmod(directory, 0o755)
         os.chmod(p.generations, 0o711)  # the default page is served from a generation
+        # On SIGUSR1 (log rotation, portway.nginx.logs) the workers reopen the log files
+        # themselves, as www-data: they must traverse the directory (never list it); the
+        # files stay 0600, owned by the workers' user.
+        os.chmod(p.logs, 0o711)
         ensure_default_certificate(p.default_cert_dir)
         from portway.access.services import write_user_files
 

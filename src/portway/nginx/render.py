@@ -109,6 +109,10 @@ class Paths:
     def error_log(self) -> Path:
         return self.logs / "nginx-error.log"
 
+    def host_log(self, host_key: str, which: str) -> Path:
+        """A host's own log: `logs/<kind>-<id>_access.log` or `_error.log` (NPM's names)."""
+        return self.logs / f"{host_key}_{which}.log"
+
     @property
     def pid_file(self) -> Path:
         return self.run / "nginx.pid"
@@ -695,6 +699,13 @@ class Renderer:
             extra = ["http2"] if host.http2_support else []
             server += [d("listen", addr, "ssl", *extra) for addr in self.listeners.https]
         server.append(d("server_name", *host.domain_names))
+        # each host's own logs, read on its Logs page (an administrator's advanced config
+        # may direct them elsewhere)
+        admin_sets = top_level_names(host.advanced_config)
+        if "access_log" not in admin_sets:
+            server.append(d("access_log", self.paths.host_log(host.key, "access"), "portway"))
+        if "error_log" not in admin_sets:
+            server.append(d("error_log", self.paths.host_log(host.key, "error"), "warn"))
         if tls:
             assert host.certificate is not None
             server += [

@@ -75,26 +75,39 @@ def _let_workers_traverse(directory: Path) -> None:
 
 
 class _Database:
-    """A throwaway PostgreSQL or MariaDB database when DB_* asks for one."""
+    """A throwaway PostgreSQL or MariaDB database when DB_* (or `kind`) asks for one.
 
-    def __init__(self) -> None:
+    Args:
+        kind: "sqlite", "postgres" or "mysql" regardless of DB_* (the server's address
+            from DB_POSTGRES_* / DB_MYSQL_*, else 127.0.0.1 as the test runs use); None:
+            whatever DB_* selects.
+    """
+
+    def __init__(self, kind: str | None = None) -> None:
         self.env: dict[str, str] = {}
         self.name = "portway_e2e_" + uuid.uuid4().hex[:10]
-        self.kind = (
+        self.kind = kind or (
             "postgres"
             if os.environ.get("DB_POSTGRES_HOST")
             else "mysql"
             if os.environ.get("DB_MYSQL_HOST")
             else "sqlite"
         )
+        self.explicit = kind is not None
 
     def create(self) -> None:
+        if self.explicit:  # the other engines' variables must not select them
+            self.env.update(DB_POSTGRES_HOST="", DB_MYSQL_HOST="")
         if self.kind == "postgres":
             self._postgres(f'CREATE DATABASE "{self.name}"')
             self.env["DB_POSTGRES_NAME"] = self.name
+            self.env["DB_POSTGRES_HOST"] = os.environ.get("DB_POSTGRES_HOST") or "127.0.0.1"
         elif self.kind == "mysql":
             self._mysql(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4")
             self.env["DB_MYSQL_NAME"] = self.name
+            self.env["DB_MYSQL_HOST"] = os.environ.get("DB_MYSQL_HOST") or "127.0.0.1"
+        elif self.explicit:
+            self.env["DB_SQLITE_FILE"] = ""
 
     def drop(self) -> None:
         try:
@@ -109,7 +122,7 @@ class _Database:
         import psycopg
 
         with psycopg.connect(
-            host=os.environ["DB_POSTGRES_HOST"],
+            host=os.environ.get("DB_POSTGRES_HOST") or "127.0.0.1",
             port=int(os.environ.get("DB_POSTGRES_PORT", "5432")),
             user=os.environ.get("DB_POSTGRES_USER", "postgres"),
             password=os.environ.get("DB_POSTGRES_PASSWORD", ""),
@@ -122,7 +135,7 @@ class _Database:
         import pymysql
 
         conn = pymysql.connect(
-            host=os.environ["DB_MYSQL_HOST"],
+            host=os.environ.get("DB_MYSQL_HOST") or "127.0.0.1",
             port=int(os.environ.get("DB_MYSQL_PORT", "3306")),
             user=os.environ.get("DB_MYSQL_USER", "root"),
             password=os.environ.get("DB_MYSQL_PASSWORD", ""),
@@ -141,16 +154,23 @@ class PortwayProcess:
         data_dir: where the installation keeps its state (kept across restart()).
         env: extra environment (e.g. PORTWAY_RESOLVER for a test DNS server).
         admin: create the initial admin through INITIAL_ADMIN_* (False: fresh setup).
+        database: "sqlite", "postgres" or "mysql" whatever DB_* says (None: DB_*'s).
     """
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, admin: bool = True):
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        admin: bool = True,
+        database: str | None = None,
+    ):
         self.data_dir = Path(data_dir)
         self.admin_port = free_port()
         self.http_port = free_port()
         self.https_port = free_port()
         self.extra_env = dict(env or {})
         self.admin = admin
-        self.database = _Database()
+        self.database = _Database(database)
         self.proc: subprocess.Popen | None = None
         self._token: str | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-portway.log"
@@ -218,6 +238,22 @@ class PortwayProcess:
             self.database.create()
         proc = subprocess.run(
             [sys.executable, "-m", "portway", "serve"],
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+        )
+        return proc.returncode, proc.stdout + proc.stderr
+
+    def cli(self, *args: str, timeout: float = 120) -> tuple[int, str]:
+        """Run `portway <args>` against this installation (its data dir and database,
+        created if needed): (exit status, stdout + stderr)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.database.env:
+            self.database.create()
+        proc = subprocess.run(
+            [sys.executable, "-m", "portway", *args],
             env=self.environment(),
             capture_output=True,
             text=True,

@@ -37,7 +37,7 @@ def set_real_ip(portway, value: str, **meta) -> None:
 
 def test_trusted_header_reaches_upstream_untrusted_ignored(portway, upstreams):
     app = upstreams("app")
-    portway.create_proxy_host(["rip.example.test"], app.port)
+    host = portway.create_proxy_host(["rip.example.test"], app.port)
     set_real_ip(portway, "X-Forwarded-For", trusted_proxies=["127.0.0.2"])
     spoof = {"X-Forwarded-For": CLIENT}
     wait_for(lambda: real_ip(portway, "rip.example.test", "127.0.0.2", spoof) == CLIENT)
@@ -47,7 +47,7 @@ def test_trusted_header_reaches_upstream_untrusted_ignored(portway, upstreams):
     assert trusted["x_real_ip"] == CLIENT and trusted["x_forwarded_for"] == CLIENT
     untrusted = seen(portway, "rip.example.test", "127.0.0.3", spoof)
     assert untrusted["x_real_ip"] == "127.0.0.3" and untrusted["x_forwarded_for"] == "127.0.0.3"
-    log = (portway.data_dir / "logs" / "nginx-access.log").read_text()
+    log = (portway.data_dir / "logs" / f"proxy-{host['id']}_access.log").read_text()
     assert any(line.startswith(CLIENT) for line in log.splitlines())
 
     # access lists see the real client

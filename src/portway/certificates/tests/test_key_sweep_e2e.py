@@ -160,6 +160,12 @@ def sweep_api(pw: Any, sweep: Sweep) -> None:
         for name in [n for n, where in params.items() if where == "path"]:
             # a route's ids come from the list route above it ("/users/{user_id}" → /users)
             parent = route.split("/{" + name + "}")[0]
+            if (
+                parent.startswith("/portway/")
+                and api.get(base + parent, timeout=30).status_code == 404
+            ):
+                # Portway's extras about NPM's objects (a host's logs): NPM's list has the ids
+                parent = "/nginx/" + parent.removeprefix("/portway/")
             ids = _ids(api, base + parent)
             if name == "user_id":
                 ids.append("me")
