@@ -284,6 +284,9 @@ def admin_exposure_warning(config: PortwayConfig | None = None) -> str | None:
         f"{config.admin_port}: passwords and sessions cross the network unencrypted. Set "
         "PORTWAY_ADMIN_BIND=127.0.0.1 (or a LAN address) and reach the UI over HTTPS "
         "(Settings -> Admin UI domain), or close the port with a firewall"
+    )
+
+
 @dataclass(frozen=True)
 class BackupSettings:
     """The scheduled backup of `portway serve` (portway.backups.schedule).
