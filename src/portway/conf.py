@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class PortwayConfig:
         public_https_port: the HTTPS port clients use, for Force-SSL redirects.
         trusted_proxies: peers whose X-Forwarded-Proto the admin server believes.
         admin_https: the admin UI is only ever reached over HTTPS (cookies always Secure).
+        time_zone: IANA zone name (NPM's TZ) of times shown in the UI; logs follow TZ too.
     """
 
     data_dir: Path
@@ -67,6 +69,7 @@ class PortwayConfig:
     public_https_port: int = 443
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     admin_https: bool = False
+    time_zone: str = "UTC"
 
 
 DEFAULT_TRUSTED_PROXIES = "127.0.0.1 ::1"
@@ -84,6 +87,21 @@ def _networks(name: str, default: str) -> tuple[ipaddress.IPv4Network | ipaddres
         except ValueError as exc:
             raise ConfigError(f"{name}: {item!r} is not an IP address or network") from exc
     return tuple(networks)
+
+
+def _time_zone() -> str:
+    """TZ (as NPM's image reads it): an IANA zone name such as Europe/Berlin; UTC when unset.
+
+    TZ is a system-wide variable that may hold a POSIX rule (e.g. "CET-1CEST") meant for
+    other programs: the UI then shows UTC (logs still follow TZ through the C library)
+    rather than refusing to start.
+    """
+    name = (_env("TZ", "UTC") or "UTC").removeprefix(":")  # POSIX allows TZ=:Area/City
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return name
 
 
 def load() -> PortwayConfig:
@@ -113,6 +131,7 @@ def load() -> PortwayConfig:
         # used HTTPS; anyone can send the header, so only these peers are believed.
         trusted_proxies=_networks("PORTWAY_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES),
         admin_https=_flag("PORTWAY_ADMIN_HTTPS"),
+        time_zone=_time_zone(),
     )
 
 
