@@ -43,7 +43,9 @@ def podman_env(work_dir: Path) -> dict[str, str]:
     if missing:
         missing_prerequisite(f"{', '.join(missing)} not installed (apt-get install podman runc)")
     if os.geteuid() != 0 and not any(BASE_CACHE.glob("*.tar")):
-        missing_prerequisite(f"debootstrap of the base image needs root (or a tarball in {BASE_CACHE})")
+        missing_prerequisite(
+            f"debootstrap of the base image needs root (or a tarball in {BASE_CACHE})"
+        )
     if shutil.which("debootstrap") is None and not any(BASE_CACHE.glob("*.tar")):
         missing_prerequisite("debootstrap not installed (apt-get install debootstrap)")
     return podman_environment(work_dir)

@@ -76,7 +76,9 @@ def build_image(work_dir: Path, tag: str = IMAGE) -> tuple[str, float]:
         stdin=subprocess.DEVNULL,
         timeout=3600,
     )
-    assert proc.returncode == 0, f"build-image failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+    assert proc.returncode == 0, (
+        f"build-image failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+    )
     return tag, time.monotonic() - started
 
 
