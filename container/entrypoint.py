@@ -122,7 +122,7 @@ def npm_sqlite_file() -> Path | None:
     candidates.append(NPM_DATA / "database.sqlite")
     for candidate in candidates:
         tables = sqlite_tables(candidate)
-        if tables and NPM_TABLES <= tables and PORTWAY_TABLE not in tables:
+        if tables and tables >= NPM_TABLES and PORTWAY_TABLE not in tables:
             return candidate
     return None
 
@@ -171,7 +171,7 @@ def first_start_import() -> int:
     ]
     if env("DB_MYSQL_HOST") or env("DB_POSTGRES_HOST"):
         tables = server_tables()
-        if tables is None or PORTWAY_TABLE in tables or not NPM_TABLES <= tables:
+        if tables is None or PORTWAY_TABLE in tables or not tables >= NPM_TABLES:
             return 0  # no NPM tables, or Portway already has its own there
         source = "MariaDB/MySQL" if env("DB_MYSQL_HOST") else "PostgreSQL"
         source = f"NPM's {source} database (Portway's tables are created beside NPM's)"
