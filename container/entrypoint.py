@@ -184,6 +184,13 @@ def first_start_import() -> int:
             log(f"DB_SQLITE_FILE={npm_file} is NPM's database: Portway reads it, never writes")
             del os.environ["DB_SQLITE_FILE"]
         portway_file = Path(env("DB_SQLITE_FILE") or data_dir() / "database.sqlite")
+        if portway_file.resolve() == npm_file.resolve():
+            log(
+                f"Portway's database would be NPM's {npm_file} (PORTWAY_DATA_DIR="
+                f"{data_dir()}): refused, NPM's files are never written. Leave "
+                "PORTWAY_DATA_DIR at the image's /data/portway."
+            )
+            return 2
         if sqlite_tables(portway_file):
             return 0
         command += ["--sqlite", str(npm_file)]
