@@ -173,8 +173,9 @@ def first_start_import() -> int:
         tables = server_tables()
         if tables is None or PORTWAY_TABLE in tables or not tables >= NPM_TABLES:
             return 0  # no NPM tables, or Portway already has its own there
-        source = "MariaDB/MySQL" if env("DB_MYSQL_HOST") else "PostgreSQL"
-        source = f"NPM's {source} database (Portway's tables are created beside NPM's)"
+        engine = "MariaDB/MySQL" if env("DB_MYSQL_HOST") else "PostgreSQL"
+        source = f"NPM's {engine} database"
+        log(f"{source}: Portway creates its own tables beside NPM's, which it never writes")
     else:
         npm_file = npm_sqlite_file()
         if npm_file is None:
