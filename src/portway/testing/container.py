@@ -23,6 +23,7 @@ from portway.testing.process import ADMIN_EMAIL, ADMIN_PASSWORD, PortwayProcess,
 
 REPO = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO / "scripts" / "build-image"
+ASSETS = REPO / "src" / "portway" / "web" / "static" / "vendor"
 BASE_CACHE = Path(os.environ.get("PORTWAY_TEST_BASE_CACHE", "/var/cache/portway-test-base"))
 IMAGE = "localhost/portway-test:latest"
 # What podman needs on VMs where crun and the systemd cgroup manager do not work.
@@ -69,6 +70,9 @@ def build_image(work_dir: Path, tag: str = IMAGE) -> tuple[str, float]:
             str(BASE_CACHE),
             "--context",
             str(work_dir / "context"),
+            # the assets .ci/run built: rebuilding them here would rewrite files that
+            # browser tests of a parallel run are loading
+            *(["--no-assets"] if ASSETS.is_dir() else []),
         ],
         env=podman_environment(work_dir),
         capture_output=True,
