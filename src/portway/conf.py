@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +126,7 @@ class PortwayConfig:
         admin_https: the admin UI is only ever reached over HTTPS (cookies always Secure).
         worker_shutdown_timeout: seconds nginx's old workers may keep open connections
             (WebSockets, tunnels) after a reload; 0: no limit (they stay until closed).
+        time_zone: IANA zone name (NPM's TZ) of times shown in the UI; logs follow TZ too.
     """
 
     data_dir: Path
@@ -141,6 +143,7 @@ class PortwayConfig:
     admin_https: bool = False
     admin_bind: str = ""
     worker_shutdown_timeout: int = 0
+    time_zone: str = "UTC"
 
 
 DEFAULT_TRUSTED_PROXIES = "127.0.0.1 ::1"
@@ -158,6 +161,21 @@ def _networks(name: str, default: str) -> tuple[ipaddress.IPv4Network | ipaddres
         except ValueError as exc:
             raise ConfigError(f"{name}: {item!r} is not an IP address or network") from exc
     return tuple(networks)
+
+
+def _time_zone() -> str:
+    """TZ (as NPM's image reads it): an IANA zone name such as Europe/Berlin; UTC when unset.
+
+    TZ is a system-wide variable that may hold a POSIX rule (e.g. "CET-1CEST") meant for
+    other programs: the UI then shows UTC (logs still follow TZ through the C library)
+    rather than refusing to start.
+    """
+    name = (_env("TZ", "UTC") or "UTC").removeprefix(":")  # POSIX allows TZ=:Area/City
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return name
 
 
 def load() -> PortwayConfig:
@@ -196,6 +214,7 @@ def load() -> PortwayConfig:
         trusted_proxies=_networks("PORTWAY_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES),
         admin_https=_flag("PORTWAY_ADMIN_HTTPS"),
         worker_shutdown_timeout=_seconds("PORTWAY_WORKER_SHUTDOWN_TIMEOUT", 0),
+        time_zone=_time_zone(),
     )
 
 

@@ -117,7 +117,7 @@ LOGIN_URL = "/login"
 LOGIN_REDIRECT_URL = "/"
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+TIME_ZONE = PORTWAY.time_zone  # NPM's TZ; stored times stay UTC (USE_TZ)
 USE_I18N = False
 USE_TZ = True
 
