@@ -214,6 +214,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if error:
         log.error("nginx did not start: %s", error)
     engine.supervisor = supervisor
+    if error:
+        # e.g. another program took a stream's port while Portway was down: the apply
+        # finds that stream from nginx's bind() error and starts nginx without it
+        engine.apply()
     worker = ApplyWorker(engine).start()
     install(engine, worker)
     from portway.certificates.renewal import RenewalScheduler

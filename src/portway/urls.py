@@ -7,7 +7,7 @@ from portway.accounts.api import router as accounts_router
 from portway.certificates.api import portway_router as certificates_portway_router
 from portway.certificates.api import router as certificates_router
 from portway.core.api import api
-from portway.hosts.api import dead_router, redirection_router
+from portway.hosts.api import dead_router, redirection_router, stream_router
 from portway.hosts.api import router as hosts_router
 from portway.nginx.api import (
     audit_router,
@@ -20,6 +20,7 @@ from portway.nginx.api import (
 api.add_router("/nginx/proxy-hosts", hosts_router)
 api.add_router("/nginx/redirection-hosts", redirection_router)
 api.add_router("/nginx/dead-hosts", dead_router)
+api.add_router("/nginx/streams", stream_router)
 api.add_router("/nginx/certificates", certificates_router)
 api.add_router("/nginx/access-lists", access_router)
 api.add_router("/nginx", status_router)
