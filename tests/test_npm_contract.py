@@ -326,6 +326,55 @@ def walk_dead_hosts(npm: NpmClient) -> None:
     )
 
 
+def walk_streams(npm: NpmClient) -> None:
+    """Streams, one with TLS termination: create, read and list with NPM's expansions,
+    update, disable, enable, delete; NPM's error body for a taken port."""
+    issued = certs.make_chain(["tcp.club.example"], key_type="ec", ca_key_type="ec")
+    cert = npm.call(
+        "POST", "/api/nginx/certificates", {"provider": "other", "nice_name": "TCP"}, status=201
+    )
+    npm.call(
+        "POST",
+        f"/api/nginx/certificates/{cert['id']}/upload",
+        files={"certificate": issued.fullchain_pem, "certificate_key": issued.key_pem()},
+    )
+    body = {
+        "incoming_port": 47001,
+        "forwarding_host": "127.0.0.1",
+        "forwarding_port": 8080,
+        "tcp_forwarding": True,
+        "udp_forwarding": False,
+        "certificate_id": 0,
+        "meta": {},
+    }
+    plain = npm.call("POST", "/api/nginx/streams", body, status=201)
+    tls = npm.call(
+        "POST",
+        "/api/nginx/streams",
+        {**body, "incoming_port": 47002, "certificate_id": cert["id"]},
+        status=201,
+    )
+    npm.call("POST", "/api/nginx/streams", body, status=400)  # port 47001/TCP is taken
+    for stream in (plain, tls):
+        path = f"/api/nginx/streams/{stream['id']}"
+        npm.call("GET", path)
+        npm.call("GET", f"{path}?expand=owner")
+        npm.call("GET", f"{path}?expand=certificate")
+        npm.call("GET", f"{path}?expand=owner,certificate")
+    npm.call("GET", "/api/nginx/streams")
+    npm.call("GET", "/api/nginx/streams?expand=owner,certificate")
+    path = f"/api/nginx/streams/{plain['id']}"
+    npm.call("PUT", path, {"udp_forwarding": True, "forwarding_host": "backend.club.example"})
+    npm.call("POST", f"{path}/disable")
+    npm.call("POST", f"{path}/disable", status=400)
+    npm.call("POST", f"{path}/enable")
+    npm.call("GET", "/api/reports/hosts")
+    for stream in (plain, tls):
+        npm.call("DELETE", f"/api/nginx/streams/{stream['id']}")
+    npm.call("GET", path, status=404)
+    npm.call("DELETE", f"/api/nginx/certificates/{cert['id']}")
+
+
 def walk_settings(npm: NpmClient) -> None:
     """Settings: list, read, change the default site and back."""
     npm.call("GET", "/api/settings")
@@ -351,6 +400,7 @@ OBJECT_WALKS: dict[str, Callable[[NpmClient], None]] = {
     "proxy_hosts": walk_proxy_hosts,
     "redirection_hosts": walk_redirection_hosts,
     "dead_hosts": walk_dead_hosts,
+    "streams": walk_streams,
     "settings": walk_settings,
     "reports": walk_reports,
 }
