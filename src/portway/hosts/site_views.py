@@ -1,8 +1,10 @@
-"""UI pages for the host kinds beyond the proxy host: redirection hosts and 404 hosts.
+"""UI pages for the host kinds beyond the proxy host: redirection hosts, 404 hosts and
+streams.
 
 One set of views serves every such kind (`SiteKindPage` says what differs: the model,
-URLs, titles and the kind's own form fields); validation is the services', shared with
-the API, so the form shows the same messages beside the fields they name.
+URLs, titles, templates and the kind's own form fields); validation is the services',
+shared with the API, so the form shows the same messages beside the fields they name.
+A stream has no names or HTTP options: its form is portway.hosts.stream_views'.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from django.views.decorators.http import require_POST
 
 from portway.core.errors import NotFound, PermissionDenied, PortwayError
 from portway.hosts import services
-from portway.hosts.models import DeadHost, HostBase, RedirectionHost
+from portway.hosts.models import DeadHost, HostBase, RedirectionHost, Stream
 from portway.hosts.views import FIELD_LABELS, _certificate_choices, split_domains
 from portway.web import queries
 from portway.web.decorators import object_or_leave, page
@@ -49,6 +51,8 @@ class SiteKindPage:
     text_fields: tuple[str, ...]  # the kind's own text inputs
     bool_fields: tuple[str, ...]  # the kind's own switches (besides SSL's)
     defaults: tuple[tuple[str, Any], ...]  # a new host's form values
+    templates: str = "hosts/sites"  # its list.html and _table.html
+    search_hint: str = "Search domain names…"
 
     @property
     def label(self) -> str:
@@ -86,7 +90,18 @@ DEAD = SiteKindPage(
     bool_fields=(),  # NPM's 404 host has no "block common exploits"
     defaults=(),
 )
-PAGES = {page.model.KIND: page for page in (REDIRECTION, DEAD)}
+STREAMS = SiteKindPage(
+    model=Stream,  # type: ignore[arg-type]
+    slug="streams",
+    title="Streams",
+    description="TCP and UDP ports forwarded to another machine, with optional TLS.",
+    text_fields=("incoming_port", "forwarding_host", "forwarding_port"),
+    bool_fields=("tcp_forwarding", "udp_forwarding"),
+    defaults=(("tcp_forwarding", True),),
+    templates="hosts/streams",
+    search_hint="Search ports or hosts…",
+)
+PAGES = {page.model.KIND: page for page in (REDIRECTION, DEAD, STREAMS)}
 
 
 # --- the list -------------------------------------------------------------------------------
@@ -118,7 +133,7 @@ def _list_context(request: HttpRequest, kind: SiteKindPage) -> dict[str, Any]:
 
 def _table(request: HttpRequest, kind: SiteKindPage) -> HttpResponse:
     context = {**_list_context(request, kind), "oob_messages": True}
-    return render(request, "hosts/sites/_table.html", context)
+    return render(request, f"{kind.templates}/_table.html", context)
 
 
 @page
@@ -127,7 +142,7 @@ def site_list(request: HttpRequest, kind: str) -> HttpResponse:
     site = PAGES[kind]
     if request.htmx and not request.htmx.boosted and request.htmx.target == f"{site.slug}-table":
         return _table(request, site)
-    return render(request, "hosts/sites/list.html", _list_context(request, site))
+    return render(request, f"{site.templates}/list.html", _list_context(request, site))
 
 
 @page

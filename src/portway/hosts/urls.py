@@ -1,8 +1,13 @@
-"""UI routes: /proxy-hosts, /redirection-hosts, /dead-hosts and their forms and actions."""
+"""UI routes: /proxy-hosts, /redirection-hosts, /dead-hosts, /streams and their forms and
+actions."""
 
 from django.urls import path
 
-from portway.hosts import site_views, views
+from portway.hosts import site_views, stream_views, views
+
+# a kind whose form is its own (a stream has no names): (create view, edit view)
+FORM_VIEWS = {"stream": (stream_views.stream_create, stream_views.stream_edit)}
+GENERIC_FORM_VIEWS = (site_views.site_create, site_views.site_edit)
 
 app_name = "hosts"
 
@@ -18,10 +23,15 @@ urlpatterns = [
     for kind, site in site_views.PAGES.items()
     for route in (
         path(site.slug, site_views.site_list, {"kind": kind}, name=f"{kind}_list"),
-        path(f"{site.slug}/new", site_views.site_create, {"kind": kind}, name=f"{kind}_create"),
+        path(
+            f"{site.slug}/new",
+            FORM_VIEWS.get(kind, GENERIC_FORM_VIEWS)[0],
+            {"kind": kind},
+            name=f"{kind}_create",
+        ),
         path(
             f"{site.slug}/<int:host_id>",
-            site_views.site_edit,
+            FORM_VIEWS.get(kind, GENERIC_FORM_VIEWS)[1],
             {"kind": kind},
             name=f"{kind}_edit",
         ),
