@@ -181,13 +181,28 @@ def test_port_held_by_another_program(shared_portway: PortwayProcess) -> None:
         assert _echo(later["incoming_port"], b"later", b"ok:") == b"ok:later"
         status, listed = pw.api("GET", f"{STREAMS}/{blocked['id']}")
         assert listed["meta"]["nginx_online"] is False
+        # a UDP port another program holds, the same way
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp_holder:
+            udp_holder.bind(("127.0.0.1", 0))
+            udp_held = udp_holder.getsockname()[1]
+            udp_blocked = _create(
+                pw,
+                incoming_port=udp_held,
+                forwarding_host="127.0.0.1",
+                forwarding_port=echo.port,
+                tcp_forwarding=False,
+                udp_forwarding=True,
+            )
+            assert udp_blocked["meta"]["nginx_online"] is False, udp_blocked["meta"]
+            assert f"127.0.0.1:{udp_held} failed" in udp_blocked["meta"]["nginx_err"]
+            assert _echo(later["incoming_port"], b"still", b"ok:") == b"ok:still"
 
         # once the other program lets go, saving the stream again brings it up
         holder.close()
         status, fixed = pw.api("PUT", f"{STREAMS}/{blocked['id']}", {"meta": {"retry": 1}})
         assert status == 200 and fixed["meta"]["nginx_online"] is True, fixed["meta"]
         assert _echo(held, b"free", b"ok:") == b"ok:free"
-        for stream in (serving, later, blocked):
+        for stream in (serving, later, blocked, udp_blocked):
             pw.api("DELETE", f"{STREAMS}/{stream['id']}")
         pw.wait_applied()
 
