@@ -62,6 +62,8 @@ def describe(entry: AuditLogEntry) -> str:
         if isinstance(names, list) and names
         else meta.get("nice_name") or meta.get("name") or meta.get("email") or ""
     )
+    if not label and isinstance(meta.get("incoming_port"), int):  # a stream
+        label = f"port {meta['incoming_port']}"
     target = f"{kind} {label}".strip() if label else f"{kind} #{entry.object_id}"
     return f"{entry.action.replace('-', ' ')} {target}"
 

@@ -84,6 +84,7 @@ def test_streams_page(live_server, transactional_db, browser_page, admin):  # no
 
     page.goto(base + "/")
     expect(page.locator('[data-kind-count="stream"]')).to_have_text("1 stream")
+    expect(page.locator("#recent-activity")).to_contain_text("created stream port 15432")
 
     # search, then disable and delete with confirmation
     page.goto(base + "/streams")
