@@ -351,7 +351,12 @@ def walk_streams(npm: NpmClient) -> None:
     tls = npm.call(
         "POST",
         "/api/nginx/streams",
-        {**body, "incoming_port": 47002, "certificate_id": cert["id"]},
+        {
+            **body,
+            "incoming_port": 47002,
+            "certificate_id": cert["id"],
+            "domain_names": ["tcp.club.example"],
+        },
         status=201,
     )
     npm.call("POST", "/api/nginx/streams", body, status=400)  # port 47001/TCP is taken

@@ -408,8 +408,14 @@ class StreamFields(BaseModel):
 
 class StreamCreate(StreamFields):
     """POST body: port, host and forwarding port required; TCP on and UDP off by
-    default (NPM)."""
+    default (NPM).
 
+    `domain_names` is in NPM's body for requesting a certificate with the stream
+    (`certificate_id: "new"`); it is validated and, as Portway does not request
+    certificates for streams, not stored (the service refuses "new" with the reason).
+    """
+
+    domain_names: Annotated[list[DomainName], Field(max_length=100)] | None = None
     incoming_port: Port
     forwarding_host: ForwardingHost
     forwarding_port: Port

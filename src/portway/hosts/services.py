@@ -293,6 +293,8 @@ def _apply_fields(user, host: HostBase, values: dict[str, Any]) -> None:  # noqa
         from portway.access.services import usable_by
 
         usable_by(user, values["access_list_id"], host.access_list_id)
+    if isinstance(host, Stream):
+        values.pop("domain_names", None)  # NPM's names for a "new" certificate: not stored
     if "certificate_id" in values:
         cert_id = values.pop("certificate_id")
         if cert_id == "new" and isinstance(host, Stream):

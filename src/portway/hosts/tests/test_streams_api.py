@@ -164,7 +164,10 @@ def test_taken_port_holder_hidden_from_others(api):
         ("tcp_forwarding", stream(tcp_forwarding="maybe")),
         ("certificate_id", stream(certificate_id=99)),
         ("certificate_id", stream(certificate_id="new")),
-        ("domain_names", stream(domain_names=["a.example.com"])),
+        ("certificate_id", stream(certificate_id="new", domain_names=["db.example.com"])),
+        ("domain_names/0", stream(domain_names=["a;b.example.com"])),
+        ("domain_names", stream(domain_names="a.example.com")),
+        ("incoming_port", stream(domain_names=["a.example.com"], incoming_port=0)),
         ("incoming_port", {"forwarding_host": "a.lan", "forwarding_port": 1}),
     ],
 )
@@ -174,6 +177,19 @@ def test_bad_input_is_400_naming_the_field(api, field, body):
     assert not Stream.objects.exists()
     assert not HostName.objects.exists()
     assert not AuditLogEntry.objects.filter(object_type="stream").exists()
+
+
+def test_npm_domain_names_accepted_but_not_stored(api):
+    """NPM's POST body may carry domain_names (for a "new" certificate); they are
+    validated, and no certificate is requested for a stream."""
+    created = send(api, "POST", STREAMS, stream(domain_names=["db.example.com"]))
+    assert created.status_code == 201, created.content
+    assert "domain_names" not in created.json()
+    message = expect_error(
+        send(api, "PUT", f"{STREAMS}/{created.json()['id']}", {"domain_names": ["x.example"]}),
+        400,
+    )
+    assert "domain_names" in message
 
 
 def test_messages_say_what_to_do(api):
