@@ -691,7 +691,8 @@ def _reload_suspects(
         port = binds[0].rsplit(":", 1)[-1]
 
         def listens(key: str) -> bool:
-            return bool(re.search(rf"\blisten\b[^;]*:{re.escape(port)}\b", served[key]))
+            # `listen 9999`, `listen 0.0.0.0:9999 udp`, `listen [::]:9999`
+            return bool(re.search(rf"\blisten\b[^;]*[\s:]{re.escape(port)}\b", served[key]))
 
         listening = [key for key in changed if listens(key)]
         if listening:
