@@ -184,7 +184,7 @@ def _explain_port_clash(stream: Stream, user) -> None:  # noqa: ANN001
 
 
 def _own_port(port: int) -> str | None:
-    """Which of Portway's own listeners uses `port` ("" words), or None.
+    """Which of Portway's own listeners uses `port`, in words, or None if none does.
 
     The HTTP and HTTPS ports are nginx's own listeners for every host; the admin port is
     the UI and API. A stream there would take them away (or never bind)."""
