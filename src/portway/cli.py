@@ -408,6 +408,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.error("nginx did not start: %s", error)
     engine.supervisor = supervisor
     tunnels = _start_tunnel_service(paths)
+    if error:
+        # e.g. another program took a stream's port while Portway was down: the apply
+        # finds that stream from nginx's bind() error and starts nginx without it
+        engine.apply()
     worker = ApplyWorker(engine).start()
     install(engine, worker)
     from portway.certificates.renewal import RenewalScheduler

@@ -7,7 +7,12 @@ from portway.accounts.api import router as accounts_router
 from portway.certificates.api import portway_router as certificates_portway_router
 from portway.certificates.api import router as certificates_router
 from portway.core.api import api
-from portway.hosts.api import dead_router, portway_logs_router, redirection_router
+from portway.hosts.api import (
+    dead_router,
+    portway_logs_router,
+    redirection_router,
+    stream_router,
+)
 from portway.hosts.api import portway_router as hosts_portway_router
 from portway.hosts.api import router as hosts_router
 from portway.nginx.api import (
@@ -22,6 +27,7 @@ from portway.tunnels.api import router as tunnels_router
 api.add_router("/nginx/proxy-hosts", hosts_router)
 api.add_router("/nginx/redirection-hosts", redirection_router)
 api.add_router("/nginx/dead-hosts", dead_router)
+api.add_router("/nginx/streams", stream_router)
 api.add_router("/nginx/certificates", certificates_router)
 api.add_router("/nginx/access-lists", access_router)
 api.add_router("/nginx", status_router)

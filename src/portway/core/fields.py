@@ -206,21 +206,29 @@ def _split_pasted_address(value: str) -> tuple[str | None, str, str | None, str]
     return scheme, host, port, path
 
 
-def _pasted_address(raw: str, value: str, path_field: str | None) -> str | None:
+def _pasted_address(
+    raw: str,
+    value: str,
+    path_field: str | None,
+    port_field: str = "forward_port",
+    scheme_field: str | None = "forward_scheme",
+) -> str | None:
     """What to do when `value` is a URL or `host:port` rather than a host; None if not."""
     scheme, host, port, path = _split_pasted_address(value)
     if scheme is None and port is None and not path:
         return None
     steps = []
-    if scheme in ("http", "https"):
-        steps.append(f"remove the scheme {scheme}:// and put it in forward_scheme")
+    if scheme_field is None and scheme:
+        steps.append(f"remove {scheme}:// (a stream forwards plain TCP/UDP: no scheme)")
+    elif scheme in ("http", "https"):
+        steps.append(f"remove the scheme {scheme}:// and put it in {scheme_field}")
     elif scheme:
-        steps.append(f"remove {scheme}:// (forward_scheme is http or https)")
+        steps.append(f"remove {scheme}:// ({scheme_field} is http or https)")
     if port is not None:
         if port.isdigit() and 1 <= int(port) <= 65535:
-            steps.append(f"put the port {int(port)} in forward_port")
+            steps.append(f"put the port {int(port)} in {port_field}")
         else:
-            steps.append("remove the ':' and put the port (1-65535) in forward_port")
+            steps.append(f"remove the ':' and put the port (1-65535) in {port_field}")
     if path not in ("", "/"):
         if path_field:
             steps.append(f"put the path {path} in {path_field}")
@@ -231,7 +239,7 @@ def _pasted_address(raw: str, value: str, path_field: str | None) -> str | None:
             )
     what = "a URL" if scheme else "an address with a port" if port is not None else "a path"
     try:
-        address = forward_host(host, path_field=path_field) if host else ""
+        address = forward_host(host, path_field=path_field, port_field=port_field) if host else ""
     except ValueError:
         address = ""
     if address:
@@ -243,14 +251,22 @@ def _pasted_address(raw: str, value: str, path_field: str | None) -> str | None:
     return f"{_quote(raw)} is {what}: " + ", ".join(steps[:-1]) + f" and {steps[-1]}"
 
 
-def forward_host(raw: str, *, path_field: str | None = None) -> str:
+def forward_host(
+    raw: str,
+    *,
+    path_field: str | None = None,
+    port_field: str = "forward_port",
+    scheme_field: str | None = "forward_scheme",
+) -> str:
     """Validate an upstream address: hostname, IPv4 or IPv6 (brackets optional).
 
     Surrounding whitespace is trimmed. Returns a hostname lowercased, or the compressed IP
     address without brackets (the renderer adds them for IPv6). A pasted URL or
     `host:port` is refused with what to do instead ("remove the scheme http:// and put it
     in forward_scheme", "put the port 8080 in forward_port"); `path_field` names the field
-    a pasted path belongs in (a custom location's forward_path), None when there is none.
+    a pasted path belongs in (a custom location's forward_path), None when there is none;
+    `port_field` and `scheme_field` name where a port and a scheme go (a stream's
+    `forwarding_port`; `scheme_field` None: the object has no scheme).
 
     Raises:
         ValueError: with a reason phrased for a person.
@@ -261,7 +277,7 @@ def forward_host(raw: str, *, path_field: str | None = None) -> str:
     if value == "":
         raise ValueError("must not be empty: enter the host name or IP address of the service")
     _reject_unsafe(value)
-    pasted = _pasted_address(raw, value, path_field)
+    pasted = _pasted_address(raw, value, path_field, port_field, scheme_field)
     if pasted:
         raise ValueError(pasted)
     if value.startswith("[") and value.endswith("]"):
@@ -272,7 +288,7 @@ def forward_host(raw: str, *, path_field: str | None = None) -> str:
         except ValueError as exc:
             raise ValueError(
                 f"{_quote(raw)} is not a valid IPv6 address: enter a host name, an IPv4 "
-                "address or an IPv6 address such as fd00::5 (and the port in forward_port)"
+                f"address or an IPv6 address such as fd00::5 (and the port in {port_field})"
             ) from exc
         if address.scope_id:
             raise ValueError(

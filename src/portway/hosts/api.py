@@ -1,5 +1,5 @@
-"""API: /api/nginx/proxy-hosts, /redirection-hosts and /dead-hosts (NPM's endpoints and
-wire format; one generic router per kind beyond the proxy host's own).
+"""API: /api/nginx/proxy-hosts, /redirection-hosts, /dead-hosts and /streams (NPM's
+endpoints and wire format; one generic router per kind beyond the proxy host's own).
 
 NPM's redirection-host object allows no key of its own, so what Portway adds to it (the
 access list) is answered by Portway's own endpoints (`portway_router`, mounted at
@@ -13,6 +13,7 @@ access list) is answered by Portway's own endpoints (`portway_router`, mounted a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest
@@ -23,7 +24,7 @@ from portway.accounts.services import serialize_user
 from portway.core.params import Limit, ObjectId
 from portway.core.wire import iso
 from portway.hosts import services
-from portway.hosts.models import DeadHost, HostBase, ProxyHost, RedirectionHost
+from portway.hosts.models import DeadHost, HostBase, ProxyHost, RedirectionHost, Stream
 from portway.hosts.schemas import (
     DeadHostCreate,
     DeadHostOut,
@@ -35,6 +36,9 @@ from portway.hosts.schemas import (
     RedirectionHostCreate,
     RedirectionHostOut,
     RedirectionHostUpdate,
+    StreamCreate,
+    StreamOut,
+    StreamUpdate,
 )
 
 router = Router(tags=["proxy-hosts"])
@@ -165,8 +169,38 @@ def site_wire(
     return data
 
 
-def any_host_wire(host: HostBase) -> dict[str, Any]:
-    """The NPM wire object of a host of any kind (proxy, redirection, 404)."""
+def stream_wire(stream: Stream, expand: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+    """NPM's stream object; server status merged into the client's own `meta`."""
+    data: dict[str, Any] = {
+        "id": stream.pk,
+        "created_on": iso(stream.created_on),
+        "modified_on": iso(stream.modified_on),
+        "owner_user_id": stream.owner_id,
+        "incoming_port": stream.incoming_port,
+        "forwarding_host": stream.forwarding_host,
+        "forwarding_port": stream.forwarding_port,
+        "tcp_forwarding": bool(stream.tcp_forwarding),
+        "udp_forwarding": bool(stream.udp_forwarding),
+        "certificate_id": stream.certificate_id or 0,
+        "enabled": bool(stream.enabled),
+        "meta": {
+            **(stream.meta or {}),
+            "nginx_online": stream.nginx_online,
+            "nginx_err": stream.nginx_err,
+            "nginx_serving_previous": stream.nginx_serving_previous,
+        },
+    }
+    if "owner" in expand:
+        data["owner"] = serialize_user(stream.owner)
+    if "certificate" in expand:
+        data["certificate"] = certificate_wire(stream.certificate) if stream.certificate else None
+    return data
+
+
+def any_host_wire(host: HostBase | Stream) -> dict[str, Any]:
+    """The NPM wire object of a host of any kind (proxy, redirection, 404, stream)."""
+    if isinstance(host, Stream):
+        return stream_wire(host)
     return host_wire(host) if host.KIND == "proxy" else site_wire(host)
 
 
@@ -216,16 +250,18 @@ def disable_host(request: HttpRequest, host_id: ObjectId):
 
 
 def kind_router(
-    model: type[HostBase],
+    model: type[HostBase] | type[Stream],
     out: type,
     create: type,
     update: type,
     tag: str,
+    wire: Callable[..., dict[str, Any]] = site_wire,
 ) -> Router:
     """NPM's verbs for one host kind: list, create, get, update, delete, enable, disable.
 
-    `out`, `create` and `update` are the kind's response and request schemas; the
-    services do the validation (the same for the UI), the router only speaks the wire.
+    `out`, `create` and `update` are the kind's response and request schemas, `wire`
+    turns a row into its response (row, expand set); the services do the validation
+    (the same for the UI), the router only speaks the wire.
     """
     kind_router = Router(tags=[tag])
     label = model.LABEL
@@ -239,11 +275,11 @@ def kind_router(
     )
     def list_sites(request: HttpRequest, expand: str | None = None, query: str | None = None):
         wanted = _expand(expand)
-        return [site_wire(h, wanted) for h in services.list_hosts(model, request.auth, query)]
+        return [wire(h, wanted) for h in services.list_hosts(model, request.auth, query)]
 
     def create_site(request: HttpRequest, payload):  # noqa: ANN001 - `create`, set below
         host = services.create_host(model, request.auth, payload.model_dump(exclude_unset=True))
-        return Status(201, site_wire(services.get_host(model, request.auth, host.pk)))
+        return Status(201, wire(services.get_host(model, request.auth, host.pk)))
 
     # The schemas are this call's arguments: Ninja reads them from the annotations, which
     # (with postponed evaluation) must be the classes themselves, not their names.
@@ -264,11 +300,11 @@ def kind_router(
         operation_id=f"{model.KIND}_host_get",
     )
     def get_site(request: HttpRequest, host_id: ObjectId, expand: str | None = None):
-        return site_wire(services.get_host(model, request.auth, host_id), _expand(expand))
+        return wire(services.get_host(model, request.auth, host_id), _expand(expand))
 
     def update_site(request: HttpRequest, host_id: ObjectId, payload):  # noqa: ANN001
         services.update_host(model, request.auth, host_id, payload.model_dump(exclude_unset=True))
-        return site_wire(services.get_host(model, request.auth, host_id))
+        return wire(services.get_host(model, request.auth, host_id))
 
     update_site.__annotations__.update(request=HttpRequest, host_id=ObjectId, payload=update)
     kind_router.put(
@@ -320,6 +356,7 @@ redirection_router = kind_router(
     "redirection-hosts",
 )
 dead_router = kind_router(DeadHost, DeadHostOut, DeadHostCreate, DeadHostUpdate, "dead-hosts")
+stream_router = kind_router(Stream, StreamOut, StreamCreate, StreamUpdate, "streams", stream_wire)
 
 
 # --------------------------------------------------------------------------- Portway's own

@@ -1,7 +1,10 @@
-"""Host kinds (proxy, redirection, 404): NPM's host objects, stored with their nginx status.
+"""Host kinds (proxy, redirection, 404, stream): NPM's host objects, stored with their
+nginx status.
 
-Every kind claims its server names in one table (HostName) whose unique index decides,
-in the save transaction, whether a name is free across all kinds.
+Every kind claims what it listens for in one table (HostName) whose unique index decides,
+in the save transaction, whether it is free: server names across the HTTP kinds, and
+`tcp:<port>` / `udp:<port>` for streams (a colon never occurs in a server name, so the
+two namespaces cannot meet).
 """
 
 from __future__ import annotations
@@ -73,6 +76,10 @@ class HostBase(models.Model):
     def file_key(self) -> str:
         """The key of this host's nginx file and status (`proxy-5`, `dead-2`)."""
         return f"{self.KIND}-{self.pk}"
+
+    def audit_meta(self) -> dict:
+        """What the audit log keeps of the host beside its id: its names."""
+        return {"domain_names": self.domain_names}
 
     def sync_names(self) -> None:
         """Mirror `domain_names` into HostName rows; an enabled host claims each name."""
@@ -203,8 +210,125 @@ class DeadHost(HostBase):
         pass
 
 
-HOST_MODELS: dict[str, type[HostBase]] = {
-    model.KIND: model for model in (ProxyHost, RedirectionHost, DeadHost)
+class Stream(models.Model):
+    """NPM's stream: TCP and/or UDP on `incoming_port` forwarded to
+    `forwarding_host:forwarding_port` by nginx's stream module, TLS terminated with
+    `certificate` when one is set (TCP only: nginx has no DTLS).
+
+    An enabled stream claims `tcp:<port>` and/or `udp:<port>` in HostName (the same
+    unique index as server names), so one port serves one stream per protocol.
+    `forwarding_host` is validated like a proxy host's forward_host.
+    """
+
+    KIND = "stream"
+    LABEL = "stream"
+    PROTOCOLS = ("tcp", "udp")
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="streams"
+    )
+    incoming_port = models.PositiveIntegerField(db_index=True)
+    forwarding_host = models.CharField(max_length=255)
+    forwarding_port = models.PositiveIntegerField()
+    tcp_forwarding = models.BooleanField(default=True)
+    udp_forwarding = models.BooleanField(default=False)
+    certificate = models.ForeignKey(
+        "certificates.Certificate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="streams",
+    )
+    enabled = models.BooleanField(default=True)
+    meta = models.JSONField(default=dict)
+    nginx_online = models.BooleanField(default=True)
+    nginx_err = models.TextField(null=True, blank=True, default=None)
+    nginx_serving_previous = models.BooleanField(default=False)
+    created_on = models.DateTimeField(auto_now_add=True)
+    modified_on = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["incoming_port", "id"]  # NPM's list order
+
+    def __str__(self) -> str:
+        """`port 5000 (TCP, UDP) → db.lan:5432`: how the UI and messages name it."""
+        upstream = self.forwarding_host
+        if ":" in upstream:
+            upstream = f"[{upstream}]"
+        target = f"{upstream}:{self.forwarding_port}"
+        return f"port {self.incoming_port} ({self.protocol_label}) → {target}"
+
+    def save(self, *args, **kwargs) -> None:
+        """Save the row and rewrite its port claims.
+
+        Raises:
+            django.db.IntegrityError: an enabled stream already claims the port for one
+                of the protocols (HostName.claim's unique index); portway.hosts.services
+                runs this in a savepoint and answers 400 naming incoming_port.
+        """
+        super().save(*args, **kwargs)
+        update_fields = kwargs.get("update_fields")
+        claimed = {"incoming_port", "tcp_forwarding", "udp_forwarding", "enabled"}
+        if update_fields is None or claimed & set(update_fields):
+            self.sync_claims()
+
+    def delete(self, *args, **kwargs):  # noqa: ANN201 - Django's (count, per-model) tuple
+        """Delete the row and its port claims."""
+        HostName.objects.filter(kind=self.KIND, host_id=self.pk).delete()
+        return super().delete(*args, **kwargs)
+
+    @property
+    def protocols(self) -> list[str]:
+        """The protocols forwarded, of "tcp" and "udp"."""
+        return [p for p in self.PROTOCOLS if getattr(self, f"{p}_forwarding")]
+
+    @property
+    def protocol_label(self) -> str:
+        """ "TCP", "UDP" or "TCP, UDP"."""
+        return ", ".join(p.upper() for p in self.protocols) or "nothing"
+
+    @property
+    def port_claims(self) -> list[str]:
+        """The HostName claims of this stream: `tcp:5000`, `udp:5000`."""
+        return [f"{protocol}:{self.incoming_port}" for protocol in self.protocols]
+
+    @property
+    def file_key(self) -> str:
+        """The key of this stream's nginx file and status (`stream-3`)."""
+        return f"{self.KIND}-{self.pk}"
+
+    @property
+    def certificate_warnings(self) -> list[str]:
+        """A stream has no names to check a certificate against: always []."""
+        return []
+
+    def audit_meta(self) -> dict:
+        """What the audit log keeps of the stream beside its id."""
+        return {
+            "incoming_port": self.incoming_port,
+            "forwarding_host": self.forwarding_host,
+            "forwarding_port": self.forwarding_port,
+            "tcp_forwarding": self.tcp_forwarding,
+            "udp_forwarding": self.udp_forwarding,
+        }
+
+    def sync_claims(self) -> None:
+        """Mirror the port and protocols into HostName rows; an enabled stream claims them."""
+        HostName.objects.filter(kind=self.KIND, host_id=self.pk).delete()
+        HostName.objects.bulk_create(
+            HostName(
+                kind=self.KIND,
+                host_id=self.pk,
+                name=claim,
+                unicode_name=claim,
+                claim=claim if self.enabled else None,
+            )
+            for claim in self.port_claims
+        )
+
+
+HOST_MODELS: dict[str, type[HostBase] | type[Stream]] = {
+    model.KIND: model for model in (ProxyHost, RedirectionHost, DeadHost, Stream)
 }
 """The host kinds of this app by their KIND."""
 
@@ -226,7 +350,7 @@ def host_model(kind: str) -> type[HostBase]:
 
 
 class HostName(models.Model):
-    """One server name of a host of any kind: the name index.
+    """One server name of a host of any kind, or one port of a stream: the claim index.
 
     `domain_names` on the host stays the source of truth (NPM's wire format); these rows
     are rewritten from it on every save. `claim` is the name while the host is enabled
@@ -249,7 +373,7 @@ class HostName(models.Model):
         return self.name
 
     @property
-    def host(self) -> HostBase | None:
+    def host(self) -> HostBase | Stream | None:
         """The host holding this name (None if it is gone)."""
         try:
             model = host_model(self.kind)

@@ -1,4 +1,4 @@
-"""Wire schemas of NPM's host objects: proxy, redirection and 404 hosts (request
+"""Wire schemas of NPM's host objects: proxy, redirection and 404 hosts, streams (request
 validation at the edge, and the responses /api/schema documents).
 
 Every string that reaches nginx config passes a validator from portway.core.fields.
@@ -391,3 +391,88 @@ class PortwayRedirectionHostOut(RedirectionHostOut):
 
 class DeadHostOut(SiteOut):
     """NPM's dead-host (404 host) object; `owner`, `certificate` only with ?expand."""
+
+
+# --- streams -------------------------------------------------------------------------------
+
+ForwardingHost = Annotated[
+    str,
+    Field(max_length=255),
+    AfterValidator(partial(fields.forward_host, port_field="forwarding_port", scheme_field=None)),
+]
+
+
+class StreamFields(BaseModel):
+    """A stream's fields, all optional here (NPM's stream object)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    incoming_port: Port | None = None
+    forwarding_host: ForwardingHost | None = None
+    forwarding_port: Port | None = None
+    tcp_forwarding: bool | None = None
+    udp_forwarding: bool | None = None
+    certificate_id: CertificateId | None = None
+    enabled: bool | None = None
+    meta: ClientMeta | None = None
+
+
+class StreamCreate(StreamFields):
+    """POST body: port, host and forwarding port required; TCP on and UDP off by
+    default (NPM).
+
+    `domain_names` is in NPM's body for requesting a certificate with the stream
+    (`certificate_id: "new"`); it is validated and, as Portway does not request
+    certificates for streams, not stored (the service refuses "new" with the reason).
+    """
+
+    domain_names: Annotated[list[DomainName], Field(max_length=100)] | None = None
+    incoming_port: Port
+    forwarding_host: ForwardingHost
+    forwarding_port: Port
+    tcp_forwarding: bool = True
+    udp_forwarding: bool = False
+
+
+class StreamUpdate(StreamFields):
+    """PUT body: any subset; the routing fields may be left out but not sent as null."""
+
+    incoming_port: Port = None  # type: ignore[assignment]
+    forwarding_host: ForwardingHost = None  # type: ignore[assignment]
+    forwarding_port: Port = None  # type: ignore[assignment]
+    tcp_forwarding: bool = None  # type: ignore[assignment]
+    udp_forwarding: bool = None  # type: ignore[assignment]
+
+
+class StreamMeta(BaseModel):
+    """The client's own `meta` keys, and the server's status of the stream in nginx."""
+
+    model_config = ConfigDict(extra="allow")
+
+    nginx_online: bool = Field(description="nginx serves the stream (its port is bound)")
+    nginx_err: str | None = Field(
+        description="nginx's error when it rejected the stream (e.g. the port is held by "
+        "another program)"
+    )
+    nginx_serving_previous: bool = Field(
+        description="Portway: the rejected edit is not live; the previous config still serves"
+    )
+
+
+class StreamOut(BaseModel):
+    """NPM's stream object; `owner`, `certificate` only with ?expand."""
+
+    id: int
+    created_on: str
+    modified_on: str
+    owner_user_id: int
+    incoming_port: int
+    forwarding_host: str
+    forwarding_port: int
+    tcp_forwarding: bool
+    udp_forwarding: bool
+    certificate_id: int
+    enabled: bool
+    meta: StreamMeta
+    owner: UserOut | None = None
+    certificate: CertificateOut | None = None

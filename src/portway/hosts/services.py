@@ -1,4 +1,4 @@
-"""Host operations (every kind: proxy, redirection, 404) shared by the API and the UI.
+"""Host operations (every kind: proxy, redirection, 404, stream) shared by the API and the UI.
 
 Each generic function takes the host model (a kind, see portway.hosts.models.HOST_MODELS)
 and the acting user, validates at the edge (pydantic schemas built on
@@ -20,7 +20,7 @@ from portway.core import fields
 from portway.core.audit import record, snapshot
 from portway.core.errors import BadRequest, FieldError, InvalidFields, NotFound, PermissionDenied
 from portway.core.validation import field_errors
-from portway.hosts.models import HostBase, HostName, ProxyHost, host_model
+from portway.hosts.models import HostBase, HostName, ProxyHost, Stream, host_model
 from portway.hosts.schemas import (
     DeadHostCreate,
     DeadHostUpdate,
@@ -28,6 +28,8 @@ from portway.hosts.schemas import (
     ProxyHostUpdate,
     RedirectionHostCreate,
     RedirectionHostUpdate,
+    StreamCreate,
+    StreamUpdate,
 )
 from portway.nginx.logs import LogLines
 
@@ -46,19 +48,22 @@ SECTIONS = {
     "redirection": "redirection_hosts",
     "dead": "dead_hosts",
     "tunnel": "streams",
+    "stream": "streams",
 }
 AUDIT_TYPES = {
     "proxy": "proxy-host",
     "redirection": "redirection-host",
     "dead": "dead-host",
     "tunnel": "tunnel-host",
+    "stream": "stream",
 }
 SCHEMAS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "proxy": (ProxyHostCreate, ProxyHostUpdate),
     "redirection": (RedirectionHostCreate, RedirectionHostUpdate),
     "dead": (DeadHostCreate, DeadHostUpdate),
+    "stream": (StreamCreate, StreamUpdate),
 }
-HostModel = type[HostBase]
+HostModel = type[HostBase] | type[Stream]
 
 
 def _require(model: HostModel, user, level: str) -> None:  # noqa: ANN001
@@ -90,9 +95,21 @@ def parse(schema: type[BaseModel], data: dict[str, Any]) -> BaseModel:
 
 def list_hosts(model: HostModel, user, query: str | None = None) -> QuerySet:  # noqa: ANN001
     """Hosts of one kind the user may see, ordered by first domain name; `query` filters
-    by substring of a name (ASCII/punycode or Unicode)."""
+    by substring of a name (ASCII/punycode or Unicode).
+
+    Streams are ordered by incoming port (NPM's order) and `query` matches a substring of
+    the incoming port (NPM) or of the forwarding host.
+    """
     _require(model, user, "view")
     hosts = _visible(model, user, model.objects.select_related("certificate", "owner"))
+    if model is Stream:
+        if query:
+            text = query.strip().lower()
+            found = Q(forwarding_host__contains=text)
+            if text.isascii() and text.isdigit():
+                found |= Q(incoming_port__contains=text)
+            hosts = hosts.filter(found)
+        return hosts.order_by("incoming_port", "id")
     if query:
         # names are stored lowercase, in punycode and in Unicode; one indexed query
         wanted = fields.search_form(query)
@@ -117,7 +134,7 @@ def get_host(model: HostModel, user, host_id: int) -> HostBase:  # noqa: ANN001
     return host
 
 
-def _save_claiming_names(host: HostBase, user, **kwargs: Any) -> None:  # noqa: ANN001
+def _save_claiming_names(host: HostBase | Stream, user, **kwargs: Any) -> None:  # noqa: ANN001
     """Save `host` for `user`; its names are claimed in the same transaction (HostName.claim).
 
     The unique index decides: a name an enabled host of any kind holds makes the save
@@ -126,12 +143,16 @@ def _save_claiming_names(host: HostBase, user, **kwargs: Any) -> None:  # noqa: 
     nothing of hosts their permissions hide).
 
     Raises:
-        FieldError: `domain_names/<i>` naming the name and the host (kind and id).
+        FieldError: `domain_names/<i>` naming the name and the host (kind and id);
+            for a stream `incoming_port`, naming the port, protocol and stream.
     """
     try:
         with transaction.atomic():  # a savepoint: the failed insert is undone alone
             host.save(**kwargs)
     except IntegrityError:
+        if isinstance(host, Stream):
+            _explain_port_clash(host, user)
+            raise
         holders = {
             row.claim: row
             for row in HostName.objects.filter(claim__in=host.domain_names).exclude(
@@ -155,6 +176,58 @@ def _save_claiming_names(host: HostBase, user, **kwargs: Any) -> None:  # noqa: 
                     f"domain_names/{index}", f"{name!r} is already used by {held_by}"
                 ) from None
         raise
+
+
+def _explain_port_clash(stream: Stream, user) -> None:  # noqa: ANN001
+    """Raise the FieldError of a stream whose port an enabled stream already claims.
+
+    The holder is named to users who may see it, as for names."""
+    holders = HostName.objects.filter(claim__in=stream.port_claims).exclude(
+        kind=stream.KIND, host_id=stream.pk or 0
+    )
+    for holder in holders.order_by("claim"):
+        protocol = holder.claim.split(":", 1)[0].upper()
+        other = _visible(Stream, user, Stream.objects.filter(pk=holder.host_id)).first()
+        if other is not None:
+            held_by = f"enabled stream {other.pk} ({other})"
+        else:
+            held_by = "another enabled stream, one you cannot see (ask an administrator)"
+        raise FieldError(
+            "incoming_port",
+            f"port {stream.incoming_port} ({protocol}) is already used by {held_by}",
+        )
+
+
+def _own_port(port: int) -> str | None:
+    """Which of Portway's own listeners uses `port`, in words, or None if none does.
+
+    The HTTP and HTTPS ports are nginx's own listeners for every host; the admin port is
+    the UI and API. A stream there would take them away (or never bind)."""
+    from portway import conf
+
+    config = conf.load()
+    owners = {
+        config.http_port: "Portway's HTTP port (PORTWAY_HTTP_PORT)",
+        config.https_port: "Portway's HTTPS port (PORTWAY_HTTPS_PORT)",
+        config.admin_port: "Portway's admin UI and API port (PORTWAY_ADMIN_PORT)",
+    }
+    return owners.get(port)
+
+
+def _check_stream(stream: Stream) -> None:
+    """A stream's rules beyond each field's own: one protocol at least, not a port of
+    Portway's own. Raises FieldError naming the field."""
+    if not (stream.tcp_forwarding or stream.udp_forwarding):
+        raise FieldError(
+            "tcp_forwarding",
+            "is off and so is udp_forwarding: a stream forwards TCP, UDP or both; turn "
+            "one of them on",
+        )
+    owner = _own_port(stream.incoming_port)
+    if owner:
+        raise FieldError(
+            "incoming_port", f"port {stream.incoming_port} is {owner}: choose another port"
+        )
 
 
 def _same_text(sent: str | None, stored: str | None) -> bool:
@@ -235,8 +308,16 @@ def _apply_fields(user, host: HostBase, values: dict[str, Any]) -> None:  # noqa
         from portway.access.services import usable_by
 
         usable_by(user, values["access_list_id"], host.access_list_id)
+    if isinstance(host, Stream):
+        values.pop("domain_names", None)  # NPM's names for a "new" certificate: not stored
     if "certificate_id" in values:
         cert_id = values.pop("certificate_id")
+        if cert_id == "new" and isinstance(host, Stream):
+            raise FieldError(
+                "certificate_id",
+                'cannot be "new" for a stream: it has no domain names to request a '
+                "certificate for; request one on the Certificates page and choose it here",
+            )
         if cert_id == "new":  # a Let's Encrypt certificate for the host's names, linked once issued
             host._acme_request = {}
         elif cert_id:
@@ -269,6 +350,9 @@ def _apply_fields(user, host: HostBase, values: dict[str, Any]) -> None:  # noqa
         from portway.certificates.services import prepare_host_request
 
         host._acme_request = prepare_host_request(host)  # keeps TLS options, drops secrets
+    if isinstance(host, Stream):
+        _check_stream(host)
+        return
     # NPM's rules: each option needs the one before it.
     if host.certificate is None:
         host.ssl_forced = False
@@ -348,7 +432,12 @@ def _wait_until_applied(host: HostBase, ticket: int) -> None:
         host.nginx_online, host.nginx_err, host.nginx_serving_previous = status
 
 
-def _audit(user, host: HostBase, action: str, before: dict[str, Any] | None = None) -> None:  # noqa: ANN001
+def _audit(
+    user,  # noqa: ANN001
+    host: HostBase | Stream,
+    action: str,
+    before: dict[str, Any] | None = None,
+) -> None:
     """Record `action` with the fields it changed (created: all as "after", deleted: all
     as "before"; `before`: the snapshot taken before an update)."""
     fields = snapshot(host)
@@ -365,7 +454,7 @@ def _audit(user, host: HostBase, action: str, before: dict[str, Any] | None = No
         action,
         before=before,
         after=after,
-        domain_names=host.domain_names,
+        **host.audit_meta(),
     )
 
 

@@ -1,9 +1,10 @@
 """UI pages of every host kind: the lists with their actions (proxy, redirection and 404
-hosts) and the forms of redirection and 404 hosts.
+hosts, streams) and the forms of redirection and 404 hosts.
 
 One set of views serves every kind (`SiteKindPage` says what differs: the model, URLs,
 titles and the kind's own form fields); the proxy host's form, with its tabs and custom
-locations, is its own (portway.hosts.views) and uses the helpers here. Validation is the
+locations, is its own (portway.hosts.views) and uses the helpers here; so is a stream's
+(portway.hosts.stream_views: a stream has no names or HTTP options). Validation is the
 services', shared with the API, so a form shows the same messages beside the fields they
 name.
 """
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_POST
 from portway.core import fields
 from portway.core.errors import NotFound, PermissionDenied, PortwayError
 from portway.hosts import services
-from portway.hosts.models import DeadHost, HostBase, ProxyHost, RedirectionHost
+from portway.hosts.models import DeadHost, HostBase, ProxyHost, RedirectionHost, Stream
 from portway.web import queries
 from portway.web.decorators import object_or_leave, page
 from portway.web.forms import FormErrors, domain_lines, explain_domain_lines
@@ -63,6 +64,9 @@ class SiteKindPage:
     destination: str = "Destination"  # the heading of the list's second column
     icon: str = "world-www"  # Tabler icon of the empty list
     url_prefix: str = ""  # of the kind's URL names: "hosts:<prefix>list"
+    templates: str = "hosts"  # where its list.html and _table.html are
+    search_hint: str = "Search domain names…"
+    logs: bool = True  # the kind has per-host nginx logs (a Logs page)
 
     @property
     def label(self) -> str:
@@ -123,10 +127,25 @@ DEAD = SiteKindPage(
     icon="error-404",
     url_prefix="dead_",
 )
-LISTS = {page.model.KIND: page for page in (PROXY, REDIRECTION, DEAD)}
+STREAMS = SiteKindPage(
+    model=Stream,  # type: ignore[arg-type]
+    slug="streams",
+    title="Streams",
+    description="TCP and UDP ports forwarded to another machine, with optional TLS.",
+    text_fields=("incoming_port", "forwarding_host", "forwarding_port"),
+    bool_fields=("tcp_forwarding", "udp_forwarding"),
+    defaults=(("tcp_forwarding", True),),
+    templates="hosts/streams",
+    search_hint="Search ports or hosts…",
+    icon="arrows-exchange",
+    url_prefix="stream_",
+    logs=False,
+)
+LISTS = {page.model.KIND: page for page in (PROXY, REDIRECTION, DEAD, STREAMS)}
 """Every kind's list page (and its enable/disable/delete actions)."""
 PAGES = {page.model.KIND: page for page in (REDIRECTION, DEAD)}
-"""The kinds whose form is the generic one below (the proxy host's is its own)."""
+"""The kinds whose form is the generic one below (the proxy host's and a stream's are
+their own)."""
 
 
 # --- helpers the forms share ------------------------------------------------------------------
@@ -226,7 +245,7 @@ def _list_context(request: HttpRequest, kind: SiteKindPage) -> dict[str, Any]:
 
 def _table(request: HttpRequest, kind: SiteKindPage) -> HttpResponse:
     context = {**_list_context(request, kind), "oob_messages": True}
-    return render(request, "hosts/_table.html", context)
+    return render(request, f"{kind.templates}/_table.html", context)
 
 
 @page
@@ -235,7 +254,7 @@ def site_list(request: HttpRequest, kind: str) -> HttpResponse:
     site = LISTS[kind]
     if request.htmx and not request.htmx.boosted and request.htmx.target == f"{site.slug}-table":
         return _table(request, site)
-    return render(request, "hosts/list.html", _list_context(request, site))
+    return render(request, f"{site.templates}/list.html", _list_context(request, site))
 
 
 @page

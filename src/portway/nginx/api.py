@@ -24,7 +24,7 @@ from portway.accounts.services import serialize_user
 from portway.core.errors import NotFound, PermissionDenied
 from portway.core.params import Limit, ObjectId, Offset
 from portway.core.wire import iso
-from portway.hosts.models import DeadHost, ProxyHost, RedirectionHost
+from portway.hosts.models import DeadHost, ProxyHost, RedirectionHost, Stream
 from portway.nginx import admin_site, services
 from portway.nginx.models import AuditLogEntry, Setting
 
@@ -278,7 +278,7 @@ def host_report(request: HttpRequest):
     return {
         "proxy": count("proxy_hosts", ProxyHost),
         "redirection": count("redirection_hosts", RedirectionHost),
-        "stream": 0,
+        "stream": count("streams", Stream),
         "dead": count("dead_hosts", DeadHost),
     }
 

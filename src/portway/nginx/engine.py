@@ -340,9 +340,16 @@ class Engine:
         site = state.default_site if site is None else site
         names = [name for h in state.hosts for name in h.domain_names]
         directory = directory or self.paths.generations / generation
+        # the stream context only when this generation has a stream (see Renderer.main)
+        present = {(f.host_key or "").rsplit("-", 1)[0] for f in host_files}
         return [
             self.renderer.main(
-                generation, len(names), max(map(len, names), default=0), state.real_ip
+                generation,
+                len(names),
+                max(map(len, names), default=0),
+                state.real_ip,
+                http_kinds=kinds.prefixes("http"),
+                stream_kinds=tuple(p for p in kinds.prefixes("stream") if p in present),
             ),
             self.renderer.default_servers(site, directory),
             *self.renderer.default_site_files(site),
@@ -679,8 +686,10 @@ def _reload_suspects(
 
     Only hosts changed since the live generation can have caused it. A bind() failure
     names an address: the changed hosts whose config listens on that port are the
-    culprits. A bind() failure on Portway's own listeners (`own_listeners`, e.g. held by
-    an nginx a killed Portway left behind, or by another program) is no host's fault:
+    culprits (when none changed, any host listening there: a port a stream had was taken
+    by another program while nginx was down). A bind() failure on Portway's own
+    listeners (`own_listeners`, e.g. held by an nginx a killed Portway left behind, or by
+    another program) is no host's fault:
     nobody is blamed, so nothing is cached as a rejection and the next apply retries.
     """
     changed = [key for key, text in served.items() if text != last_good.get(key)]
@@ -689,11 +698,17 @@ def _reload_suspects(
         return []
     if binds:
         port = binds[0].rsplit(":", 1)[-1]
-        listening = [
-            key
-            for key in changed
-            if re.search(rf"\blisten\b[^;]*\b{re.escape(port)}\b", served[key])
-        ]
+
+        def listens(key: str) -> bool:
+            # `listen 9999`, `listen 0.0.0.0:9999 udp`, `listen [::]:9999`
+            return bool(re.search(rf"\blisten\b[^;]*[\s:]{re.escape(port)}\b", served[key]))
+
+        listening = [key for key in changed if listens(key)]
+        if listening:
+            return listening
+        # nobody changed: nginx is starting (again) and another program took the port
+        # of a host (a stream) that was live before; that host goes, the rest serve
+        listening = [key for key in served if listens(key)]
         if listening:
             return listening
     return changed

@@ -27,6 +27,7 @@ from portway.nginx.render import (
 )
 from portway.nginx.render_dead import DeadHostSpec, render_dead_host
 from portway.nginx.render_redirection import RedirectionHostSpec, render_redirection_host
+from portway.nginx.render_stream import StreamSpec, render_stream
 from portway.nginx.render_tunnel import TunnelHostSpec, render_tunnel_host
 
 
@@ -141,6 +142,19 @@ def tunnel_spec(host: Any, access: AccessSpec | None = None) -> TunnelHostSpec:
     )
 
 
+def stream_spec(stream: Any, access: AccessSpec | None = None) -> StreamSpec:
+    """The renderer's view of a hosts.Stream row (streams have no access list)."""
+    return StreamSpec(
+        id=stream.pk,
+        incoming_port=stream.incoming_port,
+        forwarding_host=stream.forwarding_host,
+        forwarding_port=stream.forwarding_port,
+        tcp_forwarding=stream.tcp_forwarding,
+        udp_forwarding=stream.udp_forwarding,
+        certificate=_certificate(stream),
+    )
+
+
 @dataclass(frozen=True)
 class SiteKind:
     """One host kind as the engine sees it.
@@ -150,12 +164,14 @@ class SiteKind:
         module imports no app.
     spec: (row, its access list's AccessSpec or None) → renderer spec.
     render: (renderer, spec) → the host's ConfigFile.
+    context: the nginx context its files are included in: "http" or "stream".
     """
 
     prefix: str
     model: str
     spec: Callable[[Any, AccessSpec | None], SiteSpec]
     render: Callable[[Renderer, Any], ConfigFile]
+    context: str = "http"
 
     def rows(self) -> Any:
         """The kind's model manager."""
@@ -169,8 +185,14 @@ KINDS: tuple[SiteKind, ...] = (
     SiteKind("redirection", "hosts.RedirectionHost", redirection_spec, render_redirection_host),
     SiteKind("dead", "hosts.DeadHost", dead_spec, render_dead_host),
     SiteKind("tunnel", "tunnels.Tunnel", tunnel_spec, render_tunnel_host),
+    SiteKind("stream", "hosts.Stream", stream_spec, render_stream, context="stream"),
 )
 _BY_PREFIX = {kind.prefix: kind for kind in KINDS}
+
+
+def prefixes(context: str) -> tuple[str, ...]:
+    """The file key prefixes of the kinds whose files go into nginx's `context`."""
+    return tuple(kind.prefix for kind in KINDS if kind.context == context)
 
 
 def kind_of_key(key: str) -> SiteKind:

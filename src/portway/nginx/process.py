@@ -399,6 +399,9 @@ class NginxSupervisor:
         """Poll the status server until it reports `generation`; error text on failure."""
         deadline = time.monotonic() + timeout
         delay = 0.01
+        # the master this wait is about: if it exits, the watcher may start another one
+        # on the same config, which must not hide that this one failed
+        proc = self._proc
         while time.monotonic() < deadline:
             if live_generation(self.status_socket) == generation:
                 self._answered = True
@@ -407,10 +410,10 @@ class NginxSupervisor:
                 failure = self._reload_failure(log_offset)
                 if failure:
                     return failure
-            if self._proc is not None and self._proc.poll() is not None and log_offset is None:
+            if proc is not None and proc.poll() is not None and log_offset is None:
                 return (
                     self._reload_failure(self._spawn_log_offset)
-                    or f"nginx exited with status {self._proc.returncode}"
+                    or f"nginx exited with status {proc.returncode}"
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.02)

@@ -4,9 +4,10 @@ Layout of one generation directory (nginx's conf prefix is that directory, so th
 relative `include`s below resolve inside it, and a generation can be tested with
 `nginx -t -c <gen>/nginx.conf` before it becomes live):
 
-    nginx.conf              main context, http block, status server
+    nginx.conf              main context, http block, status server, stream block
     default.conf            the default servers on the HTTP and HTTPS ports
     hosts/<kind>-<id>.conf  one file per enabled host: proxy-, redirection-, dead-<id>
+                            in the http context, stream-<id> in the stream context
                             (errors are attributed by file; see portway.nginx.kinds)
 
 Directives follow the nginx reference (https://nginx.org/en/docs/dirindex.html) and the
@@ -161,10 +162,19 @@ class Paths:
 
 @dataclass(frozen=True)
 class Listeners:
-    """The address:port strings nginx listens on for plain HTTP and for TLS."""
+    """The address:port strings nginx listens on for plain HTTP and for TLS.
+
+    `hosts`: the addresses alone (`0.0.0.0`, `[::]` or the bind address), for the
+    ports streams listen on.
+    """
 
     http: tuple[str, ...]
     https: tuple[str, ...]
+    hosts: tuple[str, ...] = ("0.0.0.0",)
+
+    def stream(self, port: int) -> tuple[str, ...]:
+        """The address:port strings a stream on `port` listens on."""
+        return tuple(f"{host}:{port}" for host in self.hosts)
 
     @classmethod
     def from_config(cls, config: PortwayConfig) -> Listeners:
@@ -181,6 +191,7 @@ class Listeners:
         return cls(
             http=tuple(f"{h}:{config.http_port}" for h in hosts),
             https=tuple(f"{h}:{config.https_port}" for h in hosts),
+            hosts=tuple(hosts),
         )
 
 
@@ -401,8 +412,11 @@ class Renderer:
         name_count: int,
         longest_name: int = 0,
         real_ip: RealIpSpec | None = None,
+        http_kinds: tuple[str, ...] | None = None,
+        stream_kinds: tuple[str, ...] = (),
     ) -> ConfigFile:
-        """nginx.conf: process settings, http-wide settings, includes, status server.
+        """nginx.conf: process settings, http-wide settings, includes, status server, and
+        the stream context when there are streams.
 
         Args:
             generation: the id the status server answers with once this config is live.
@@ -411,6 +425,11 @@ class Renderer:
             real_ip: read the client's address from a header when the connection comes
                 from a trusted proxy (portway.access.realip); None keeps the connection's
                 address.
+            http_kinds: file key prefixes (kinds) whose `hosts/<prefix>-*.conf` go into
+                the http context; None: every file in hosts/.
+            stream_kinds: prefixes whose files go into a `stream {}` context; with none
+                (no stream in this generation) there is no stream context, so a missing
+                stream module costs only the streams, never the whole config.
         """
         p = self.paths
         resolvers = self.config.resolver.split() if self.config.resolver else system_resolvers()
@@ -493,7 +512,11 @@ class Renderer:
         http += [
             Blank(),
             d("include", "default.conf"),
-            d("include", "hosts/*.conf"),
+            *(
+                [d("include", "hosts/*.conf")]
+                if http_kinds is None
+                else [d("include", f"hosts/{prefix}-*.conf") for prefix in http_kinds]
+            ),
             Blank(),
             Comment("Portway reads the live generation here to know a reload has taken effect"),
             d(
@@ -529,7 +552,26 @@ class Renderer:
             d("events", block=[d("worker_connections", 4096)]),
             d("http", block=http),
         ]
+        if stream_kinds:
+            nodes.append(self._stream_context(resolvers, stream_kinds))
         return ConfigFile("nginx.conf", nodes)
+
+    @staticmethod
+    def _stream_context(resolvers: list[str], kinds: tuple[str, ...]) -> Directive:
+        """`stream {}`: TCP/UDP forwarding (portway.nginx.render_stream), its TLS
+        defaults, and the resolver for forwarding hosts that did not resolve at apply."""
+        stream: list[Node] = [
+            d("ssl_protocols", "TLSv1.2", "TLSv1.3"),
+            d("ssl_prefer_server_ciphers", "off"),
+            d("ssl_session_cache", "shared:portway_stream_ssl:10m"),
+            d("ssl_session_timeout", "1d"),
+            d("proxy_connect_timeout", "10s"),
+        ]
+        if resolvers:
+            stream.append(d("resolver", *resolvers, "valid=30s", "ipv6=off"))
+            stream.append(d("resolver_timeout", "5s"))
+        stream += [d("include", f"hosts/{prefix}-*.conf") for prefix in kinds]
+        return d("stream", block=stream)
 
     # ----- default servers -------------------------------------------------------------
     def default_servers(self, site: DefaultSite, directory: Path | None = None) -> ConfigFile:

@@ -1,4 +1,5 @@
-"""Loopback-only network helpers for tests: free ports, a real upstream, a real DNS server.
+"""Loopback-only network helpers for tests: free ports, a real upstream, a real DNS server,
+TCP and UDP echo servers (stream upstreams).
 
 Everything here binds 127.0.0.1; tests never send traffic anywhere else.
 """
@@ -93,6 +94,107 @@ class UpstreamServer(ThreadingHTTPServer):
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
         self.server_close()
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _TCPEchoHandler(socketserver.BaseRequestHandler):
+    server: TCPEchoServer
+
+    def handle(self) -> None:
+        self.request.sendall(self.server.prefix)
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+
+
+class TCPEchoServer(socketserver.ThreadingTCPServer):
+    """A TCP server on 127.0.0.1 sending `prefix` on each connection (so a test can tell
+    which server answered), then every byte it receives."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, prefix: bytes = b"", port: int = 0) -> None:
+        self.prefix = prefix
+        super().__init__(("127.0.0.1", port), _TCPEchoHandler)
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def __enter__(self) -> TCPEchoServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _UDPEchoHandler(socketserver.BaseRequestHandler):
+    server: UDPEchoServer
+
+    def handle(self) -> None:
+        data, sock = self.request
+        sock.sendto(self.server.prefix + data, self.client_address)
+
+
+class UDPEchoServer(socketserver.ThreadingUDPServer):
+    """A UDP server on 127.0.0.1 answering each datagram with `prefix` + the datagram."""
+
+    daemon_threads = True
+
+    def __init__(self, prefix: bytes = b"", port: int = 0) -> None:
+        self.prefix = prefix
+        super().__init__(("127.0.0.1", port), _UDPEchoHandler)
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def __enter__(self) -> UDPEchoServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+def tcp_exchange(port: int, data: bytes, size: int | None = None, timeout: float = 5.0) -> bytes:
+    """Send `data` to 127.0.0.1:`port` over TCP and return what comes back: `size` bytes
+    (default len(data)), or less when the other side closes first.
+
+    The client does not half-close: nginx's stream proxy ends the whole connection when
+    the client does (proxy_half_close off).
+    """
+    wanted = len(data) if size is None else size
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks: list[bytes] = []
+        received = 0
+        while received < wanted:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+        return b"".join(chunks)
+
+
+def udp_exchange(port: int, data: bytes, timeout: float = 2.0) -> bytes:
+    """Send one datagram to 127.0.0.1:`port` and return the first datagram answered."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(data, ("127.0.0.1", port))
+        return sock.recvfrom(65536)[0]
 
 
 class DNSServer(socketserver.ThreadingUDPServer):

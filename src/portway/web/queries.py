@@ -13,12 +13,13 @@ from portway.accounts.models import User
 from portway.accounts.permissions import can
 from portway.certificates.services import list_certificates
 from portway.core.errors import PermissionDenied
-from portway.hosts.models import DeadHost, ProxyHost, RedirectionHost
+from portway.hosts.models import DeadHost, ProxyHost, RedirectionHost, Stream
 from portway.hosts.services import list_hosts, list_proxy_hosts
 
 HOST_KINDS = (
     (ProxyHost, "proxy", "/proxy-hosts"),
     (RedirectionHost, "redirection", "/redirection-hosts"),
+    (Stream, "stream", "/streams"),
     (DeadHost, "404", "/dead-hosts"),
 )
 """Every host kind the dashboard counts: (model, short label, list page)."""

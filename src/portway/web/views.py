@@ -20,9 +20,11 @@ EXPIRY_WINDOW = timedelta(days=30)
 
 def _host_counts(user) -> dict | None:
     """Counts over every host kind the user may see (None when every kind is hidden):
-    total, online, offline, disabled, and `kinds`, one (label, count, url) per kind."""
+    total, online, offline, disabled, `kinds`, one (label, count, url) per kind, and
+    `offline_url`, the list of the first kind with an offline host ("" for none)."""
     totals = {"total": 0, "online": 0, "offline": 0, "disabled": 0}
     kinds = []
+    offline_url = ""
     for model, label, url in queries.HOST_KINDS:
         try:
             hosts = queries.hosts(model, user)
@@ -31,10 +33,12 @@ def _host_counts(user) -> dict | None:
         count = hosts.count()
         totals["total"] += count
         totals["online"] += hosts.filter(enabled=True, nginx_online=True).count()
-        totals["offline"] += hosts.filter(enabled=True, nginx_online=False).count()
+        offline = hosts.filter(enabled=True, nginx_online=False).count()
+        totals["offline"] += offline
+        offline_url = offline_url or (url if offline else "")
         totals["disabled"] += hosts.filter(enabled=False).count()
         kinds.append({"label": label, "count": count, "url": url})
-    return {**totals, "kinds": kinds} if kinds else None
+    return {**totals, "kinds": kinds, "offline_url": offline_url} if kinds else None
 
 
 def _certificate_counts(user) -> dict | None:
@@ -62,6 +66,8 @@ def describe(entry: AuditLogEntry) -> str:
         if isinstance(names, list) and names
         else meta.get("nice_name") or meta.get("name") or meta.get("email") or ""
     )
+    if not label and isinstance(meta.get("incoming_port"), int):  # a stream
+        label = f"port {meta['incoming_port']}"
     target = f"{kind} {label}".strip() if label else f"{kind} #{entry.object_id}"
     return f"{entry.action.replace('-', ' ')} {target}"
 

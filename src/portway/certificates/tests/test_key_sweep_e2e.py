@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from portway.testing import certs
 from portway.testing.acme import acme_stack
+from portway.testing.network import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -259,6 +260,11 @@ def test_no_private_key_in_any_answer_or_log(tmp_path, pebble_tls, upstreams):
                 "forward_domain_name": "issued.sweep.test",
             },
             "/api/nginx/dead-hosts": {"domain_names": ["gone.sweep.test"]},
+            "/api/nginx/streams": {
+                "incoming_port": free_port(),
+                "forwarding_host": "127.0.0.1",
+                "forwarding_port": app.port,
+            },
         }
         for path, body in kind_hosts.items():
             status, created = pw.api("POST", path, {**body, "certificate_id": cert_ids[0]})

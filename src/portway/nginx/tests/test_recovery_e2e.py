@@ -123,3 +123,21 @@ def test_bind_failure_on_portways_own_listener_blames_no_host():
     extra = {"proxy-2": "server { listen 127.0.0.1:8080; listen 9999; }"}
     error_9999 = error.replace("127.0.0.1:8080", "0.0.0.0:9999")
     assert _reload_suspects(error_9999, {**changed, **extra}, {}, own) == ["proxy-2"]
+
+
+def test_bind_failure_with_nothing_changed_blames_the_host_on_that_port():
+    """nginx starting again (nothing changed since the live generation) cannot bind a
+    stream's port another program took meanwhile: that stream is the one to leave out."""
+    served = {
+        "stream-1": "server { listen 127.0.0.1:5000 udp; proxy_pass a:1; }",
+        "stream-2": "server { listen 127.0.0.1:6000; proxy_pass a:1; }",
+        "proxy-1": "server { listen 127.0.0.1:8080; }",
+    }
+    error = (
+        "2026/01/01 00:00:00 [emerg] 1#1: bind() to 127.0.0.1:6000 failed "
+        "(98: Address already in use)"
+    )
+    own = {"127.0.0.1:8080", "127.0.0.1:8443"}
+    assert _reload_suspects(error, served, dict(served), own) == ["stream-2"]
+    udp = error.replace("6000", "5000")
+    assert _reload_suspects(udp, served, dict(served), own) == ["stream-1"]

@@ -61,6 +61,23 @@ class TestDashboard:
             kind = label.split(" ", 1)[1]
             assert f'<span data-kind-count="{kind}">{label}</span>' in html
 
+    def test_streams_counted_and_offline_link_to_their_list(self, ui: Client, admin):
+        from portway.hosts.models import Stream
+
+        Stream.objects.create(
+            owner=admin,
+            incoming_port=5432,
+            forwarding_host="db.lan",
+            forwarding_port=5432,
+            nginx_online=False,
+            nginx_err="bind() to 0.0.0.0:5432 failed (98: Address already in use)",
+        )
+        html = ui.get("/").content.decode()
+        assert count(html, "stat-hosts-total") == "1"
+        assert count(html, "stat-hosts-offline") == "1"
+        assert 'data-kind-count="stream">1 stream<' in html
+        assert 'href="/streams" class="text-danger" id="offline-hosts-link"' in html
+
     def test_certificates_expiring_within_30_days(self, ui: Client, make_certificate):
         make_certificate("Long", ["long.example.test"], days=200)
         make_certificate("Soon", ["soon.example.test"], days=10)
