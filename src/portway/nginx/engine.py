@@ -342,13 +342,17 @@ class Engine:
         directory = directory or self.paths.generations / generation
         # the stream context only when this generation has a stream (see Renderer.main)
         present = {(f.host_key or "").rsplit("-", 1)[0] for f in host_files}
+        from portway.nginx import admin_site
+
         return [
             self.renderer.main(
                 generation,
                 len(names),
                 max(map(len, names), default=0),
                 state.real_ip,
-                http_kinds=kinds.prefixes("http"),
+                # the admin UI's own site (hosts/admin-0.conf) is no host kind but is
+                # served in the http context all the same
+                http_kinds=(*kinds.prefixes("http"), admin_site.KIND),
                 stream_kinds=tuple(p for p in kinds.prefixes("stream") if p in present),
             ),
             self.renderer.default_servers(site, directory),
