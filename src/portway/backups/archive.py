@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from portway import conf
+
 log = logging.getLogger("portway.backups")
 
 FORMAT = 1
@@ -48,7 +50,6 @@ DATA_DIRS = ("certificates", "acme", "nginx/default-cert")
 DATA_PATHS = DATA_FILES + DATA_DIRS
 # Rows that only matter while a process runs (sign-in throttling).
 EXCLUDED_MODELS = ("accounts.LoginThrottle",)
-SETTINGS_FILE_CANDIDATES = ("/etc/portway/portway.env",)
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
 MAX_ARCHIVE_BYTES = 1024 * 1024 * 1024  # unpacked, all members together
 
@@ -129,12 +130,10 @@ def _dump_database() -> bytes:
 
 
 def _settings_file() -> Path | None:
-    explicit = os.environ.get("PORTWAY_SETTINGS_FILE")
-    for candidate in ([explicit] if explicit else []) + list(SETTINGS_FILE_CANDIDATES):
-        path = Path(candidate)
-        if path.is_file():
-            return path
-    return None
+    """The settings file every verb reads (PORTWAY_ENV_FILE, else
+    /etc/portway/portway.env; portway.conf.env_file_path), when it exists."""
+    path = conf.env_file_path()
+    return path if path is not None and path.is_file() else None
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o600) -> None:

@@ -115,7 +115,9 @@ def test_an_older_schemas_dump_restores_into_the_current_one(tmp_path: Path) -> 
     """Rows without a column added since (its default applies) and with one dropped since
     (ignored) load: what restoring an older Portway's backup into a newer one meets."""
     source = PortwayProcess(tmp_path / "source", database="sqlite")
-    status, output = source.cli("createadmin", "--email", "old@example.com", "--password", "x" * 12)
+    status, output = source.cli(
+        "createadmin", "--init", "--email", "old@example.com", "--password", "x" * 12
+    )
     assert status == 0, output
     archive = tmp_path / "old.tar.gz"
     status, output = source.cli("backup", str(archive))
@@ -134,6 +136,29 @@ def test_an_older_schemas_dump_restores_into_the_current_one(tmp_path: Path) -> 
     assert status == 0, output
     status, output = target.cli("createadmin", "--email", "old@example.com", "--password", "y" * 12)
     assert status == 1 and "already exists" in output
+
+
+def test_the_settings_file_every_command_reads_goes_along(tmp_path: Path) -> None:
+    """The settings file named by PORTWAY_ENV_FILE (what portway.service sets) is in the
+    archive and comes back beside the restored data for review."""
+    settings_file = tmp_path / "portway.env"
+    settings_file.write_text("# the club's settings\nPORTWAY_LOG_LEVEL=WARNING\n")
+    source = PortwayProcess(
+        tmp_path / "source", env={"PORTWAY_ENV_FILE": str(settings_file)}, database="sqlite"
+    )
+    status, output = source.cli(
+        "createadmin", "--init", "--email", "env@example.com", "--password", "x" * 12
+    )
+    assert status == 0, output
+    archive = tmp_path / "with-settings.tar.gz"
+    status, output = source.cli("backup", str(archive))
+    assert status == 0, output
+    target = PortwayProcess(tmp_path / "target", database="sqlite")
+    status, output = target.cli("restore", str(archive))
+    assert status == 0, output
+    restored = target.data_dir / "portway.env.restored"
+    assert restored.read_text() == settings_file.read_text()
+    assert os.stat(restored).st_mode & 0o777 == 0o600
 
 
 def test_a_newer_portways_backup_is_refused(tmp_path: Path) -> None:
