@@ -114,6 +114,22 @@ def test_admin_ui_over_https_on_its_domain(portway, certificate):
     assert status_run.returncode == 0, status_run.stderr
     assert f"admin UI over HTTPS: https://{NAME}:{portway.https_port}/" in status_run.stdout
     assert f"running, pid {portway.proc.pid}" in status_run.stdout
+    assert f"admin UI: port {portway.admin_port} on 127.0.0.1" in status_run.stdout
+    assert "note:" not in status_run.stdout
+
+    # settings changed since the start (no restart yet): status still tells what runs
+    edited = {**portway.environment(), "PORTWAY_ADMIN_PORT": "1"}
+    status_run = subprocess.run(
+        [sys.executable, "-m", "portway", "status"],
+        env=edited,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status_run.returncode == 0, status_run.stderr
+    assert f"admin UI: port {portway.admin_port} on 127.0.0.1" in status_run.stdout
+    assert "note: the settings now say admin_port 1;" in status_run.stdout
+    assert "restart it to apply them" in status_run.stdout
 
     # the name is the admin UI's: no host can take it
     status, body = portway.api(

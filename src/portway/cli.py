@@ -354,6 +354,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # a bad value stops serve before it starts
     backup_settings, log_settings = conf.backup_settings(), conf.log_settings()
     data_lock = DataDirLock(config.data_dir).acquire()  # held until this function returns
+    data_lock.describe(_listeners(config))  # what `portway status` reports
     _django()
     from django.conf import settings
 
@@ -474,29 +475,12 @@ STATUS_NOT_RUNNING = 3  # LSB init-script convention: "program is not running"
 
 
 def _server_pid(data_dir: Any) -> int | None:
-    """The pid of the `portway serve` holding `<data_dir>/portway.lock`, else None.
+    """The pid of the `portway serve` holding `<data_dir>/portway.lock`, else None
+    (only asks the lock; creates nothing)."""
+    from portway.core.instance import running_server
 
-    Only asks the lock (a shared flock that fails while the server holds its exclusive
-    one); creates nothing.
-    """
-    import fcntl
-
-    from portway.core.instance import LOCK_FILE_NAME
-
-    try:
-        fd = os.open(data_dir / LOCK_FILE_NAME, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    running = running_server(data_dir)
+    return None if running is None else running[0]
 
 
 def _host_counts() -> dict[str, int]:
@@ -512,27 +496,54 @@ def _host_counts() -> dict[str, int]:
     return counts
 
 
+def _listeners(config: Any) -> dict[str, Any]:
+    """The addresses and ports of `config` that `portway status` reports (the running
+    server records the same keys in its lock file)."""
+    return {
+        "admin_bind": config.admin_bind or "",
+        "admin_port": config.admin_port,
+        "bind_address": config.bind_address or "",
+        "http_port": config.http_port,
+        "https_port": config.https_port,
+    }
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Print what runs: server pid, ports, data dir, hosts online/offline, nginx generation.
 
     Exit status 0 when a `portway serve` runs on the data directory, 3 when none does.
     """
     from portway import conf
+    from portway.core.instance import running_server
     from portway.nginx.process import stray_master
     from portway.nginx.render import Paths
 
     config = conf.load()
-    pid = _server_pid(config.data_dir)
+    running = running_server(config.data_dir)
+    pid = None if running is None else running[0]
     paths = Paths(config.data_dir)
     if pid is None:
         print(f"portway: not running (data directory {config.data_dir})")
     else:
         print(f"portway: running, pid {pid}")
         print(f"data directory: {config.data_dir}")
-    admin_host = config.admin_bind or "all addresses"
-    proxy_host = config.bind_address or "all addresses"
-    print(f"admin UI: port {config.admin_port} on {admin_host} (plain HTTP)")
-    print(f"proxy: HTTP port {config.http_port}, HTTPS port {config.https_port} on {proxy_host}")
+    # what the running server listens on (recorded at its start), else the settings
+    settings = _listeners(config)
+    shown = {**settings, **(running[1] if running else {})}
+    admin_host = shown["admin_bind"] or "all addresses"
+    proxy_host = shown["bind_address"] or "all addresses"
+    print(f"admin UI: port {shown['admin_port']} on {admin_host} (plain HTTP)")
+    print(
+        f"proxy: HTTP port {shown['http_port']}, HTTPS port {shown['https_port']} on {proxy_host}"
+    )
+    changed = sorted(key for key in settings if shown[key] != settings[key])
+    if changed:
+        print(
+            "note: the settings now say "
+            + ", ".join(f"{key} {settings[key] or 'all addresses'}" for key in changed)
+            + "; the server started with other values: restart it to apply them"
+            " (systemctl restart portway)"
+        )
     master = stray_master(paths.pid_file, paths.base)
     generation = paths.live.resolve().name if paths.live.exists() else "none"
     state = f"master pid {master}" if master else "not running"

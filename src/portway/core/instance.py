@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import threading
@@ -34,6 +35,36 @@ LOCK_FILE_NAME = "portway.lock"
 # Any fixed 64-bit number: PostgreSQL advisory locks are per database, so one key suffices.
 _PG_LOCK_KEY = 0x706F72747761790  # "portway"
 _KEEPALIVE_SECONDS = 60.0
+
+
+def _lock_text(fd: int) -> str:
+    return os.pread(fd, 4096, 0).decode(errors="replace")
+
+
+def running_server(data_dir: Path) -> tuple[int, dict[str, Any]] | None:
+    """(pid, listeners recorded by DataDirLock.describe, {} if none yet) of the
+    `portway serve` holding `<data_dir>/portway.lock`; None when no server holds it.
+    The pid is -1 when the file does not hold one. Creates nothing."""
+    try:
+        fd = os.open(data_dir / LOCK_FILE_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            # a shared lock fails while the server holds its exclusive one
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            first, _, rest = _lock_text(fd).partition("\n")
+            pid = int(first) if first.strip().isdigit() else -1
+            try:
+                listeners = json.loads(rest.split("\n", 1)[0]) if rest.strip() else {}
+            except ValueError:
+                listeners = {}
+            return pid, listeners if isinstance(listeners, dict) else {}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 class AlreadyRunning(RuntimeError):
@@ -65,7 +96,7 @@ class DataDirLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            owner = _lock_text(fd).split("\n", 1)[0].strip() or "unknown"
             os.close(fd)
             raise AlreadyRunning(
                 f"another portway serve (pid {owner}) is running on data directory "
@@ -75,6 +106,19 @@ class DataDirLock:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
+
+    def describe(self, listeners: dict[str, Any]) -> None:
+        """Record what this server listens on after its pid in the lock file (one JSON
+        line), for `portway status`: the settings file may have changed since the start.
+
+        Args:
+            listeners: JSON-serialisable {setting name: value} (ports, bind addresses).
+        """
+        if self._fd is None:
+            raise RuntimeError("describe() before acquire()")
+        text = f"{os.getpid()}\n{json.dumps(listeners, sort_keys=True)}\n".encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, text, 0)
 
     def release(self) -> None:
         """Drop the lock (the process exiting does the same)."""
