@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -144,14 +145,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=1024, help="bytes per run, MiB")
     parser.add_argument("--connections", type=int, default=100)
-    parser.add_argument(
-        "--no-uvloop",
-        action="store_true",
-        help="run the client and the tunnel service on asyncio's own loop even if uvloop "
-        "is installed (PORTWAY_TUNNEL_UVLOOP=0)",
-    )
     args = parser.parse_args()
-    loop_env = {"PORTWAY_TUNNEL_UVLOOP": "0" if args.no_uvloop else "1"}
     size = args.size_mb * len(BLOCK)
     # the same bytes spread over the connections, at least 1 MiB each
     many_size = max(1, args.size_mb // args.connections) * args.connections * len(BLOCK)
@@ -160,7 +154,7 @@ def main() -> int:
     threading.Thread(target=serve, args=(target,), daemon=True).start()
     base = Path(tempfile.mkdtemp(prefix="portway-bench-tunnel-"))
     os.chmod(base, 0o755)
-    portway = PortwayProcess(base / "data", env=loop_env)
+    portway = PortwayProcess(base / "data")
     client = None
     try:
         print("starting portway serve ...", file=sys.stderr)
@@ -204,7 +198,6 @@ def main() -> int:
                 f"127.0.0.1:{local}",
             ],
             stderr=subprocess.DEVNULL,
-            env={**os.environ, **loop_env},
         )
 
         def listening() -> bool:
@@ -215,6 +208,13 @@ def main() -> int:
                 return False
 
         wait_for(listening, 30)
+        # the TLS the client negotiates with nginx (same defaults: portway.tunnels.client)
+        context = ssl.create_default_context(cafile=str(base / "ca.pem"))
+        with (
+            socket.create_connection(("127.0.0.1", portway.https_port)) as raw,
+            context.wrap_socket(raw, server_hostname="bench.tunnel.test") as tls,
+        ):
+            negotiated = f"{tls.version()} {tls.cipher()[0]}"
         direct = target.getsockname()[1]
         rows = []
         for label, total, connections in (
@@ -245,6 +245,7 @@ def main() -> int:
             f"{cpu['client']:>9.2f}{cpu['nginx']:>8.2f}{cpu['service']:>9.2f}"
         )
     print("client / nginx / service: CPU seconds per GiB carried (user + system)")
+    print(f"client to nginx: {negotiated}; load average at the end: {os.getloadavg()[0]:.1f}")
     print("targets: one stream >= 500 MB/s through the tunnel, and >= 0.3x direct")
     return 0
 
