@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -73,18 +74,71 @@ def send(port: int, size: int) -> str:
     return answer.decode()
 
 
-def measure(port: int, size: int, connections: int) -> float:
-    """MB/s (10^6 bytes) of `connections` parallel senders of size/connections each."""
+def descendants(root: int) -> list[int]:
+    """Process ids of every descendant of `root` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds `pid` has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def components(portway_pid: int, client_pid: int) -> dict[str, list[int]]:
+    """The processes on the tunnel's path, by role: client, nginx (master and workers),
+    service (the tunnel service)."""
+    roles: dict[str, list[int]] = {"client": [client_pid], "nginx": [], "service": []}
+    for pid in descendants(portway_pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"portway.tunnels.server" in command:
+            roles["service"].append(pid)
+        elif command.startswith(b"nginx"):
+            roles["nginx"].append(pid)
+    return roles
+
+
+def measure(
+    port: int, size: int, connections: int, roles: dict[str, list[int]] | None = None
+) -> tuple[float, dict[str, float]]:
+    """MB/s (10^6 bytes) of `connections` parallel senders of size/connections each, and
+    the CPU seconds per GiB each role of `roles` spent meanwhile."""
     each = size // connections
     want = expected(each)
+    roles = roles or {}
+    before = {role: sum(cpu_seconds(p) for p in pids) for role, pids in roles.items()}
     started = time.monotonic()
     with ThreadPoolExecutor(connections) as pool:
         answers = list(pool.map(lambda _: send(port, each), range(connections)))
     seconds = time.monotonic() - started
+    gib = each * connections / (1 << 30)
+    cpu = {
+        role: (sum(cpu_seconds(p) for p in pids) - before[role]) / gib
+        for role, pids in roles.items()
+    }
     bad = [a for a in answers if a != want]
     if bad:
         raise SystemExit(f"data did not arrive intact: {bad[:3]}")
-    return each * connections / seconds / 1e6
+    return each * connections / seconds / 1e6, cpu
 
 
 def main() -> int:
@@ -154,6 +208,13 @@ def main() -> int:
                 return False
 
         wait_for(listening, 30)
+        # the TLS the client negotiates with nginx (same defaults: portway.tunnels.client)
+        context = ssl.create_default_context(cafile=str(base / "ca.pem"))
+        with (
+            socket.create_connection(("127.0.0.1", portway.https_port)) as raw,
+            context.wrap_socket(raw, server_hostname="bench.tunnel.test") as tls,
+        ):
+            negotiated = f"{tls.version()} {tls.cipher()[0]}"
         direct = target.getsockname()[1]
         rows = []
         for label, total, connections in (
@@ -161,10 +222,11 @@ def main() -> int:
             (f"{args.connections} connections", many_size, args.connections),
         ):
             print(f"{label}: direct ...", file=sys.stderr)
-            plain = measure(direct, total, connections)
+            plain, _ = measure(direct, total, connections)
             print(f"{label}: tunnel ...", file=sys.stderr)
-            tunnelled = measure(local, total, connections)
-            rows.append((label, total // len(BLOCK), plain, tunnelled))
+            roles = components(portway.proc.pid, client.pid)
+            tunnelled, cpu = measure(local, total, connections, roles)
+            rows.append((label, total // len(BLOCK), plain, tunnelled, cpu))
     finally:
         if client is not None:
             client.terminate()
@@ -173,9 +235,17 @@ def main() -> int:
         target.close()
 
     print(f"\nTunnel throughput on loopback ({os.cpu_count()} CPUs), MB/s = 10^6 bytes/s")
-    print(f"{'run':<18}{'MiB':>7}{'direct':>10}{'tunnel':>10}{'ratio':>8}")
-    for label, mib, plain, tunnelled in rows:
-        print(f"{label:<18}{mib:>7}{plain:>10.0f}{tunnelled:>10.0f}{tunnelled / plain:>8.2f}")
+    print(
+        f"{'run':<18}{'MiB':>7}{'direct':>10}{'tunnel':>10}{'ratio':>8}"
+        f"{'client':>9}{'nginx':>8}{'service':>9}"
+    )
+    for label, mib, plain, tunnelled, cpu in rows:
+        print(
+            f"{label:<18}{mib:>7}{plain:>10.0f}{tunnelled:>10.0f}{tunnelled / plain:>8.2f}"
+            f"{cpu['client']:>9.2f}{cpu['nginx']:>8.2f}{cpu['service']:>9.2f}"
+        )
+    print("client / nginx / service: CPU seconds per GiB carried (user + system)")
+    print(f"client to nginx: {negotiated}; load average at the end: {os.getloadavg()[0]:.1f}")
     print("targets: one stream >= 500 MB/s through the tunnel, and >= 0.3x direct")
     return 0
 
