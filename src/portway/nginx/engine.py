@@ -49,15 +49,18 @@ from portway.nginx.process import (
     TestResult,
     nginx_binary,
     parse_errors,
+    stray_master,
     test_config,
 )
 from portway.nginx.render import (
     ADVANCED_MARKER,
     DefaultSite,
+    Listeners,
     Paths,
     Renderer,
     SiteSpec,
 )
+from portway.nginx.render_stream import StreamSpec
 
 log = logging.getLogger("portway.nginx")
 _HOST_FILE = re.compile(r"(?:^|/)hosts/(?P<key>[a-z]+-\d+)\.conf$")
@@ -512,6 +515,21 @@ class Engine:
             errors = [e for e in (site_error, error) if e]
             return ApplyReport(generation, outcomes, "; ".join(errors) or None, tests=tests)
 
+        # Before nginx's first start, a stream port another program holds is found here:
+        # nginx would retry bind() for 2.5 s and exit, and every host would be down until
+        # the apply after it took that stream out (issue 7: never a dead nginx).
+        if go_live and not self._nginx_running():
+            for spec in state.hosts:
+                if isinstance(spec, StreamSpec):
+                    taken = stream_ports_in_use(spec, self.renderer.listeners)
+                    if taken:  # out, also its last good text: that listens on the same port
+                        served.pop(spec.key, None)
+                        outcomes[spec.key] = HostOutcome(
+                            False,
+                            "another program holds this stream's port; the stream is offline "
+                            f"until the port is free and Portway applies again. {taken}",
+                        )
+
         # Hosts whose exact text nginx already rejected skip straight to isolation; one
         # whose error named no file is first tested alone again (was the file fixed?).
         for key, text in texts.items():
@@ -617,6 +635,13 @@ class Engine:
                 found = True
         return found
 
+    def _nginx_running(self) -> bool:
+        """Whether an nginx master of this installation runs (ours, or a serve's when the
+        CLI applies): then it holds its streams' ports itself."""
+        if self.supervisor is not None and self.supervisor.running:
+            return True
+        return stray_master(self.paths.pid_file, self.paths.base) is not None
+
     def _own_listeners(self) -> set[str]:
         """Portway's own listen addresses as nginx prints them in a bind() error
         ("0.0.0.0:80", "[::]:443", "127.0.0.1:8080"): every host and the default site."""
@@ -665,6 +690,35 @@ class Engine:
                         nginx_serving_previous=outcome.serving_previous,
                     )
         close_old_connections()
+
+
+def stream_ports_in_use(spec: StreamSpec, listeners: Listeners) -> str | None:
+    """Why nginx could not listen for stream `spec` now, in nginx's own words (`bind() to
+    ADDRESS failed (98: Address already in use)`), else None.
+
+    Each of the stream's listen addresses is bound once, TCP and/or UDP as the stream
+    forwards, the way nginx binds it (SO_REUSEADDR for TCP; `[::]` IPv6-only), then
+    closed. Only meaningful while no nginx of this installation runs (it would hold the
+    ports itself).
+    """
+    import socket
+
+    kinds_on = [(socket.SOCK_STREAM, "")] if spec.tcp_forwarding else []
+    kinds_on += [(socket.SOCK_DGRAM, " udp")] if spec.udp_forwarding else []
+    for address in listeners.stream(spec.incoming_port):
+        host, _, port = address.rpartition(":")
+        family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
+        for kind, label in kinds_on:
+            with socket.socket(family, kind) as probe:
+                if kind == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                try:
+                    probe.bind((host.strip("[]"), int(port)))
+                except OSError as exc:
+                    return f"bind() to {address}{label} failed ({exc.errno}: {exc.strerror})"
+    return None
 
 
 def _strip_log_prefix(text: str) -> str:

@@ -226,6 +226,7 @@ def test_port_taken_while_portway_was_down(portway: PortwayProcess) -> None:
         with socket.socket() as holder:
             holder.bind(("127.0.0.1", lost["incoming_port"]))
             holder.listen()
+            log_before = pw.log_path.stat().st_size
             pw.restart()
             assert _echo(kept["incoming_port"], b"b", b"ok:") == b"ok:b"
             status, stream = pw.api("GET", f"{STREAMS}/{lost['id']}")
@@ -233,3 +234,10 @@ def test_port_taken_while_portway_was_down(portway: PortwayProcess) -> None:
             assert "Address already in use" in stream["meta"]["nginx_err"]
             status, nginx = pw.api("GET", "/api/nginx/status")
             assert nginx["running"] is True and not nginx["stuck"], nginx
+            # the taken port was found before nginx started: nginx never failed to start
+            # (which would leave every host down while it retried)
+            with pw.log_path.open("rb") as log:
+                log.seek(log_before)
+                restarted_log = log.read().decode(errors="replace")
+            assert "nginx did not start" not in restarted_log, restarted_log
+            assert "nginx exited with status" not in restarted_log, restarted_log
