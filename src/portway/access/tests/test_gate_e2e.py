@@ -350,3 +350,24 @@ def test_browser_signs_in_with_a_totp_code(site, browser_page) -> None:
     seen = json.loads(page.inner_text("body"))
     assert seen["remote_user"] == "totp@club.test"
     assert seen["path"] == "/wiki?page=1"
+
+
+def test_the_gate_check_itself_is_not_reachable_from_outside(site) -> None:
+    """/.portway/auth/<list id> is nginx's subrequest only: a visitor asking it directly
+    (with a session, any list id, its own X-Portway-Uri) gets 404, not the check's answer."""
+    portway, _, gate_list = site
+    cookie = cookie_of(login(portway, "member@club.test")[1])
+    for path in (
+        f"/.portway/auth/{gate_list['id']}",
+        f"/.portway/auth/{gate_list['id'] + 1}",
+        "/.portway/auth",
+        "/.portway/auth/",
+        "/.portway//auth/1",
+        "/.portway/./auth/1",
+        "/.portway/%61uth/1",
+    ):
+        status, headers, _ = get(portway, path, cookie, headers={"X-Portway-Uri": "/x"})
+        assert status == 404, path
+        assert "x-portway-user" not in headers and "x-portway-location" not in headers, path
+    # the login page beside it still answers
+    assert get(portway, "/.portway/login")[0] == 200
