@@ -40,7 +40,7 @@ RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin
     && apt-get update -q \
     && apt-get install -y -q --no-install-recommends \
         nginx libnginx-mod-stream libnginx-mod-http-lua lua-resty-core lua-resty-lrucache \
-        python3 tini tzdata ca-certificates \
+        python3 tini tzdata ca-certificates publicsuffix \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/sbin/policy-rc.d \
     && rm -f /etc/nginx/sites-enabled/default \
     && ln -sf /dev/stderr /var/log/nginx/error.log

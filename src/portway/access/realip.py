@@ -39,13 +39,38 @@ CLOUDFLARE_URLS = "https://www.cloudflare.com/ips-v4 https://www.cloudflare.com/
 MAX_DOWNLOAD = 65536
 
 
+# The widest public network a proxy's addresses may be given as. Trusting a wider one
+# (0.0.0.0/0, ::/0, 2000::/3...) lets anyone there set the header and pass for any
+# address, so access lists' allow/deny clauses stop meaning anything. Cloudflare's widest
+# range is a /12 (IPv4) and a /29 (IPv6); private networks (10.0.0.0/8, fc00::/7) may be
+# as wide as they are.
+WIDEST_PREFIX = {4: 8, 6: 16}
+
+
+def trusted_network(text: str) -> str:
+    """The canonical CIDR of a trusted proxy address or network.
+
+    Raises ValueError with the reason: not an address or network, or a public network
+    wider than WIDEST_PREFIX."""
+    network = ipaddress.ip_network(text, strict=False)
+    widest = WIDEST_PREFIX[network.version]
+    if network.prefixlen < widest and not network.is_private:
+        raise ValueError(
+            f"{network} is wider than /{widest}: it holds addresses of anyone on the "
+            "internet, who could then set the header and pass for any address (access "
+            "lists' allow and deny would let them in); name your proxies' own networks"
+        )
+    return str(network)
+
+
 def _networks(lines: list[str]) -> list[str]:
-    """Canonical CIDRs of `lines`; comments and blank lines skipped. Raises ValueError."""
+    """Canonical CIDRs of `lines`; comments and blank lines skipped. Raises ValueError
+    (see trusted_network)."""
     found = []
     for line in lines:
         text = line.split("#", 1)[0].strip()
         if text:
-            found.append(str(ipaddress.ip_network(text, strict=False)))
+            found.append(trusted_network(text))
     return found
 
 
@@ -103,12 +128,16 @@ def validate(value: Any, meta: Any) -> dict[str, Any]:
         try:
             if not isinstance(cidr, str) or not cidr.strip():
                 raise ValueError
-            network = str(ipaddress.ip_network(cidr.strip(), strict=False))
+            ipaddress.ip_network(cidr.strip(), strict=False)
         except ValueError:
             raise FieldError(
                 f"meta/trusted_proxies/{index}",
                 f"must be an IP address or CIDR network (e.g. 10.0.0.0/8), not {cidr!r}",
             ) from None
+        try:
+            network = trusted_network(cidr.strip())
+        except ValueError as exc:
+            raise FieldError(f"meta/trusted_proxies/{index}", f"must not be {exc}") from None
         if network not in clean:
             clean.append(network)
     if value != "off" and not cloudflare and not clean:

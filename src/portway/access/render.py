@@ -124,6 +124,9 @@ def gate_directives(spec: AccessSpec) -> list[Node]:
                 *common,
             ],
         ),
+        # the check answers nginx's subrequest only: asked directly, it would tell a
+        # visitor which lists admit them and take an X-Portway-Uri of theirs
+        d("location", "^~", GATE_AUTH_PATH + "/", block=[d("return", 404)]),
         d(
             "location",
             "^~",

@@ -24,10 +24,12 @@ cookie a service behind one site saw cannot open another site.
 
 from __future__ import annotations
 
-import re
+import functools
+import ipaddress
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.core import signing
@@ -35,6 +37,7 @@ from django.db import transaction
 from django.db.models import F
 
 from portway.accounts.models import User
+from portway.core import fields
 from portway.core.audit import changes as audit_changes
 from portway.core.errors import FieldError, PermissionDenied
 from portway.nginx.models import AuditLogEntry, Setting
@@ -46,7 +49,6 @@ STATE_TTL_SECONDS = 5.0
 COOKIE_MAX = 512  # a real cookie is ~150 bytes; longer values are refused unread
 SETTING_ID = "gate"
 # a cookie domain: two or more DNS labels, the last alphabetic
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
 @dataclass(frozen=True)
@@ -197,13 +199,67 @@ def validate(value: Any, meta: Any) -> dict[str, Any]:
     domain = meta.get("cookie_domain") or ""
     if not isinstance(domain, str):
         raise FieldError("meta/cookie_domain", "must be a domain name or empty")
-    domain = domain.strip().lower().lstrip(".")
-    if domain and not _DOMAIN.match(domain):
+    domain = domain.strip().lstrip(".")
+    if not domain:
+        return {"cookie_domain": ""}
+    try:
+        domain = fields.domain_name(domain)  # the names' own rules: IDN to punycode, no syntax
+    except ValueError as exc:
+        raise FieldError("meta/cookie_domain", str(exc)) from None
+    if domain.startswith("*.") or "." not in domain or _is_address(domain):
         raise FieldError(
             "meta/cookie_domain",
             "must be a domain name with at least two labels (e.g. club.example) or empty",
         )
+    if is_public_suffix(domain):
+        raise FieldError(
+            "meta/cookie_domain",
+            f"{domain} is a public suffix (anyone can register names under it): browsers "
+            "refuse a cookie for it, so nobody could sign in; use your own domain, e.g. "
+            f"club.{domain}",
+        )
     return {"cookie_domain": domain}
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# Debian's `publicsuffix` package (https://publicsuffix.org/list/); without it the check
+# is skipped.
+PUBLIC_SUFFIX_LIST = Path("/usr/share/publicsuffix/public_suffix_list.dat")
+
+
+@functools.cache
+def _public_suffix_rules() -> frozenset[str]:
+    try:
+        text = PUBLIC_SUFFIX_LIST.read_text(encoding="utf-8")
+    except OSError:
+        return frozenset()
+    rules = set()
+    for line in text.splitlines():
+        rule = line.strip().split()[0] if line.strip() else ""
+        if rule and not rule.startswith("//"):
+            rules.add(rule.lower())
+    return frozenset(rules)
+
+
+def is_public_suffix(domain: str) -> bool:
+    """Whether `domain` (ASCII, lowercase) is itself a public suffix (`co.uk`,
+    `github.io`), by the Public Suffix List's rules: exact, wildcard (`*.ck`) and
+    exception (`!www.ck`) rules, compared in Unicode as the list writes them."""
+    rules = _public_suffix_rules()
+    name = fields.unicode_name(domain)
+    if "!" + name in rules:
+        return False
+    if name in rules:
+        return True
+    parent = name.partition(".")[2]
+    return bool(parent) and "*." + parent in rules
 
 
 def set_gate_setting(user, value: Any, meta: Any) -> Setting:  # noqa: ANN001

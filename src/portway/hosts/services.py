@@ -228,6 +228,81 @@ def _check_stream(stream: Stream) -> None:
         raise FieldError(
             "incoming_port", f"port {stream.incoming_port} is {owner}: choose another port"
         )
+    _check_stream_loop(stream)
+
+
+def _this_machine(host: str) -> bool:
+    """Whether a forwarding host names this machine, where streams listen: a loopback or
+    unspecified address (also IPv4-mapped), `localhost` or a name under it, the proxy's
+    bind address, or this machine's own host name. Names that merely resolve here are not
+    looked up (no DNS on a save)."""
+    import ipaddress
+    import socket
+
+    from portway import conf
+
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return name == socket.gethostname().lower()
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback or address.is_unspecified:
+        return True
+    bind = conf.load().bind_address
+    try:
+        return bind != "" and address == ipaddress.ip_address(bind.strip("[]"))
+    except ValueError:
+        return False
+
+
+def _check_stream_loop(stream: Stream) -> None:
+    """Refuse a stream whose connections come back to itself: forwarded to its own port on
+    this machine, or through other enabled streams of a shared protocol that end there.
+    nginx would open connection after connection to itself until it runs out of
+    worker_connections, and every host it serves would fail meanwhile. Raises FieldError
+    on `forwarding_port`."""
+    if not _this_machine(stream.forwarding_host):
+        return
+    protocols = {
+        p for p, on in (("tcp", stream.tcp_forwarding), ("udp", stream.udp_forwarding)) if on
+    }
+    path = [stream]
+    seen = {stream.incoming_port}
+    current = stream
+    while _this_machine(current.forwarding_host):
+        port = current.forwarding_port
+        if port == stream.incoming_port:
+            through = "".join(f" through stream {s.pk} (port {s.incoming_port})" for s in path[1:])
+            raise FieldError(
+                "forwarding_port",
+                f"{current.forwarding_host}:{port} is this stream's own port on this machine"
+                f"{through}: every connection would connect to itself again until nginx "
+                "runs out of connections; forward to the service's port instead",
+            )
+        if port in seen or not stream.enabled:
+            return
+        seen.add(port)
+        following = (
+            Stream.objects.filter(enabled=True, incoming_port=port)
+            .exclude(pk=stream.pk or 0)
+            .first()
+        )
+        if following is None:
+            return
+        shared = {
+            p
+            for p, on in (("tcp", following.tcp_forwarding), ("udp", following.udp_forwarding))
+            if on
+        }
+        protocols &= shared
+        if not protocols:
+            return
+        path.append(following)
+        current = following
 
 
 def _same_text(sent: str | None, stored: str | None) -> bool:
@@ -562,6 +637,8 @@ def set_host_enabled(model: HostModel, user, host_id: int, enabled: bool) -> Hos
             raise BadRequest(f"Host is already {'enabled' if enabled else 'disabled'}")
         before = snapshot(host)
         host.enabled = enabled
+        if enabled and isinstance(host, Stream):
+            _check_stream_loop(host)  # the streams it forwards through may have changed
         _save_claiming_names(host, user, update_fields=["enabled", "modified_on"])
         _audit(user, host, "enabled" if enabled else "disabled", before)
     if enabled:

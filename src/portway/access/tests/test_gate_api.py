@@ -8,6 +8,7 @@ import pytest
 from portway.access.models import AccessList
 from portway.testing.api import api_client, expect_error, make_admin, make_user, send
 from portway.testing.npm_contract import assert_npm_response
+from portway.testing.plugin import missing_prerequisite
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/nginx/access-lists"
@@ -65,3 +66,40 @@ def test_gate_setting_is_validated_and_admin_only() -> None:
     )
     user = api_client(make_user("someone@example.com"))
     expect_error(send(user, "PUT", url, {"value": "default", "meta": {}}), 403)
+
+
+def test_gate_cookie_domain_is_a_name_a_browser_accepts() -> None:
+    """Attack: a public suffix (co.uk, github.io, a `*.ck` wildcard) was accepted as the
+    cookie domain; browsers drop such a cookie and nobody could sign in. An IDN is taken
+    as the host names take it (punycode), an address is refused; nothing saved."""
+    from portway.accounts import gate
+
+    if not gate.PUBLIC_SUFFIX_LIST.exists():
+        missing_prerequisite(f"{gate.PUBLIC_SUFFIX_LIST} (apt-get install publicsuffix)")
+    admin = api_client(make_admin())
+    url = "/api/settings/gate"
+    for bad in (
+        "co.uk",
+        "github.io",
+        "foo.ck",
+        "com",
+        "127.0.0.1",
+        "*.club.example",
+        "a;b.example",
+    ):
+        message = expect_error(
+            send(admin, "PUT", url, {"value": "default", "meta": {"cookie_domain": bad}}), 400
+        )
+        assert "meta/cookie_domain" in message, (bad, message)
+        assert admin.get(url).json()["meta"] == {"cookie_domain": ""}, bad
+    assert "public suffix" in expect_error(
+        send(admin, "PUT", url, {"value": "default", "meta": {"cookie_domain": "co.uk"}}), 400
+    )
+    for good, stored in (
+        ("club.co.uk", "club.co.uk"),
+        ("www.ck", "www.ck"),
+        ("Bücher.Example", "xn--bcher-kva.example"),
+    ):
+        response = send(admin, "PUT", url, {"value": "default", "meta": {"cookie_domain": good}})
+        assert response.status_code == 200, response.content
+        assert response.json()["meta"]["cookie_domain"] == stored

@@ -350,3 +350,46 @@ def test_browser_signs_in_with_a_totp_code(site, browser_page) -> None:
     seen = json.loads(page.inner_text("body"))
     assert seen["remote_user"] == "totp@club.test"
     assert seen["path"] == "/wiki?page=1"
+
+
+def test_the_gate_check_itself_is_not_reachable_from_outside(site) -> None:
+    """/.portway/auth/<list id> is nginx's subrequest only: a visitor asking it directly
+    (with a session, any list id, its own X-Portway-Uri) gets 404, not the check's answer."""
+    portway, _, gate_list = site
+    cookie = cookie_of(login(portway, "member@club.test")[1])
+    for path in (
+        f"/.portway/auth/{gate_list['id']}",
+        f"/.portway/auth/{gate_list['id'] + 1}",
+        "/.portway/auth",
+        "/.portway/auth/",
+        "/.portway//auth/1",
+        "/.portway/./auth/1",
+        "/.portway/%61uth/1",
+    ):
+        status, headers, _ = get(portway, path, cookie, headers={"X-Portway-Uri": "/x"})
+        assert status == 404, path
+        assert "x-portway-user" not in headers and "x-portway-location" not in headers, path
+    # the login page beside it still answers
+    assert get(portway, "/.portway/login")[0] == 200
+
+
+def test_odd_redirect_targets_stay_paths_on_the_site(site) -> None:
+    """Encoded slashes, a tab, CR/LF and NUL in `next`: the answer is a 302 whose Location
+    is a path on this site (percent-encoded), never another host or an injected header."""
+    portway, _, _ = site
+    for target, expected in (
+        ("%2f%2fevil.example", "/"),
+        ("/\t/evil.example", "/"),
+        ("///evil.example", "/"),
+        ("\\\\evil.example", "/"),
+        ("/.portway/logout", "/"),
+        ("/%2f/evil.example", "/%2f/evil.example"),
+        ("/%5cevil.example", "/%5cevil.example"),
+        ("/a\r\nSet-Cookie: x=1", "/a%0D%0ASet-Cookie:%20x=1"),
+        ("/a%0d%0aSet-Cookie:%20x=1", "/a%0d%0aSet-Cookie:%20x=1"),
+        ("/\x00", "/%00"),
+    ):
+        status, headers, _ = login(portway, "member@club.test", target)
+        assert status == 302, target
+        assert headers["location"] == expected, target
+        assert "x=1" not in headers.get("set-cookie", ""), target

@@ -33,6 +33,15 @@ BAD = [
         {"value": "X-Forwarded-For", "meta": {"trusted_proxies": ["10.0.0.1; allow all"]}},
     ),
     ("header-without-source", "meta/trusted_proxies", {"value": "CF-Connecting-IP", "meta": {}}),
+    # attack: trusting the whole internet lets any client pass for any address
+    *(
+        (
+            f"whole-internet-{cidr}",
+            "meta/trusted_proxies/1",
+            {"value": "X-Forwarded-For", "meta": {"trusted_proxies": ["10.0.0.0/8", cidr]}},
+        )
+        for cidr in ("0.0.0.0/0", "::/0", "0.0.0.0/1", "128.0.0.0/1", "2000::/3", "1.0.0.0/7")
+    ),
 ]
 
 
@@ -43,6 +52,8 @@ def test_bad_input(case: str, field: str, body: dict) -> None:
     before = (list(Setting.objects.values()), AuditLogEntry.objects.count())
     message = expect_error(send(client, "put", URL, body), 400)
     assert f"data/{field} " in message, message
+    if case.startswith("whole-internet"):
+        assert "anyone on the internet" in message, message
     assert (list(Setting.objects.values()), AuditLogEntry.objects.count()) == before
 
 
@@ -50,9 +61,13 @@ def test_listed_read_and_changed() -> None:
     client = api_client(make_admin())
     assert URL.rsplit("/", 1)[1] in [s["id"] for s in client.get("/api/settings").json()]
     assert client.get(URL).json()["value"] == "off"
-    body = {"value": "X-Forwarded-For", "meta": {"trusted_proxies": ["10.1.2.3/8", "::1"]}}
+    wide_private = ["10.1.2.3/8", "::1", "fc00::/7", "1.2.3.0/8"]
+    body = {"value": "X-Forwarded-For", "meta": {"trusted_proxies": wide_private}}
     answer = send(client, "put", URL, body).json()
-    assert answer["meta"] == {"cloudflare": False, "trusted_proxies": ["10.0.0.0/8", "::1/128"]}
+    assert answer["meta"] == {
+        "cloudflare": False,
+        "trusted_proxies": ["10.0.0.0/8", "::1/128", "fc00::/7", "1.0.0.0/8"],
+    }
     spec = realip.spec()
     assert spec is not None and spec.header == "X-Forwarded-For"
     body = {"value": "CF-Connecting-IP", "meta": {"cloudflare": True}}

@@ -111,6 +111,11 @@ def test_cloudflare_preset_refreshed(tmp_path, upstreams):
             status, body = portway.api("POST", "/api/settings/real-ip/refresh-cloudflare")
             assert status == 400, body
             assert seen(portway, "cf.example.test", "127.0.0.2", header)["x_real_ip"] == CLIENT
+            # a list trusting the whole internet (anyone could pass for any address): 400
+            _Ranges.lists = {"/ips-v4": "0.0.0.0/0\n", "/ips-v6": "2400:cb00::/32\n"}
+            status, body = portway.api("POST", "/api/settings/real-ip/refresh-cloudflare")
+            assert status == 400 and "0.0.0.0/0" in body["error"]["message"], body
+            assert seen(portway, "cf.example.test", "127.0.0.3", header)["x_real_ip"] == "127.0.0.3"
     finally:
         server.shutdown()
         server.server_close()

@@ -219,3 +219,55 @@ def test_bad_update_changes_nothing(api, field, change):
     assert field in message, message
     assert send(api, "GET", f"{STREAMS}/{created['id']}").json() == created
     assert AuditLogEntry.objects.filter(object_type="stream").count() == 1
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "127.0.0.2",
+        "localhost",
+        "db.localhost",
+        "::1",
+        "[::1]",
+        "0.0.0.0",
+        "::ffff:127.0.0.1",
+    ],
+)
+def test_a_stream_forwarded_to_its_own_port_is_refused(api, host):
+    """Attack: a stream forwarding to its own port on this machine made nginx connect to
+    itself until its worker_connections ran out (every host failed meanwhile)."""
+    body = stream(incoming_port=15010, forwarding_host=host, forwarding_port=15010)
+    message = expect_error(send(api, "POST", STREAMS, body), 400)
+    assert "forwarding_port" in message and "own port" in message, message
+    assert not Stream.objects.exists() and not HostName.objects.exists()
+    # the same over UDP, and as an edit of a good stream
+    body = stream(incoming_port=15010, forwarding_host=host, forwarding_port=15010)
+    body.update(tcp_forwarding=False, udp_forwarding=True)
+    assert "forwarding_port" in expect_error(send(api, "POST", STREAMS, body), 400)
+    created = send(api, "POST", STREAMS, stream(incoming_port=15010)).json()
+    change = {"forwarding_host": host, "forwarding_port": 15010}
+    assert "own port" in expect_error(send(api, "PUT", f"{STREAMS}/{created['id']}", change), 400)
+    assert send(api, "GET", f"{STREAMS}/{created['id']}").json() == created
+
+
+def test_a_loop_through_other_streams_is_refused(api):
+    """15020 -> 15021 -> 15020 on this machine: the second stream closing the circle is a
+    400; enabling a disabled stream that would close it is too. Another machine or a
+    protocol the next stream does not carry is no loop."""
+    first = send(api, "POST", STREAMS, stream(incoming_port=15020, forwarding_port=15021))
+    assert first.status_code == 201, first.content
+    body = stream(incoming_port=15021, forwarding_port=15020)
+    message = expect_error(send(api, "POST", STREAMS, body), 400)
+    assert "forwarding_port" in message and "through stream" in message, message
+    assert Stream.objects.count() == 1
+    second = send(api, "POST", STREAMS, {**body, "enabled": False})
+    assert second.status_code == 201, second.content  # disabled: carries nothing
+    enable = send(api, "POST", f"{STREAMS}/{second.json()['id']}/enable")
+    assert "forwarding_port" in expect_error(enable, 400)
+    assert Stream.objects.get(pk=second.json()["id"]).enabled is False
+    assert not HostName.objects.filter(host_id=second.json()["id"], claim__isnull=False).exists()
+    elsewhere = stream(incoming_port=15022, forwarding_host="10.0.0.5", forwarding_port=15022)
+    assert send(api, "POST", STREAMS, elsewhere).status_code == 201
+    udp = stream(incoming_port=15023, forwarding_port=15020, tcp_forwarding=False)
+    assert send(api, "POST", STREAMS, {**udp, "udp_forwarding": True}).status_code == 201
