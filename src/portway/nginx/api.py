@@ -11,6 +11,7 @@ deleted user) are in Portway's full log, GET /api/portway/audit-log, with `user_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -109,21 +110,25 @@ def get_setting(request: HttpRequest, setting_id: str):
     return setting_wire(services.get_setting(setting_id))
 
 
+def _setters() -> dict[str, Callable[[Any, Any, Any], Setting]]:
+    """Each setting's service setter, (user, value, meta) → the saved Setting, by id."""
+    from portway.access.realip import set_real_ip
+    from portway.accounts.gate import set_gate_setting
+
+    return {
+        "default-site": services.set_default_site,
+        "real-ip": set_real_ip,
+        admin_site.SETTING_ID: admin_site.set_admin_domain,
+        "gate": set_gate_setting,
+    }
+
+
 @settings_router.put("/{setting_id}", response=SettingOut, summary="Change a setting")
 def put_setting(request: HttpRequest, setting_id: str, payload: SettingUpdate):
     _admin(request)
     services.get_setting(setting_id)
-    if setting_id == "real-ip":
-        from portway.access.realip import set_real_ip
-
-        return setting_wire(set_real_ip(request.auth, payload.value, payload.meta))
-    if setting_id == admin_site.SETTING_ID:
-        return setting_wire(admin_site.set_admin_domain(request.auth, payload.value, payload.meta))
-    if setting_id == "gate":
-        from portway.accounts.gate import set_gate_setting
-
-        return setting_wire(set_gate_setting(request.auth, payload.value, payload.meta))
-    return setting_wire(services.set_default_site(request.auth, payload.value, payload.meta))
+    setter = _setters()[setting_id]
+    return setting_wire(setter(request.auth, payload.value, payload.meta))
 
 
 @settings_router.post(
