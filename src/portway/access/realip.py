@@ -28,7 +28,6 @@ from django.db import transaction
 
 from portway.access.htpasswd import write_private
 from portway.access.render import RealIpSpec
-from portway.core.audit import changes as audit_changes
 from portway.core.errors import BadRequest, FieldError, PermissionDenied
 from portway.nginx.models import AuditLogEntry, Setting
 
@@ -156,20 +155,7 @@ def set_real_ip(user, value: Any, meta: Any) -> Setting:  # noqa: ANN001
     clean = validate(value, meta)
     with transaction.atomic():
         setting = get_setting()
-        before = {"value": setting.value, **(setting.meta or {})}
-        setting.value = value
-        setting.meta = clean
-        setting.save()
-        AuditLogEntry.objects.create(
-            user=user,
-            object_type="setting",
-            action="updated",
-            meta={
-                "id": SETTING_ID,
-                "value": value,
-                "changes": audit_changes(before, {"value": value, **clean}),
-            },
-        )
+        setting.store(user, value, clean)
     _request_apply()
     return setting
 

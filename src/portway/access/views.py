@@ -15,6 +15,7 @@ from portway.core.errors import NotFound, PermissionDenied, PortwayError
 from portway.web import queries
 from portway.web.decorators import object_or_leave, page
 from portway.web.forms import FormErrors
+from portway.web.setting_form import setting_form
 
 SPARE_USER_ROWS = 3  # empty rows for new users (the form works without JavaScript)
 CLAIMED = (
@@ -279,6 +280,24 @@ REAL_IP_CHOICES = [
 ]
 
 
+def _real_ip_errors(exc: PortwayError) -> FormErrors:
+    """The service's paths on the form: `meta/trusted_proxies/2` is line 3 of the
+    textarea, other `meta/x` the input `x`."""
+    service = FormErrors.of(exc)
+    errors = FormErrors()
+    errors.general = service.general
+    for field, reasons in service.fields.items():
+        parts = field.split("/")
+        if parts[:2] == ["meta", "trusted_proxies"] and len(parts) == 3:
+            for reason in reasons:
+                errors.add("trusted_proxies", f"line {int(parts[2]) + 1}: {reason}")
+        else:
+            name = parts[-1] if parts[0] == "meta" else field
+            for reason in reasons:
+                errors.add(name, reason)
+    return errors
+
+
 @page
 def real_ip_settings(request: HttpRequest) -> HttpResponse:
     """The real-IP setting (portway.access.realip); administrators change it."""
@@ -286,52 +305,34 @@ def real_ip_settings(request: HttpRequest) -> HttpResponse:
 
     setting = realip.get_setting()
     meta = setting.meta or {}
-    values = {
-        "value": setting.value,
-        "cloudflare": bool(meta.get("cloudflare")),
-        "trusted_proxies": "\n".join(meta.get("trusted_proxies") or []),
-    }
-    errors = FormErrors()
-    status = 200
-    if request.method == "POST":
-        values = {
-            "value": request.POST.get("value", ""),
-            "cloudflare": request.POST.get("cloudflare") == "on",
-            "trusted_proxies": request.POST.get("trusted_proxies", ""),
-        }
+
+    def save(values: dict[str, Any]) -> None:
         lines = [line.strip() for line in values["trusted_proxies"].splitlines() if line.strip()]
         new_meta = {"cloudflare": values["cloudflare"], "trusted_proxies": lines}
-        try:
-            realip.set_real_ip(request.user, values["value"], new_meta)
-        except PortwayError as exc:
-            service = FormErrors.of(exc)
-            errors.general = service.general
-            for field, reasons in service.fields.items():
-                parts = field.split("/")
-                if parts[:2] == ["meta", "trusted_proxies"] and len(parts) == 3:
-                    for reason in reasons:
-                        errors.add("trusted_proxies", f"line {int(parts[2]) + 1}: {reason}")
-                else:
-                    name = parts[-1] if parts[0] == "meta" else field
-                    for reason in reasons:
-                        errors.add(name, reason)
-            status = 400
-        else:
-            messages.success(request, "Real client IP saved; nginx is being reloaded.")
-            return redirect("access:real_ip")
-    return render(
+        realip.set_real_ip(request.user, values["value"], new_meta)
+
+    return setting_form(
         request,
         "access/real_ip.html",
-        {
-            "title": "Settings",
-            "values": values,
+        values={
+            "value": setting.value,
+            "cloudflare": bool(meta.get("cloudflare")),
+            "trusted_proxies": "\n".join(meta.get("trusted_proxies") or []),
+        },
+        submitted=lambda post: {
+            "value": post.get("value", ""),
+            "cloudflare": post.get("cloudflare") == "on",
+            "trusted_proxies": post.get("trusted_proxies", ""),
+        },
+        save=save,
+        saved="Real client IP saved; nginx is being reloaded.",
+        url_name="access:real_ip",
+        claimed=["value", "cloudflare", "trusted_proxies"],
+        errors_of=_real_ip_errors,
+        context=lambda: {
             "choices": REAL_IP_CHOICES,
-            "errors": errors,
-            "unclaimed": errors.unclaimed(["value", "cloudflare", "trusted_proxies"]),
-            "can_edit": request.user.is_admin,
             "cloudflare_count": len(realip.cloudflare_ranges()),
         },
-        status=status,
     )
 
 
@@ -358,32 +359,24 @@ def gate_settings(request: HttpRequest) -> HttpResponse:
     """The login gate's cookie domain (portway.access.gate); administrators change it."""
     from portway.accounts import gate
 
-    values = {"cookie_domain": (gate.get_setting().meta or {}).get("cookie_domain", "")}
-    errors = FormErrors()
-    status = 200
-    if request.method == "POST":
-        values = {"cookie_domain": request.POST.get("cookie_domain", "").strip()}
-        try:
-            gate.set_gate_setting(request.user, "default", values)
-        except PortwayError as exc:
-            service = FormErrors.of(exc)
-            errors.general = service.general
-            for field, reasons in service.fields.items():
-                for reason in reasons:
-                    errors.add(field.split("/")[-1], reason)
-            status = 403 if exc.status == 403 else 400
-        else:
-            messages.success(request, "Login gate saved.")
-            return redirect("access:gate_settings")
-    return render(
+    def errors_of(exc: PortwayError) -> FormErrors:
+        service = FormErrors.of(exc)
+        errors = FormErrors()
+        errors.general = service.general
+        for field, reasons in service.fields.items():
+            for reason in reasons:
+                errors.add(field.split("/")[-1], reason)
+        return errors
+
+    return setting_form(
         request,
         "access/gate_settings.html",
-        {
-            "title": "Settings",
-            "values": values,
-            "errors": errors,
-            "unclaimed": errors.unclaimed(["cookie_domain"]),
-            "can_edit": request.user.is_admin,
-        },
-        status=status,
+        values={"cookie_domain": (gate.get_setting().meta or {}).get("cookie_domain", "")},
+        submitted=lambda post: {"cookie_domain": post.get("cookie_domain", "").strip()},
+        save=lambda values: gate.set_gate_setting(request.user, "default", values),
+        saved="Login gate saved.",
+        url_name="access:gate_settings",
+        claimed=["cookie_domain"],
+        errors_of=errors_of,
+        forbidden_status=403,
     )

@@ -38,9 +38,8 @@ from django.db.models import F
 
 from portway.accounts.models import User
 from portway.core import fields
-from portway.core.audit import changes as audit_changes
 from portway.core.errors import FieldError, PermissionDenied
-from portway.nginx.models import AuditLogEntry, Setting
+from portway.nginx.models import Setting
 
 COOKIE_NAME = "portway_gate"
 SALT = "portway.accounts.gate.session"
@@ -269,14 +268,5 @@ def set_gate_setting(user, value: Any, meta: Any) -> Setting:  # noqa: ANN001
     clean = validate(value, meta)
     with transaction.atomic():
         setting = get_setting()
-        before = dict(setting.meta or {})
-        setting.value = "default"
-        setting.meta = clean
-        setting.save()
-        AuditLogEntry.objects.create(
-            user=user,
-            object_type="setting",
-            action="updated",
-            meta={"id": SETTING_ID, "changes": audit_changes(before, clean)},
-        )
+        setting.store(user, "default", clean, audit_value=False)
     return setting

@@ -35,6 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from portway import conf
+from portway.core.archive import UnsafeMember, member_path
 
 log = logging.getLogger("portway.backups")
 
@@ -235,11 +236,14 @@ def create_backup(destination: Path) -> dict[str, Any]:
 def _safe_member_path(name: str) -> PurePosixPath:
     """The member's relative path, or BackupError for anything that could leave the
     restore directory or that Portway never writes."""
-    if not name or name.startswith("/") or "\\" in name or "\x00" in name:
+    try:
+        path = PurePosixPath(member_path(name))
+    except UnsafeMember as exc:
+        if exc.problem == "outside":
+            raise BackupError(f"archive member {name!r} points outside the archive") from exc
+        raise BackupError(f"archive member {name!r} has an absolute or invalid name") from exc
+    if not path.parts:  # "." or "./": the archive's root, never a member Portway writes
         raise BackupError(f"archive member {name!r} has an absolute or invalid name")
-    path = PurePosixPath(name)
-    if any(part in ("..", "") for part in path.parts) or path.is_absolute():
-        raise BackupError(f"archive member {name!r} points outside the archive")
     return path
 
 

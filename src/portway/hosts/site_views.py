@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -26,7 +26,7 @@ from portway.hosts import services
 from portway.hosts.models import DeadHost, HostBase, ProxyHost, RedirectionHost, Stream
 from portway.web import queries
 from portway.web.decorators import object_or_leave, page
-from portway.web.forms import FormErrors, domain_lines, explain_domain_lines
+from portway.web.forms import FormErrors, domain_lines, number_or_text, save_form
 
 SSL_FIELDS = ("ssl_forced", "http2_support", "hsts_enabled", "hsts_subdomains")
 # How the forms call the fields a message may point to ("put the port in the Port field").
@@ -335,8 +335,7 @@ def _to_data(site: SiteKindPage, values: dict[str, Any], *, is_admin: bool) -> d
     field of anything wrong (one set of rules for the API and the form)."""
     data: dict[str, Any] = {"domain_names": split_domains(values["domain_names"])}
     for name in ("certificate_id", "access_list_id") if site.access_list else ("certificate_id",):
-        raw = str(values[name]).strip() or "0"
-        data[name] = int(raw) if raw.isascii() and raw.isdigit() else raw
+        data[name] = number_or_text(str(values[name]).strip() or "0")
     for name in site.text_fields:
         data[name] = values[name]
     for name in SSL_FIELDS + site.bool_fields:
@@ -385,17 +384,16 @@ def _form_page(
 def _submit(request: HttpRequest, site: SiteKindPage, host: HostBase | None) -> HttpResponse:
     values = _from_post(site, request.POST)
     data = _to_data(site, values, is_admin=request.user.is_admin)
-    try:
-        if host is None:
-            saved = services.create_host(site.model, request.user, data)
-        else:
-            saved = services.update_host(site.model, request.user, host.pk, data)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
-    except PortwayError as exc:
-        errors = FormErrors.of(exc)
-        explain_domain_lines(errors, values["domain_names"])
-        errors.relabel(FIELD_LABELS)
+    saved, errors = save_form(
+        lambda: (
+            services.create_host(site.model, request.user, data)
+            if host is None
+            else services.update_host(site.model, request.user, host.pk, data)
+        ),
+        labels=FIELD_LABELS,
+        domain_text=values["domain_names"],
+    )
+    if errors is not None:
         return _form_page(request, site, values, host=host, errors=errors, status=400)
     report_saved(request, site, saved, "created" if host is None else "saved")
     return redirect(site.url("list"))

@@ -7,15 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from portway.core.errors import NotFound, PortwayError
 from portway.hosts import services
 from portway.hosts.models import Stream
 from portway.hosts.site_views import STREAMS, certificate_choices
 from portway.web.decorators import object_or_leave, page
-from portway.web.forms import FormErrors
+from portway.web.forms import FormErrors, number_or_text, save_form
 
 TEXT_FIELDS = ("incoming_port", "forwarding_host", "forwarding_port")
 BOOL_FIELDS = ("tcp_forwarding", "udp_forwarding")
@@ -57,8 +56,7 @@ def _to_data(values: dict[str, Any]) -> dict[str, Any]:
     """NPM wire `data`; text stays as typed so the service names what is wrong."""
     data: dict[str, Any] = {name: values[name] for name in TEXT_FIELDS}
     data.update({name: bool(values[name]) for name in BOOL_FIELDS})
-    raw = str(values["certificate_id"]).strip() or "0"
-    data["certificate_id"] = int(raw) if raw.isascii() and raw.isdigit() else raw
+    data["certificate_id"] = number_or_text(str(values["certificate_id"]).strip() or "0")
     return data
 
 
@@ -88,16 +86,15 @@ def _form_page(
 def _submit(request: HttpRequest, stream: Stream | None) -> HttpResponse:
     values = _from_post(request.POST)
     data = _to_data(values)
-    try:
-        if stream is None:
-            saved = services.create_host(Stream, request.user, data)
-        else:
-            saved = services.update_host(Stream, request.user, stream.pk, data)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
-    except PortwayError as exc:
-        errors = FormErrors.of(exc)
-        errors.relabel(FIELD_LABELS)
+    saved, errors = save_form(
+        lambda: (
+            services.create_host(Stream, request.user, data)
+            if stream is None
+            else services.update_host(Stream, request.user, stream.pk, data)
+        ),
+        labels=FIELD_LABELS,
+    )
+    if errors is not None:
         return _form_page(request, values, stream=stream, errors=errors, status=400)
     verb = "created" if stream is None else "saved"
     if saved.enabled and not saved.nginx_online:

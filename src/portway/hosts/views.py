@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from portway.core.errors import NotFound, PortwayError
 from portway.core.validation import given
 from portway.hosts import services
 from portway.hosts.site_views import (
@@ -24,7 +23,7 @@ from portway.hosts.site_views import (
     split_domains,
 )
 from portway.web.decorators import object_or_leave, page
-from portway.web.forms import FormErrors, explain_domain_lines
+from portway.web.forms import FormErrors, save_form
 
 BOOLEAN_FIELDS = (
     "caching_enabled",
@@ -235,25 +234,22 @@ def _form_page(
 def _submit(request: HttpRequest, host=None) -> HttpResponse:  # noqa: ANN001
     form = HostForm.from_post(request.POST)
     data, local = form.to_data(is_admin=request.user.is_admin)
-    try:
-        # With `local` errors, `data` holds a value the service's schema refuses, so
-        # nothing is saved and its answer lists every other problem as well.
-        if host is None:
-            saved = services.create_proxy_host(request.user, data)
-        else:
-            saved = services.update_proxy_host(request.user, host.pk, data)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
-    except PortwayError as exc:
-        errors = FormErrors.of(exc)
-        for field, reasons in local.fields.items():
-            errors.fields[field] = reasons
-        explain_domain_lines(errors, form.values["domain_names"])
-        errors.relabel(FIELD_LABELS)
-    else:
-        report_saved(request, PROXY, saved, "created" if host is None else "saved")
-        return redirect(PROXY.url("list"))
-    return _form_page(request, form, host=host, errors=errors, status=400)
+    # With `local` errors, `data` holds a value the service's schema refuses, so nothing
+    # is saved and its answer lists every other problem as well.
+    saved, errors = save_form(
+        lambda: (
+            services.create_proxy_host(request.user, data)
+            if host is None
+            else services.update_proxy_host(request.user, host.pk, data)
+        ),
+        labels=FIELD_LABELS,
+        domain_text=form.values["domain_names"],
+        local=local,
+    )
+    if errors is not None:
+        return _form_page(request, form, host=host, errors=errors, status=400)
+    report_saved(request, PROXY, saved, "created" if host is None else "saved")
+    return redirect(PROXY.url("list"))
 
 
 @page

@@ -30,10 +30,9 @@ from django.db import IntegrityError, transaction
 
 from portway.admin_server import MAX_REQUEST_BODY_BYTES
 from portway.core import fields
-from portway.core.audit import changes as audit_changes
 from portway.core.errors import FieldError, PermissionDenied
 from portway.nginx.config import Comment, ConfigFile, d
-from portway.nginx.models import AuditLogEntry, Setting
+from portway.nginx.models import Setting
 from portway.nginx.render import CertificateRef, Renderer
 
 SETTING_ID = "admin-domain"
@@ -192,7 +191,6 @@ def set_admin_domain(user: Any, value: Any, meta: Any) -> Setting:
     try:
         with transaction.atomic():
             setting = get_setting()
-            before = {"value": setting.value, **(setting.meta or {})}
             HostName.objects.filter(kind=KIND).delete()
             if name:
                 HostName.objects.create(
@@ -202,19 +200,7 @@ def set_admin_domain(user: Any, value: Any, meta: Any) -> Setting:
                     unicode_name=fields.unicode_name(name),
                     claim=name,
                 )
-            setting.value = name or OFF
-            setting.meta = clean_meta
-            setting.save()
-            AuditLogEntry.objects.create(
-                user=user,
-                object_type="setting",
-                action="updated",
-                meta={
-                    "id": SETTING_ID,
-                    "value": name or OFF,
-                    "changes": audit_changes(before, {"value": name or OFF, **clean_meta}),
-                },
-            )
+            setting.store(user, name or OFF, clean_meta)
     except IntegrityError:
         raise FieldError(
             "value", f"{name!r} is already used by an enabled host; it cannot be the admin UI's"

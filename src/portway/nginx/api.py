@@ -11,11 +11,12 @@ deleted user) are in Portway's full log, GET /api/portway/audit-log, with `user_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 from pydantic import ConfigDict, Field
 
 from portway.accounts.permissions import can, visible_queryset
@@ -109,21 +110,25 @@ def get_setting(request: HttpRequest, setting_id: str):
     return setting_wire(services.get_setting(setting_id))
 
 
+def _setters() -> dict[str, Callable[[Any, Any, Any], Setting]]:
+    """Each setting's service setter, (user, value, meta) → the saved Setting, by id."""
+    from portway.access.realip import set_real_ip
+    from portway.accounts.gate import set_gate_setting
+
+    return {
+        "default-site": services.set_default_site,
+        "real-ip": set_real_ip,
+        admin_site.SETTING_ID: admin_site.set_admin_domain,
+        "gate": set_gate_setting,
+    }
+
+
 @settings_router.put("/{setting_id}", response=SettingOut, summary="Change a setting")
 def put_setting(request: HttpRequest, setting_id: str, payload: SettingUpdate):
     _admin(request)
     services.get_setting(setting_id)
-    if setting_id == "real-ip":
-        from portway.access.realip import set_real_ip
-
-        return setting_wire(set_real_ip(request.auth, payload.value, payload.meta))
-    if setting_id == admin_site.SETTING_ID:
-        return setting_wire(admin_site.set_admin_domain(request.auth, payload.value, payload.meta))
-    if setting_id == "gate":
-        from portway.accounts.gate import set_gate_setting
-
-        return setting_wire(set_gate_setting(request.auth, payload.value, payload.meta))
-    return setting_wire(services.set_default_site(request.auth, payload.value, payload.meta))
+    setter = _setters()[setting_id]
+    return setting_wire(setter(request.auth, payload.value, payload.meta))
 
 
 @settings_router.post(
@@ -165,8 +170,42 @@ def _expand(raw: str | None) -> set[str]:
     return {p.strip() for p in (raw or "").split(",") if p.strip()}
 
 
-def _entries(request: HttpRequest, **filters: Any) -> QuerySet[AuditLogEntry]:
-    return services.audit_entries(request.auth, **filters)
+class AuditLogFilters(Schema):
+    """The query parameters of both audit logs (NPM's and Portway's full one)."""
+
+    expand: str | None = None
+    query: str | None = None
+    user_id: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    action: str | None = None
+    offset: Offset = 0
+    limit: Limit = 100
+
+
+def _entry(request: HttpRequest, entry_id: int) -> AuditLogEntry:
+    """One audit log entry for an administrator, or NotFound."""
+    _admin(request)
+    entry = AuditLogEntry.objects.select_related("user").filter(pk=entry_id).first()
+    if entry is None:
+        raise NotFound(f"Audit log entry {entry_id} not found")
+    return entry
+
+
+def _page(
+    request: HttpRequest, filters: AuditLogFilters, rows: Q
+) -> list[tuple[AuditLogEntry, set[str]]]:
+    """The page of entries `filters` selects among `rows`, each with the expansions."""
+    entries: QuerySet[AuditLogEntry] = services.audit_entries(
+        request.auth,
+        user_id=filters.user_id,
+        object_type=filters.object_type,
+        object_id=filters.object_id,
+        action=filters.action,
+        query=filters.query,
+    ).filter(rows)
+    wanted = _expand(filters.expand)
+    return [(e, wanted) for e in entries[filters.offset : filters.offset + filters.limit]]
 
 
 @audit_router.get(
@@ -177,38 +216,19 @@ def _entries(request: HttpRequest, **filters: Any) -> QuerySet[AuditLogEntry]:
 )
 def audit_log(
     request: HttpRequest,
-    expand: str | None = None,
-    query: str | None = None,
-    user_id: str | None = None,
-    object_type: str | None = None,
-    object_id: str | None = None,
-    action: str | None = None,
-    offset: Offset = 0,
-    limit: Limit = 100,
+    filters: Query[AuditLogFilters],
 ):
     """Newest first, the entries NPM's object describes (see the module docstring).
     Filters: `user_id`, `object_type`, `object_id`, `action`, `query` (substring of type
     or action); paged by `offset` and `limit` (1-1000)."""
-    entries = _entries(
-        request,
-        user_id=user_id,
-        object_type=object_type,
-        object_id=object_id,
-        action=action,
-        query=query,
-    ).filter(NPM_AUDIT_ROWS)
-    wanted = _expand(expand)
-    return [audit_wire(e, wanted) for e in entries[offset : offset + limit]]
+    return [audit_wire(e, wanted) for e, wanted in _page(request, filters, NPM_AUDIT_ROWS)]
 
 
 @audit_router.get(
     "/{entry_id}", response=AuditLogEntryOut, exclude_unset=True, summary="One audit log entry"
 )
 def audit_entry(request: HttpRequest, entry_id: ObjectId, expand: str | None = None):
-    _admin(request)
-    entry = AuditLogEntry.objects.select_related("user").filter(pk=entry_id).first()
-    if entry is None:
-        raise NotFound(f"Audit log entry {entry_id} not found")
+    entry = _entry(request, entry_id)
     if not AuditLogEntry.objects.filter(NPM_AUDIT_ROWS, pk=entry_id).exists():
         raise NotFound(
             f"Audit log entry {entry_id} has no user or object id; "
@@ -225,27 +245,11 @@ def audit_entry(request: HttpRequest, entry_id: ObjectId, expand: str | None = N
 )
 def portway_audit_log(
     request: HttpRequest,
-    expand: str | None = None,
-    query: str | None = None,
-    user_id: str | None = None,
-    object_type: str | None = None,
-    object_id: str | None = None,
-    action: str | None = None,
-    offset: Offset = 0,
-    limit: Limit = 100,
+    filters: Query[AuditLogFilters],
 ):
     """Every entry, newest first. Filters as /api/audit-log; `user_id=0` selects the
     entries of nobody (unknown accounts, the CLI, the scheduler, deleted users)."""
-    entries = _entries(
-        request,
-        user_id=user_id,
-        object_type=object_type,
-        object_id=object_id,
-        action=action,
-        query=query,
-    )
-    wanted = _expand(expand)
-    return [audit_wire(e, wanted, npm=False) for e in entries[offset : offset + limit]]
+    return [audit_wire(e, wanted, npm=False) for e, wanted in _page(request, filters, Q())]
 
 
 @portway_audit_router.get(
@@ -255,10 +259,7 @@ def portway_audit_log(
     summary="Portway: one audit log entry",
 )
 def portway_audit_entry(request: HttpRequest, entry_id: ObjectId, expand: str | None = None):
-    _admin(request)
-    entry = AuditLogEntry.objects.select_related("user").filter(pk=entry_id).first()
-    if entry is None:
-        raise NotFound(f"Audit log entry {entry_id} not found")
+    entry = _entry(request, entry_id)
     return audit_wire(entry, _expand(expand), npm=False)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 
@@ -53,6 +55,31 @@ class Setting(models.Model):
         """The setting `key`, created with its default on first use."""
         obj, _ = cls.objects.get_or_create(id=key, defaults=cls.DEFAULTS[key])
         return obj
+
+    def store(
+        self, user: Any, value: str, meta: dict[str, Any], *, audit_value: bool = True
+    ) -> None:
+        """Save `value` and `meta` (already validated) and record the change in the audit
+        log as "setting"/"updated" by `user`, with meta {"id", "value", "changes"}.
+
+        `audit_value=False`: a setting whose value is fixed (the gate's "default") records
+        only the changes of its meta, without "value". Call it inside the caller's
+        transaction, so the row and its audit entry are saved together.
+        """
+        from portway.core.audit import changes
+
+        before = (
+            {"value": self.value, **(self.meta or {})} if audit_value else dict(self.meta or {})
+        )
+        after = {"value": value, **meta} if audit_value else dict(meta)
+        self.value = value
+        self.meta = meta
+        self.save()
+        entry: dict[str, Any] = {"id": self.id}
+        if audit_value:
+            entry["value"] = value
+        entry["changes"] = changes(before, after)
+        AuditLogEntry.objects.create(user=user, object_type="setting", action="updated", meta=entry)
 
 
 class AuditLogEntry(models.Model):

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from portway.core.audit import changes as audit_changes
 from portway.core.errors import FieldError, NotFound, PermissionDenied
 from portway.core.params import is_id
 from portway.nginx.models import AuditLogEntry, Setting
@@ -91,20 +90,7 @@ def set_default_site(user, value: Any, meta: Any) -> Setting:  # noqa: ANN001
     _check_with_nginx(value, clean)
     with transaction.atomic():
         setting = get_default_site()
-        before = {"value": setting.value, **(setting.meta or {})}
-        setting.value = value
-        setting.meta = clean
-        setting.save()
-        AuditLogEntry.objects.create(
-            user=user,
-            object_type="setting",
-            action="updated",
-            meta={
-                "id": setting.id,
-                "value": value,
-                "changes": audit_changes(before, {"value": value, **clean}),
-            },
-        )
+        setting.store(user, value, clean)
     from portway.nginx.engine import request_apply, wait_applied
 
     # like a host's create or update, the answer comes once nginx serves the change

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from portway.core.errors import PortwayError
+from portway.core.errors import FieldError, PortwayError
+from portway.nginx import services
 from portway.web.decorators import page
 from portway.web.forms import FormErrors
+from portway.web.setting_form import setting_form
 
 CHOICES = [
     ("congratulations", "Congratulations page", "Portway's welcome page: shows that nginx works."),
@@ -20,84 +23,56 @@ CHOICES = [
 VALUES = {value for value, _, _ in CHOICES}
 
 
-def _services():
-    try:
-        from portway.nginx import services
-    except ImportError:  # pragma: no cover - settings service not written yet
-        return None
-    return services
-
-
-def _current():
-    services = _services()
-    if services is not None and hasattr(services, "get_default_site"):
-        return services.get_default_site()
-    from portway.nginx.models import Setting
-
-    return Setting.get("default-site")
-
-
 @page
 def settings_index(request: HttpRequest) -> HttpResponse:
     return redirect("nginx:default_site")
 
 
-@page
-def default_site(request: HttpRequest) -> HttpResponse:
-    setting = _current()
-    meta = setting.meta if isinstance(setting.meta, dict) else {}
-    values = {
-        "value": setting.value,
-        "redirect": meta.get("redirect", ""),
-        "html": meta.get("html", ""),
-    }
-    errors = FormErrors()
-    status = 200
-    if request.method == "POST":
-        values = {
-            "value": request.POST.get("value", ""),
-            "redirect": request.POST.get("redirect", "").strip(),
-            "html": request.POST.get("html", ""),
-        }
-        if values["value"] not in VALUES:
-            errors.add("value", "choose one of the options")
-        elif values["value"] == "redirect" and not values["redirect"]:
-            errors.add("meta/redirect", "enter the address to redirect to")
-        if not errors:
-            new_meta = {}
-            if values["value"] == "redirect":
-                new_meta = {"redirect": values["redirect"]}
-            elif values["value"] == "html":
-                new_meta = {"html": values["html"]}
-            services = _services()
-            if services is None or not hasattr(services, "set_default_site"):
-                errors.add(None, "Saving settings is not available in this build yet.")
-            else:
-                try:
-                    services.set_default_site(request.user, values["value"], new_meta)
-                except PortwayError as exc:
-                    errors.absorb(exc)
-                else:
-                    messages.success(request, "Default site saved; nginx is being reloaded.")
-                    return redirect("nginx:default_site")
-        status = 400
-    # The service may name meta fields "meta/redirect" or just "redirect".
+def _default_site_errors(exc: PortwayError) -> FormErrors:
+    """The service may name meta fields "meta/redirect" or just "redirect"."""
+    errors = FormErrors.of(exc)
     for short in ("redirect", "html"):
         for reason in errors.fields.pop(short, []):
             errors.add(f"meta/{short}", reason)
-    return render(
+    return errors
+
+
+def _save_default_site(user, values: dict[str, Any]) -> None:  # noqa: ANN001
+    if values["value"] not in VALUES:
+        raise FieldError("value", "choose one of the options")
+    if values["value"] == "redirect" and not values["redirect"]:
+        raise FieldError("meta/redirect", "enter the address to redirect to")
+    new_meta = {}
+    if values["value"] == "redirect":
+        new_meta = {"redirect": values["redirect"]}
+    elif values["value"] == "html":
+        new_meta = {"html": values["html"]}
+    services.set_default_site(user, values["value"], new_meta)
+
+
+@page
+def default_site(request: HttpRequest) -> HttpResponse:
+    setting = services.get_default_site()
+    meta = setting.meta if isinstance(setting.meta, dict) else {}
+    return setting_form(
         request,
         "nginx/default_site.html",
-        {
-            "title": "Settings",
-            "setting": setting,
-            "values": values,
-            "choices": CHOICES,
-            "errors": errors,
-            "unclaimed": errors.unclaimed(["value", "meta"]),
-            "can_edit": request.user.is_admin,
+        values={
+            "value": setting.value,
+            "redirect": meta.get("redirect", ""),
+            "html": meta.get("html", ""),
         },
-        status=status,
+        submitted=lambda post: {
+            "value": post.get("value", ""),
+            "redirect": post.get("redirect", "").strip(),
+            "html": post.get("html", ""),
+        },
+        save=lambda values: _save_default_site(request.user, values),
+        saved="Default site saved; nginx is being reloaded.",
+        url_name="nginx:default_site",
+        claimed=["value", "meta"],
+        errors_of=_default_site_errors,
+        context=lambda: {"choices": CHOICES},
     )
 
 
@@ -113,7 +88,6 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     from django.core.paginator import Paginator
 
     from portway.accounts.models import User
-    from portway.nginx import services
     from portway.web.views import describe
 
     filters = {k: request.GET.get(k, "") for k in ("user_id", "object_type", "action")}
@@ -165,51 +139,42 @@ def admin_domain(request: HttpRequest) -> HttpResponse:
     from portway.certificates.models import Certificate
     from portway.nginx import admin_site
 
-    setting = admin_site.get_setting()
-    values = {
-        "value": "" if setting.value == admin_site.OFF else setting.value,
-        "certificate_id": str((setting.meta or {}).get("certificate_id") or ""),
-    }
-    errors = FormErrors()
-    status = 200
-    if request.method == "POST":
-        values = {
-            "value": request.POST.get("value", "").strip(),
-            "certificate_id": request.POST.get("certificate_id", "").strip(),
-        }
+    def save(values: dict[str, Any]) -> None:
         meta: dict = {}
         if values["value"]:
             if not values["certificate_id"].isdigit():
-                errors.add("meta/certificate_id", "choose the certificate to serve it with")
-            else:
-                meta = {"certificate_id": int(values["certificate_id"])}
-        if not errors:
-            try:
-                admin_site.set_admin_domain(request.user, values["value"], meta)
-            except PortwayError as exc:
-                errors.absorb(exc)
-            else:
-                messages.success(request, "Admin UI domain saved; nginx is being reloaded.")
-                return redirect("nginx:admin_domain")
-        status = 400
-    certificates = [c for c in Certificate.objects.order_by("nice_name", "id") if c.has_files]
-    config = admin_site.settings.PORTWAY
-    return render(
-        request,
-        "nginx/admin_domain.html",
-        {
-            "title": "Settings",
-            "setting": setting,
-            "values": values,
-            "certificates": certificates,
-            "errors": errors,
-            "unclaimed": errors.unclaimed(["value", "meta/certificate_id"]),
-            "can_edit": request.user.is_admin,
+                raise FieldError("meta/certificate_id", "choose the certificate to serve it with")
+            meta = {"certificate_id": int(values["certificate_id"])}
+        admin_site.set_admin_domain(request.user, values["value"], meta)
+
+    def context() -> dict[str, Any]:
+        config = admin_site.settings.PORTWAY
+        return {
+            "certificates": [
+                c for c in Certificate.objects.order_by("nice_name", "id") if c.has_files
+            ],
             "admin_port": config.admin_port,
             "admin_bind": config.admin_bind,
             "https_port": config.public_https_port,
+        }
+
+    setting = admin_site.get_setting()
+    return setting_form(
+        request,
+        "nginx/admin_domain.html",
+        values={
+            "value": "" if setting.value == admin_site.OFF else setting.value,
+            "certificate_id": str((setting.meta or {}).get("certificate_id") or ""),
         },
-        status=status,
+        submitted=lambda post: {
+            "value": post.get("value", "").strip(),
+            "certificate_id": post.get("certificate_id", "").strip(),
+        },
+        save=save,
+        saved="Admin UI domain saved; nginx is being reloaded.",
+        url_name="nginx:admin_domain",
+        claimed=["value", "meta/certificate_id"],
+        context=context,
     )
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from portway.core.archive import UnsafeMember, member_path
+
 MAX_MEMBERS = 20000
 MAX_FILE_BYTES = 256 * 1024 * 1024
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
@@ -41,16 +43,19 @@ class Extracted:
     skipped_links: list[str] = field(default_factory=list)
 
 
+_REFUSALS = {
+    "unusable name": "has an unusable name",
+    "absolute path": "has an absolute path",
+    "outside": "leaves the archive (..)",
+}
+
+
 def _clean_name(name: str) -> str:
     """The member's relative path, or ArchiveError naming why it is refused."""
-    if not name or "\\" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise ArchiveError(f"refused: the member {name!r} has an unusable name")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise ArchiveError(f"refused: the member {name!r} has an absolute path")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise ArchiveError(f"refused: the member {name!r} leaves the archive (..)")
-    return "/".join(parts)
+    try:
+        return member_path(name)
+    except UnsafeMember as exc:
+        raise ArchiveError(f"refused: the member {name!r} {_REFUSALS[exc.problem]}") from exc
 
 
 def _check_link(name: str, target: str) -> None:

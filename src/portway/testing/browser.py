@@ -64,3 +64,13 @@ def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator:
         yield page
         browser.close()
     assert errors == [], f"JavaScript errors or CSP violations: {errors}"
+
+
+def sign_in(page, base: str, email: str, password: str, next_url: str = "") -> None:  # noqa: ANN001
+    """Sign in through Portway's login page (`base` is the live server's URL, e.g.
+    "http://127.0.0.1:8081"; `next_url` an optional ?next= path). It only submits the
+    form: the caller asserts where the browser lands."""
+    page.goto(base + "/login" + (f"?next={next_url}" if next_url else ""))
+    page.fill("#id_email", email)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")

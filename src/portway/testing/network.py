@@ -10,7 +10,9 @@ import json
 import socket
 import socketserver
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 import dns.message
 import dns.rcode
@@ -103,6 +105,28 @@ def free_udp_port() -> int:
         return sock.getsockname()[1]
 
 
+class _EchoServing:
+    """Serving in a thread while used as a context manager; `port` is the bound one."""
+
+    server_address: tuple[str, int]
+    serve_forever: Callable[[], None]
+    shutdown: Callable[[], None]
+    server_close: Callable[[], None]
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def __enter__(self) -> Self:
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
 class _TCPEchoHandler(socketserver.BaseRequestHandler):
     server: TCPEchoServer
 
@@ -112,7 +136,7 @@ class _TCPEchoHandler(socketserver.BaseRequestHandler):
             self.request.sendall(data)
 
 
-class TCPEchoServer(socketserver.ThreadingTCPServer):
+class TCPEchoServer(_EchoServing, socketserver.ThreadingTCPServer):
     """A TCP server on 127.0.0.1 sending `prefix` on each connection (so a test can tell
     which server answered), then every byte it receives."""
 
@@ -122,19 +146,6 @@ class TCPEchoServer(socketserver.ThreadingTCPServer):
     def __init__(self, prefix: bytes = b"", port: int = 0) -> None:
         self.prefix = prefix
         super().__init__(("127.0.0.1", port), _TCPEchoHandler)
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
-
-    def __enter__(self) -> TCPEchoServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 class _UDPEchoHandler(socketserver.BaseRequestHandler):
@@ -145,7 +156,7 @@ class _UDPEchoHandler(socketserver.BaseRequestHandler):
         sock.sendto(self.server.prefix + data, self.client_address)
 
 
-class UDPEchoServer(socketserver.ThreadingUDPServer):
+class UDPEchoServer(_EchoServing, socketserver.ThreadingUDPServer):
     """A UDP server on 127.0.0.1 answering each datagram with `prefix` + the datagram."""
 
     daemon_threads = True
@@ -153,19 +164,6 @@ class UDPEchoServer(socketserver.ThreadingUDPServer):
     def __init__(self, prefix: bytes = b"", port: int = 0) -> None:
         self.prefix = prefix
         super().__init__(("127.0.0.1", port), _UDPEchoHandler)
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
-
-    def __enter__(self) -> UDPEchoServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 def tcp_exchange(port: int, data: bytes, size: int | None = None, timeout: float = 5.0) -> bytes:

@@ -7,18 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from portway.core.errors import NotFound, PermissionDenied, PortwayError
+from portway.core.errors import PermissionDenied, PortwayError
 from portway.hosts.views import FIELD_LABELS, certificate_choices, split_domains
 from portway.tunnels import services
 from portway.tunnels.models import Tunnel
 from portway.web import queries
 from portway.web.decorators import object_or_leave, page
-from portway.web.forms import FormErrors, explain_domain_lines
+from portway.web.forms import FormErrors, number_or_text, save_form
 
 NEW_KEY = "portway.tunnels.new_key"
 TEXT_FIELDS = ("domain_names", "forward_host", "forward_port", "certificate_id", "max_connections")
@@ -66,11 +66,6 @@ def _values(tunnel: Tunnel | None) -> dict[str, Any]:
         "ssl_forced": tunnel.ssl_forced,
         "user_ids": [str(u.pk) for u in tunnel.users.all()],
     }
-
-
-def _number(text: str) -> int | str:
-    text = text.strip()
-    return int(text) if text.isascii() and text.isdigit() else text
 
 
 def _form(
@@ -121,23 +116,22 @@ def _submit(request: HttpRequest, tunnel: Tunnel | None) -> HttpResponse:
     data: dict[str, Any] = {
         "domain_names": split_domains(values["domain_names"]),
         "forward_host": values["forward_host"],
-        "forward_port": _number(values["forward_port"]),
-        "certificate_id": raw_cert if raw_cert == "new" else _number(raw_cert),
-        "max_connections": _number(values["max_connections"]),
+        "forward_port": number_or_text(values["forward_port"]),
+        "certificate_id": raw_cert if raw_cert == "new" else number_or_text(raw_cert),
+        "max_connections": number_or_text(values["max_connections"]),
         "ssl_forced": values["ssl_forced"],
-        "user_ids": [_number(v) for v in values["user_ids"]],
+        "user_ids": [number_or_text(v) for v in values["user_ids"]],
     }
-    try:
-        if tunnel is None:
-            saved = services.create_tunnel(request.user, data)
-        else:
-            saved = services.update_tunnel(request.user, tunnel.pk, data)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
-    except PortwayError as exc:
-        errors = FormErrors.of(exc)
-        explain_domain_lines(errors, values["domain_names"])
-        errors.relabel(FIELD_LABELS)
+    saved, errors = save_form(
+        lambda: (
+            services.create_tunnel(request.user, data)
+            if tunnel is None
+            else services.update_tunnel(request.user, tunnel.pk, data)
+        ),
+        labels=FIELD_LABELS,
+        domain_text=values["domain_names"],
+    )
+    if errors is not None:
         return _form(request, values, tunnel, errors, status=400)
     messages.success(request, f"Tunnel host {saved} {'created' if tunnel is None else 'saved'}.")
     return redirect("tunnels:edit", saved.pk)

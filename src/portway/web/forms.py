@@ -9,10 +9,15 @@ the ones no input claimed at the top, so nothing a service says is lost.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
+
+from django.http import Http404
 
 from portway.core import fields
-from portway.core.errors import FieldError, InvalidFields, PortwayError
+from portway.core.errors import FieldError, InvalidFields, NotFound, PortwayError
+
+Saved = TypeVar("Saved")
 
 
 class FormErrors:
@@ -86,6 +91,45 @@ class FormErrors:
             if not any(field == c or field.startswith(c + "/") for c in claimed):
                 leftovers.extend(f"{field.replace('/', ' ')}: {reason}" for reason in reasons)
         return leftovers
+
+
+def number_or_text(text: str) -> int | str:
+    """`text` (stripped) as an int when it is ASCII digits, else the text as typed: the
+    service then names the field and why, with the API's rules (one set for both)."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
+def save_form(
+    save: Callable[[], Saved],
+    *,
+    labels: Mapping[str, str],
+    domain_text: str | None = None,
+    local: FormErrors | None = None,
+) -> tuple[Saved | None, FormErrors | None]:
+    """Run a form's create or update (`save`, a service call) and say what went wrong.
+
+    Args:
+        labels: API field name → the form's label (see `FormErrors.relabel`).
+        domain_text: the domain-names textarea as typed, to point messages at its lines.
+        local: the form's own messages (they replace the service's for the same field).
+    Returns:
+        (what `save` returned, None), or (None, the messages) when the service refused.
+    Raises:
+        Http404: the object is gone (NotFound).
+    """
+    try:
+        return save(), None
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except PortwayError as exc:
+        errors = FormErrors.of(exc)
+    for field, reasons in (local.fields if local else {}).items():
+        errors.fields[field] = reasons
+    if domain_text is not None:
+        explain_domain_lines(errors, domain_text)
+    errors.relabel(labels)
+    return None, errors
 
 
 # --- domain-name text areas (one name per line) ---------------------------------------

@@ -9,7 +9,8 @@ import re
 import pytest
 
 from portway.access.models import AccessList, AccessListItem
-from portway.testing.api import PASSWORD, make_admin
+from portway.testing.api import ADMIN_EMAIL, PASSWORD, make_admin
+from portway.testing.browser import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -20,10 +21,7 @@ def test_access_lists_in_the_browser(live_server, transactional_db, browser_page
     page = browser_page
     base = live_server.url
     make_admin()
-    page.goto(base + "/login")
-    page.fill("#id_email", "admin@example.com")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, base, ADMIN_EMAIL, PASSWORD)
     expect(page).to_have_url(base + "/")
 
     page.click("#nav-access-lists")

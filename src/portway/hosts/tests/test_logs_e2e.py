@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
+from portway.testing.browser import sign_in
 from portway.testing.network import UpstreamServer
 from portway.testing.process import ADMIN_EMAIL, ADMIN_PASSWORD, PortwayProcess, wait_for
 
@@ -146,10 +147,7 @@ def test_logs_page_shows_new_requests_live_and_filters(
     page = browser_page
     host = logged.create_proxy_host(["ui-logs.example.test"], upstream.port)
     logged.wait_applied()
-    page.goto(logged.admin_url + "/login")
-    page.fill("#id_email", ADMIN_EMAIL)
-    page.fill("#id_password", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, logged.admin_url, ADMIN_EMAIL, ADMIN_PASSWORD)
     expect(page).to_have_url(logged.admin_url + "/")
     page.goto(logged.admin_url + "/proxy-hosts")
     page.click(f"#host-{host['id']} [data-logs-link]")

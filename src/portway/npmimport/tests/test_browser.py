@@ -12,7 +12,8 @@ import pytest
 from portway.hosts.models import DeadHost, ProxyHost
 from portway.npmimport.tests.npm_fixture import make_installation
 from portway.npmimport.tests.npm_schema import build_sqlite
-from portway.testing.api import PASSWORD, make_admin
+from portway.testing.api import ADMIN_EMAIL, PASSWORD, make_admin
+from portway.testing.browser import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -32,10 +33,7 @@ def test_import_page_in_the_browser(
 
     page, base = browser_page, live_server.url
     make_admin()
-    page.goto(base + "/login")
-    page.fill("#id_email", "admin@example.com")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, base, ADMIN_EMAIL, PASSWORD)
     expect(page).to_have_url(base + "/")
     page.goto(base + "/settings")
     page.click("#settings-import-npm")

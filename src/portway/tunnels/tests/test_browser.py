@@ -13,7 +13,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import unix_connect
 
-from portway.testing.api import PASSWORD, make_admin
+from portway.testing.api import ADMIN_EMAIL, PASSWORD, make_admin
+from portway.testing.browser import sign_in
 from portway.testing.process import terminate, wait_for
 from portway.tunnels import services
 from portway.tunnels.models import Tunnel, TunnelKey
@@ -33,10 +34,7 @@ def test_tunnels_in_the_browser(live_server, transactional_db, browser_page) -> 
         page = browser_page
         base = live_server.url
         make_admin()
-        page.goto(base + "/login")
-        page.fill("#id_email", "admin@example.com")
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in(page, base, ADMIN_EMAIL, PASSWORD)
         expect(page).to_have_url(base + "/")
 
         page.click("#nav-tunnels")

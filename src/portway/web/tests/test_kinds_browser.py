@@ -12,18 +12,12 @@ import re
 import pytest
 
 from portway.hosts.models import DeadHost, RedirectionHost
+from portway.testing.browser import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ADMIN = "ada@example.com"
 PASSWORD = "correct horse battery"
-
-
-def sign_in(page, base: str) -> None:  # noqa: ANN001
-    page.goto(base + "/login")
-    page.fill("#id_email", ADMIN)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
 
 
 def test_redirection_hosts_pages(live_server, transactional_db, browser_page, admin):  # noqa: ANN001
@@ -35,7 +29,7 @@ def test_redirection_hosts_pages(live_server, transactional_db, browser_page, ad
         admin, {"name": "Staff", "clients": [{"address": "10.0.0.0/8", "directive": "allow"}]}
     )
     page, base = browser_page, live_server.url
-    sign_in(page, base)
+    sign_in(page, base, ADMIN, PASSWORD)
     page.click("#nav-hosts")
     page.click("#nav-redirection-hosts")
     expect(page).to_have_url(base + "/redirection-hosts")
@@ -107,7 +101,7 @@ def test_dead_hosts_pages_and_dashboard(live_server, transactional_db, browser_p
     from playwright.sync_api import expect
 
     page, base = browser_page, live_server.url
-    sign_in(page, base)
+    sign_in(page, base, ADMIN, PASSWORD)
     page.click("#nav-hosts")
     page.click("#nav-dead-hosts")
     expect(page).to_have_url(base + "/dead-hosts")

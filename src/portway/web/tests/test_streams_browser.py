@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from portway.hosts.models import Stream
+from portway.testing.browser import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -18,18 +19,11 @@ ADMIN = "ada@example.com"
 PASSWORD = "correct horse battery"
 
 
-def sign_in(page, base: str) -> None:  # noqa: ANN001
-    page.goto(base + "/login")
-    page.fill("#id_email", ADMIN)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-
-
 def test_streams_page(live_server, transactional_db, browser_page, admin):  # noqa: ANN001
     from playwright.sync_api import expect
 
     page, base = browser_page, live_server.url
-    sign_in(page, base)
+    sign_in(page, base, ADMIN, PASSWORD)
     page.click("#nav-hosts")
     page.click("#nav-streams")
     expect(page).to_have_url(base + "/streams")
