@@ -17,6 +17,7 @@ defaults Nginx Proxy Manager users know (HSTS value, block-exploits rules, asset
 from __future__ import annotations
 
 import grp
+import hashlib
 import ipaddress
 import os
 import pwd
@@ -51,6 +52,14 @@ _SINGLE_DIRECTIVES = frozenset(
     {"proxy_ssl_server_name", "proxy_cache", "proxy_cache_key", "expires"}
 )
 _ASSET_URI = rf"~*\.({_ASSET_EXTENSIONS})$"
+# Upstream keep-alive pools (one `upstream` block per distinct target of a host, see
+# Renderer._upstream_block). Idle connections each worker keeps per upstream: enough for
+# the concurrency one busy host sees per worker; the rest are closed after use.
+UPSTREAM_KEEPALIVE = 32
+# Below the 5 s idle timeout of common app servers (Node.js, uvicorn, Apache), so nginx
+# drops an idle connection before the upstream does and rarely reuses one being closed.
+UPSTREAM_KEEPALIVE_TIMEOUT = "4s"
+UPSTREAM_KEEPALIVE_REQUESTS = 1000
 _DEFAULT_LOCATION = re.compile(r"^(?:(?!#).)*\blocation\s+/\s*\{", re.MULTILINE)
 
 # NPM's "block common exploits" rules: request URIs and query strings that probe for SQL
@@ -366,6 +375,23 @@ def _upstream_address(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _target(spec: ProxyHostSpec | LocationSpec) -> tuple[str, str, int]:
+    """(scheme, forward host, port) of a host's or a custom location's upstream."""
+    return spec.forward_scheme, spec.forward_host, spec.forward_port
+
+
+def upstream_name(host_key: str, scheme: str, forward_host: str, port: int) -> str:
+    """The `upstream` block of one target of host `host_key` ("proxy-5").
+
+    Deterministic (the same host and target render the same text, so an unchanged host
+    file stays byte-identical across applies) and unique per host and target: the
+    scheme is part of it because a pool of TLS connections must not serve plain HTTP.
+    The "portway_" prefix and underscores keep it apart from real forward host names.
+    """
+    digest = hashlib.sha256(f"{scheme}://{forward_host}:{port}".encode()).hexdigest()[:12]
+    return f"portway_{host_key.replace('-', '_')}_{digest}"
+
+
 def _worker_user() -> tuple[str, str] | None:
     """The unprivileged account nginx's workers run as when started by root."""
     if os.geteuid() != 0:
@@ -475,12 +501,15 @@ class Renderer:
             d("ssl_session_tickets", "off"),
             # nginx before 1.23.4 offers upstreams TLS 1.3 only when asked to
             d("proxy_ssl_protocols", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"),
+            # resume upstream TLS sessions (nginx's default, stated): with keep-alive pools
+            # most requests need no handshake at all, and new connections a short one
+            d("proxy_ssl_session_reuse", "on"),
             d("proxy_connect_timeout", "10s"),
             d("proxy_read_timeout", "300s"),
             d("proxy_send_timeout", "300s"),
-            _map(
-                "$http_upgrade", "$portway_connection_upgrade", {"default": "upgrade", "": "close"}
-            ),
+            # "upgrade" only for WebSocket upgrades; otherwise no Connection header, so the
+            # upstream connection stays open for the next request (keep-alive pools)
+            _map("$http_upgrade", "$portway_connection_upgrade", {"default": "upgrade", "": ""}),
             # trust_forwarded_proto: believe an outer proxy's X-Forwarded-Proto when it is
             # exactly http or https; otherwise fall back to the connection's own scheme.
             _map(
@@ -676,8 +705,9 @@ class Renderer:
         admin_sets = top_level_names(host.advanced_config)
         options: list[Node] = [
             # SNI for HTTPS upstreams (virtual hosting behind them answers "unrecognized
-            # name" without it). nginx sends the name of proxy_pass's host ($proxy_host
-            # without its port) and, per RFC 6066, nothing for an IP address.
+            # name" without it): the forward host (proxy_ssl_name next to each pooled
+            # proxy_pass; a name resolved per request is proxy_pass's own host) and, per
+            # RFC 6066, nothing for an IP address.
             d("proxy_ssl_server_name", "on"),
         ]
         if host.caching_enabled:
@@ -695,26 +725,30 @@ class Renderer:
             )
             server.append(d("set", upstream_var, host.forward_host))
         claims_root = False
+        # targets passed to by address get a keep-alive pool; see _upstream_block
+        pooled: dict[str, Directive] = {}
         for index, location in enumerate(host.locations):
             loc_var = None
             if not self.resolver.resolvable(location.forward_host):
                 loc_var = f"$portway_upstream_{index}"
                 server.append(d("set", loc_var, location.forward_host))
+            else:
+                pooled.update(self._upstream_block(host.key, _target(location)))
             for block in self._custom_location(host, location, loc_var):
                 if block.args in (("/",), ("^~", "/")):
                     claims_root = True
                 server.append(block)
         server += self.site_advanced(host)
         if not claims_root_location(host.advanced_config) and not claims_root:
+            if upstream_var is None:
+                pooled.update(self._upstream_block(host.key, _target(host)))
             server.append(
                 d(
                     "location",
                     "/",
                     block=[
                         *self._location_common(host),
-                        self._proxy_pass(
-                            host.forward_scheme, host.forward_host, host.forward_port, upstream_var
-                        ),
+                        *self._proxy_pass(host, _target(host), upstream_var),
                     ],
                 )
             )
@@ -722,10 +756,36 @@ class Renderer:
             f"hosts/{host.key}.conf",
             [
                 Comment(f"Proxy host {host.id}: {' '.join(host.domain_names)}"),
+                *(pooled[name] for name in sorted(pooled)),
                 d("server", block=server),
             ],
             host_key=host.key,
         )
+
+    @staticmethod
+    def _upstream_block(host_key: str, target: tuple[str, str, int]) -> dict[str, Directive]:
+        """{name: block}: a keep-alive pool for one target (scheme, forward host, port) of
+        host `host_key`, named by `upstream_name`.
+
+        Written in the host's own file and named by the host's key, so every host file
+        stands alone: two hosts that forward to the same address get two pools (nginx
+        refuses two `upstream` blocks of one name, and a shared upstreams file would tie
+        one host's apply, preflight and isolation to the others). An idle pool costs a
+        few kilobytes per worker. Only used for names that resolve at apply time: the
+        per-request resolver path (a variable in proxy_pass) has no pool.
+        See https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive
+        """
+        _, forward_host, port = target
+        name = upstream_name(host_key, *target)
+        block = [
+            # a name resolving to several addresses is balanced over all of them, as
+            # proxy_pass to the name itself did
+            d("server", f"{_upstream_address(forward_host)}:{port}"),
+            d("keepalive", UPSTREAM_KEEPALIVE),
+            d("keepalive_requests", UPSTREAM_KEEPALIVE_REQUESTS),
+            d("keepalive_timeout", UPSTREAM_KEEPALIVE_TIMEOUT),
+        ]
+        return {name: d("upstream", name, block=block)}
 
     # ----- what every host kind shares -------------------------------------------------
     def site_head(self, host: SiteSpec) -> list[Node]:
@@ -885,7 +945,7 @@ class Renderer:
                 inner = self._location_common(host)
                 if forward:
                     inner.append(d("rewrite", "^(.*)$", f"{forward.rstrip('/')}$1", "break"))
-                inner.append(self._location_pass(location, variable))
+                inner += self._location_pass(host, location, variable)
                 block = self._with_advanced(host, location, inner)
                 blocks.append(d("location", modifier, path, block=block))
             elif modifier == "=":
@@ -916,17 +976,22 @@ class Renderer:
             exact = modifier == "="
             pattern = "^" + re.escape(matched) + ("$" if exact else "(.*)$")
             inner.append(d("rewrite", pattern, target + ("" if exact else "$1"), "break"))
-            inner.append(self._location_pass(location, variable))
+            inner += self._location_pass(host, location, variable)
         else:
-            inner.append(self._location_pass(location, variable, uri=target))
+            inner += self._location_pass(host, location, variable, target, matched)
         args = [modifier, matched] if modifier else [matched]
         return d("location", *args, block=self._with_advanced(host, location, inner))
 
     def _location_pass(
-        self, location: LocationSpec, variable: str | None, uri: str = ""
-    ) -> Directive:
+        self,
+        host: ProxyHostSpec,
+        location: LocationSpec,
+        variable: str | None,
+        uri: str = "",
+        matched: str = "/",
+    ) -> list[Node]:
         return self._proxy_pass(
-            location.forward_scheme, location.forward_host, location.forward_port, variable, uri
+            host, _target(location), variable, uri, matched, location.advanced_config
         )
 
     def _with_advanced(
@@ -964,11 +1029,41 @@ class Renderer:
             nodes.append(d("proxy_set_header", "Connection", ""))
         return nodes
 
+    @staticmethod
     def _proxy_pass(
-        self, scheme: str, host: str, port: int, variable: str | None, uri: str = ""
-    ) -> Directive:
-        target = variable if variable else _upstream_address(host)
-        return d("proxy_pass", f"{scheme}://{target}:{port}{uri}")
+        host: ProxyHostSpec,
+        target: tuple[str, str, int],
+        variable: str | None,
+        uri: str = "",
+        matched: str = "/",
+        location_advanced: str = "",
+    ) -> list[Node]:
+        """proxy_pass to `target` (scheme, forward host, port) from a location matching
+        `matched`, with `uri` replacing that part; `variable` holds a name nginx resolves
+        per request (then no keep-alive pool).
+
+        Through a pool, proxy_pass names the `upstream` block, which changes what nginx
+        derives from proxy_pass's host: the SNI name and the default `proxy_redirect`.
+        Both are stated as they were with the address (an IP address still gets no SNI,
+        RFC 6066 section 3), unless the administrator's advanced config of the server
+        or of this location sets them (theirs wins; nginx refuses a second
+        proxy_ssl_name at one level, and `proxy_redirect off` next to another).
+        """
+        scheme, forward_host, port = target
+        if variable:
+            return [d("proxy_pass", f"{scheme}://{variable}:{port}{uri}")]
+        address = f"{scheme}://{_upstream_address(forward_host)}:{port}"
+        nodes: list[Node] = [d("proxy_pass", f"{scheme}://{upstream_name(host.key, *target)}{uri}")]
+        admin_sets = top_level_names(host.advanced_config) | top_level_names(location_advanced)
+        if scheme == "https" and "proxy_ssl_name" not in admin_sets:
+            nodes.append(d("proxy_ssl_name", _upstream_address(forward_host)))
+        if "proxy_redirect" not in admin_sets:
+            # nginx's `proxy_redirect default` for proxy_pass to the address
+            if uri:
+                nodes.append(d("proxy_redirect", f"{address}{uri}", matched))
+            else:
+                nodes.append(d("proxy_redirect", f"{address}/", "/"))
+        return nodes
 
     def hosts(self, hosts: Iterable[ProxyHostSpec]) -> list[ConfigFile]:
         return [self.proxy_host(host) for host in hosts]

@@ -58,6 +58,8 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
                 "authorization": self.headers.get("Authorization"),
                 "remote_user": self.headers.get("Remote-User"),
                 "remote_email": self.headers.get("Remote-Email"),
+                # the client's (nginx's) port: equal across requests = one reused connection
+                "peer_port": self.client_address[1],
             }
         ).encode()
         self.send_response(200)
@@ -72,7 +74,8 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
 class UpstreamServer(ThreadingHTTPServer):
     """A real HTTP server on 127.0.0.1 answering JSON that names itself and the request.
 
-    Answers `{"upstream": name, "path", "host", "x_forwarded_proto", ...}`; a request with
+    Answers `{"upstream": name, "path", "host", "x_forwarded_proto", ..., "peer_port"}`
+    (peer_port: the port of the connection the request came on); a request with
     `Upgrade: websocket` gets `101 Switching Protocols` and a line `upgraded:<name>`.
     """
 
