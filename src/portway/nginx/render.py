@@ -386,7 +386,8 @@ def upstream_name(host_key: str, scheme: str, forward_host: str, port: int) -> s
     Deterministic (the same host and target render the same text, so an unchanged host
     file stays byte-identical across applies) and unique per host and target: the
     scheme is part of it because a pool of TLS connections must not serve plain HTTP.
-    The "portway_" prefix and underscores keep it apart from real forward host names.
+    A forward host would have to be spelled like one of these names, and resolve, to
+    be mistaken for a pool by nginx.
     """
     digest = hashlib.sha256(f"{scheme}://{forward_host}:{port}".encode()).hexdigest()[:12]
     return f"portway_{host_key.replace('-', '_')}_{digest}"
