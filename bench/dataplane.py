@@ -677,7 +677,9 @@ def main(argv: list[str] | None = None) -> int:
             for n in sizes:
                 names = host_names(n)
                 for round_index in range(args.rounds):
-                    for name in chosen:
+                    # each round starts with the next proxy: none always runs first
+                    shift = round_index % len(chosen)
+                    for name in chosen[shift:] + chosen[:shift]:
                         log(f"{name} with N={n}, round {round_index + 1}/{args.rounds}")
                         directory = work / f"{name}-{n}-{round_index}"
                         proxy = PROXY_CLASSES[name](directory, upstream_port, cert)
