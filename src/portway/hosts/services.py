@@ -586,6 +586,28 @@ def import_host(
     return host
 
 
+def import_stream(
+    actor,  # noqa: ANN001
+    owner,  # noqa: ANN001
+    data: dict[str, Any],
+    certificate: Certificate | None = None,
+) -> Stream:
+    """Create a stream from another installation's row (the NPM import), without applying.
+
+    `data` is NPM's stream object (POST /api/nginx/streams: incoming_port,
+    forwarding_host, forwarding_port, tcp_forwarding, udp_forwarding, enabled, meta)
+    without `certificate_id`; `certificate` (already stored, with files) terminates TLS
+    as it did in NPM. As import_host: `actor` is checked and audited, `owner` owns it,
+    the caller's transaction holds it and queues one apply for the whole import.
+
+    Raises:
+        InvalidFields, FieldError (`incoming_port`: a port an enabled stream already
+        claims for one of its protocols, naming that stream, or one of Portway's own
+        ports; `tcp_forwarding`: neither protocol on).
+    """
+    return import_host(Stream, actor, owner, data, certificate)  # type: ignore[return-value]
+
+
 def update_host(
     model: HostModel,
     user,  # noqa: ANN001

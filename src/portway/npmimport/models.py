@@ -9,7 +9,7 @@ class ImportedObject(models.Model):
     """One NPM row imported into Portway.
 
     kind: NPM's table ("user", "certificate", "access_list", "proxy_host",
-    "redirection_host", "dead_host"); npm_id: its id there; npm_created_on: its
+    "redirection_host", "dead_host", "stream"); npm_id: its id there; npm_created_on: its
     `created_on` as text, so rows of another NPM installation with the same id are not
     taken for it; object_id: the Portway object's primary key.
     """

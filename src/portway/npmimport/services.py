@@ -29,8 +29,8 @@ from portway.certificates import dns_providers
 from portway.certificates.models import Certificate
 from portway.certificates.services import import_certificate
 from portway.core.errors import FieldError, PortwayError
-from portway.hosts.models import DeadHost, HostBase, ProxyHost, RedirectionHost
-from portway.hosts.services import import_host
+from portway.hosts.models import DeadHost, HostBase, ProxyHost, RedirectionHost, Stream
+from portway.hosts.services import import_host, import_stream
 from portway.nginx.models import AuditLogEntry
 from portway.nginx.services import get_default_site, import_default_site
 from portway.npmimport.models import ImportedObject
@@ -470,13 +470,25 @@ class _Importer:
     def import_streams(self) -> None:
         for row in _live(self.db.rows("stream")):
             wire = stream_wire(row)
-            self.report.add(
-                "stream",
-                row,
-                f":{wire['incoming_port']} → {wire['forwarding_host']}:{wire['forwarding_port']}",
-                "skipped",
-                "streams are not supported by this Portway yet",
-            )
+            name = f":{wire['incoming_port']} → {wire['forwarding_host']}:{wire['forwarding_port']}"
+            if self._already("stream", row, Stream) is not None:
+                self.report.add("stream", row, name, "skipped", "already imported")
+                continue
+            notes: list[str] = []
+            cert_id = wire.pop("certificate_id")
+            certificate = self.certificates.get(cert_id) if cert_id else None
+            if cert_id and certificate is None:
+                notes.append(
+                    f"certificate {cert_id} was not imported (see above): forwarded without "
+                    "TLS until you pick a certificate"
+                )
+            try:
+                stream = import_stream(self.actor, self._owner(row), wire, certificate)
+            except PortwayError as exc:
+                self.report.add("stream", row, name, "skipped", _reason(exc))
+                continue
+            self._mark("stream", row, stream)
+            self.report.add("stream", row, name, "imported", "; ".join(notes))
 
     def import_settings(self) -> None:
         for row in self.db.rows("setting"):
@@ -535,7 +547,8 @@ def stream_wire(row: dict[str, Any]) -> dict[str, Any]:
     """NPM's stream row as NPM's API object (what POST /api/nginx/streams takes).
 
     `row`: a `stream` row as portway.npmimport.source reads it (old `forward_ip` already
-    renamed, missing later columns filled in). For wiring once Portway has streams.
+    renamed, missing later columns filled in). `certificate_id` is NPM's id: the importer
+    maps it to the imported certificate.
     """
     meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
     return {

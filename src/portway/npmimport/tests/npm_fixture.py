@@ -18,6 +18,7 @@ from typing import Any
 import bcrypt
 
 from portway.testing.certs import make_ca, make_leaf
+from portway.testing.network import free_port, free_udp_port
 
 EDITOR_PASSWORD = "npm-editor-pass"
 ACCESS_USER, ACCESS_PASSWORD = "alice", "wonderland-42"
@@ -34,6 +35,8 @@ class NpmInstall:
     custom_serial: int
     acme_serial: int
     editor_email: str
+    ca_pem: bytes = b""  # the CA both certificates chain to
+    stream_ports: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def checksums(self) -> dict[str, str]:
@@ -49,9 +52,13 @@ class NpmInstall:
 
 
 def make_installation(
-    root: Path, suffix: str, upstream_a: int, upstream_b: int, created: str
+    root: Path, suffix: str, upstream_a: int, upstream_b: int, created: str, echo_port: int = 7
 ) -> NpmInstall:
     """Write an NPM installation under `root` for names ending in `suffix`.
+
+    Its streams (incoming ports free on 127.0.0.1 now, in `NpmInstall.stream_ports`:
+    "tcp", "tls" with the custom certificate, "udp" disabled, "clash") forward to
+    127.0.0.1:`echo_port` (a TCP and UDP echo server in the e2e tests).
 
     created: the `created_on` of every row ("2019-03-01 10:00:00"), different per
     installation, as two real installations' rows would be.
@@ -116,6 +123,8 @@ def make_installation(
         "certificates": "manage",
     }
     host = {"owner_user_id": 1, "is_deleted": 0, "meta": {}, "advanced_config": "", **ts}
+    stream = {"owner_user_id": 1, "is_deleted": 0, "meta": {}, **ts}
+    ports = {"tcp": free_port(), "tls": free_port(), "udp": free_udp_port(), "clash": free_port()}
     rows: dict[str, list[dict[str, Any]]] = {
         "user": [
             {
@@ -374,19 +383,63 @@ def make_installation(
         ],
         "dead_host": [{**host, "id": 1, "domain_names": [names["gone"]], "enabled": 1}],
         "stream": [
-            {
+            {  # plain TCP, e.g. a game or SSH server behind NPM
+                **stream,
                 "id": 1,
-                "owner_user_id": 1,
-                "is_deleted": 0,
-                "incoming_port": 2222,
+                "incoming_port": ports["tcp"],
                 "forward_ip": "127.0.0.1",
                 "forwarding_host": "127.0.0.1",
-                "forwarding_port": 22,
+                "forwarding_port": echo_port,
                 "tcp_forwarding": 1,
                 "udp_forwarding": 0,
                 "enabled": 1,
-                "meta": {},
-                **ts,
+                "meta": {"nginx_online": True, "nginx_err": None},
+            },
+            {  # TLS terminated by NPM with the custom certificate (NPM 2.12, 2024)
+                **stream,
+                "id": 2,
+                "incoming_port": ports["tls"],
+                "forward_ip": "127.0.0.1",
+                "forwarding_host": "127.0.0.1",
+                "forwarding_port": echo_port,
+                "tcp_forwarding": 1,
+                "udp_forwarding": 0,
+                "certificate_id": 1,
+                "enabled": 1,
+            },
+            {  # deleted in NPM, on the port the first stream uses now
+                **stream,
+                "id": 3,
+                "is_deleted": 1,
+                "incoming_port": ports["tcp"],
+                "forward_ip": "127.0.0.1",
+                "forwarding_host": "127.0.0.1",
+                "forwarding_port": 9,
+                "tcp_forwarding": 1,
+                "udp_forwarding": 0,
+                "enabled": 1,
+            },
+            {  # UDP (DNS-like), switched off in NPM
+                **stream,
+                "id": 4,
+                "incoming_port": ports["udp"],
+                "forward_ip": "127.0.0.1",
+                "forwarding_host": "127.0.0.1",
+                "forwarding_port": echo_port,
+                "tcp_forwarding": 0,
+                "udp_forwarding": 1,
+                "enabled": 0,
+            },
+            {  # a port a Portway stream may already hold (the test decides)
+                **stream,
+                "id": 5,
+                "incoming_port": ports["clash"],
+                "forward_ip": "127.0.0.1",
+                "forwarding_host": "127.0.0.1",
+                "forwarding_port": echo_port,
+                "tcp_forwarding": 1,
+                "udp_forwarding": 0,
+                "enabled": 1,
             },
         ],
         "setting": [
@@ -407,4 +460,6 @@ def make_installation(
         custom_serial=custom.cert.serial_number,
         acme_serial=acme.cert.serial_number,
         editor_email=editor_email,
+        ca_pem=custom.root_pem,
+        stream_ports=ports,
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import uuid
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 from portway.npmimport.tests.npm_fixture import (
     ACCESS_PASSWORD,
@@ -22,7 +25,13 @@ from portway.npmimport.tests.npm_fixture import (
     make_installation,
 )
 from portway.npmimport.tests.npm_schema import build_mysql, build_sqlite
-from portway.testing.network import UpstreamServer
+from portway.testing.network import (
+    TCPEchoServer,
+    UDPEchoServer,
+    UpstreamServer,
+    tcp_exchange,
+    udp_exchange,
+)
 from portway.testing.plugin import missing_prerequisite
 from portway.testing.process import PortwayProcess, wait_for
 
@@ -52,11 +61,24 @@ def _mysql_settings() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("npmimport")
-    with UpstreamServer("A") as up_a, UpstreamServer("B") as up_b:
+    with (
+        UpstreamServer("A") as up_a,
+        UpstreamServer("B") as up_b,
+        TCPEchoServer(b"npm:") as echo,
+        UDPEchoServer(b"npm-udp:", port=echo.port),
+        TCPEchoServer(b"portway:") as portway_echo,
+    ):
         pw = PortwayProcess(root / "portway")
         try:
             pw.start()
-            yield {"pw": pw, "root": root, "a": up_a.port, "b": up_b.port}
+            yield {
+                "pw": pw,
+                "root": root,
+                "a": up_a.port,
+                "b": up_b.port,
+                "echo": echo.port,
+                "portway_echo": portway_echo.port,
+            }
         finally:
             pw.close()
 
@@ -66,9 +88,24 @@ def sqlite_npm(setup: dict[str, Any]) -> dict[str, Any]:
     """The current NPM vintage in SQLite, dry run, import, import again."""
     pw = setup["pw"]
     npm = make_installation(
-        setup["root"] / "npm-sqlite", "sq.test", setup["a"], setup["b"], "2024-05-01 10:00:00"
+        setup["root"] / "npm-sqlite",
+        "sq.test",
+        setup["a"],
+        setup["b"],
+        "2024-05-01 10:00:00",
+        echo_port=setup["echo"],
     )
     build_sqlite(str(npm.data / "database.sqlite"), "current", npm.rows)
+    status, created = pw.api(
+        "POST",
+        "/api/nginx/streams",
+        {
+            "incoming_port": npm.stream_ports["clash"],
+            "forwarding_host": "127.0.0.1",
+            "forwarding_port": setup["portway_echo"],
+        },
+    )
+    assert status == 201, created
     status, created = pw.api(
         "POST",
         "/api/nginx/proxy-hosts",
@@ -113,7 +150,12 @@ def mysql_npm(setup: dict[str, Any]) -> Iterator[dict[str, Any]]:
     conn.close()
     pw = setup["pw"]
     npm = make_installation(
-        setup["root"] / "npm-mysql", "my.test", setup["a"], setup["b"], "2018-11-01 09:00:00"
+        setup["root"] / "npm-mysql",
+        "my.test",
+        setup["a"],
+        setup["b"],
+        "2018-11-01 09:00:00",
+        echo_port=setup["echo"],
     )
 
     def checksums() -> list:
@@ -169,7 +211,11 @@ def test_sqlite_import_report(sqlite_npm: dict[str, Any]) -> None:
     assert "imported proxy host 1 (app.sq.test)" in out
     assert "skipped  proxy host 6 (taken.sq.test)" in out and "already used" in out
     assert "skipped  certificate 4 (Files lost)" in out and "missing" in out
-    assert "skipped  stream 1" in out and "not supported" in out
+    ports = sqlite_npm["npm"].stream_ports
+    assert f"imported stream 1 (:{ports['tcp']} → 127.0.0.1:" in out
+    assert f"skipped  stream 5 (:{ports['clash']}" in out
+    assert f"port {ports['clash']} (TCP) is already used by enabled stream" in out
+    assert "stream 3 " not in out  # soft-deleted
     assert "skipped  ACME account acme-v02.api.letsencrypt.org/directory/abc123" in out
     assert "old.sq.test" not in out  # soft-deleted rows are not even mentioned
     assert "former@sq.test" not in out
@@ -228,6 +274,45 @@ def test_sqlite_hosts_answer(setup: dict[str, Any], sqlite_npm: dict[str, Any]) 
     assert pw.upstream_of(names["taken"]) == "B"
 
 
+def _echoed(port: int, data: bytes) -> bytes:
+    """What comes back through Portway's stream on `port` (the echo server adds "npm:")."""
+    return wait_for(lambda: _try_echo(port, data), timeout=30)
+
+
+def _try_echo(port: int, data: bytes) -> bytes | None:
+    try:
+        return tcp_exchange(port, data, size=len(data) + 4) or None
+    except OSError:
+        return None
+
+
+def test_sqlite_streams_echo(setup: dict[str, Any], sqlite_npm: dict[str, Any]) -> None:
+    pw, npm = setup["pw"], sqlite_npm["npm"]
+    ports = npm.stream_ports
+    assert _echoed(ports["tcp"], b"hello from npm") == b"npm:hello from npm"
+    # TLS terminated by Portway's nginx with NPM's custom certificate, plain TCP behind it
+    context = ssl.create_default_context(cadata=npm.ca_pem.decode())
+    with (
+        socket.create_connection(("127.0.0.1", ports["tls"]), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=npm.names["app"]) as tls,
+    ):
+        served = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+        assert served.serial_number == npm.custom_serial
+        tls.sendall(b"secret")
+        answer = b""
+        while len(answer) < len(b"npm:secret") and (chunk := tls.recv(100)):
+            answer += chunk
+        assert answer == b"npm:secret"
+    # disabled in NPM: imported, not listening
+    with pytest.raises(OSError):
+        udp_exchange(ports["udp"], b"off", timeout=0.5)
+    streams = {s["incoming_port"]: s for s in pw.api("GET", "/api/nginx/streams")[1]}
+    assert streams[ports["udp"]]["enabled"] is False
+    assert streams[ports["udp"]]["udp_forwarding"] is True
+    # the port a Portway stream held stays Portway's
+    assert tcp_exchange(ports["clash"], b"mine", size=12) == b"portway:mine"
+
+
 def test_imported_user_signs_in_with_npm_password(
     setup: dict[str, Any], sqlite_npm: dict[str, Any]
 ) -> None:
@@ -270,6 +355,12 @@ def test_mysql_2018_vintage_import(setup: dict[str, Any], mysql_npm: dict[str, A
     assert pw.http(names["gone"], "/")[0] == 404
     # 2018: no `enabled` column, so every host was enabled
     assert _upstream(pw, names["off"]) == "A"
+    ports = npm.stream_ports
+    assert _echoed(ports["tcp"], b"from 2018") == b"npm:from 2018"
+    # 2018: streams had no certificate (plain TCP) and were all enabled (the UDP one too)
+    assert _echoed(ports["tls"], b"plain") == b"npm:plain"
+    assert udp_exchange(ports["udp"], b"dns?") == b"npm-udp:dns?"
+    assert _echoed(ports["clash"], b"free here") == b"npm:free here"
 
 
 def _upload(pw: PortwayProcess, session: Any, data: dict[str, str], files: dict | None = None):

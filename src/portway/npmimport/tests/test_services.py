@@ -14,7 +14,7 @@ from portway.accounts.models import User
 from portway.certificates import renewal
 from portway.certificates.issuance import credentials_path
 from portway.certificates.models import Certificate
-from portway.hosts.models import ProxyHost, RedirectionHost
+from portway.hosts.models import ProxyHost, RedirectionHost, Stream
 from portway.npmimport.services import import_npm, stream_wire
 from portway.npmimport.source import NpmDatabase, NpmFiles
 from portway.npmimport.tests.npm_fixture import make_installation
@@ -134,10 +134,44 @@ def test_second_run_adds_nothing(tmp_path: Path, admin: User) -> None:
     assert all(
         e.reason in ("already imported", "already 404")
         or "already used" in e.reason
-        or e.kind in ("stream", "ACME account")
+        or e.kind == "ACME account"
         or "missing" in e.reason
         for e in second.skipped
     ), second.text()
+
+
+def test_streams_mapping(tmp_path: Path, admin: User) -> None:
+    db, files, npm = _source(tmp_path, "current")
+    ports = npm.stream_ports
+    # a Portway stream already serves the port of NPM's stream 5
+    Stream(
+        owner=admin, incoming_port=ports["clash"], forwarding_host="127.0.0.1", forwarding_port=9
+    ).save()
+    report = import_npm(db, files, admin)
+    streams = {e.npm_id: e for e in report.entries if e.kind == "stream"}
+    assert 3 not in streams  # soft-deleted: not even mentioned
+    assert streams[1].outcome == streams[2].outcome == streams[4].outcome == "imported"
+    assert streams[5].outcome == "skipped", report.text()
+    assert f"port {ports['clash']} (TCP) is already used by enabled stream" in streams[5].reason
+    tcp = Stream.objects.get(incoming_port=ports["tcp"])
+    assert (tcp.forwarding_host, tcp.forwarding_port, tcp.tcp_forwarding) == ("127.0.0.1", 7, True)
+    assert tcp.enabled and tcp.certificate is None and "nginx_online" not in tcp.meta
+    assert Stream.objects.get(incoming_port=ports["tls"]).certificate.nice_name == "App custom"
+    udp = Stream.objects.get(incoming_port=ports["udp"])
+    assert (udp.tcp_forwarding, udp.udp_forwarding, udp.enabled) == (False, True, False)
+    assert Stream.objects.get(incoming_port=ports["clash"]).forwarding_port == 9
+    again = import_npm(db, files, admin)
+    assert not [e for e in again.entries if e.kind == "stream" and e.outcome == "imported"]
+    assert Stream.objects.count() == 4
+
+
+def test_2020_streams_have_no_certificate(tmp_path: Path, admin: User) -> None:
+    db, files, npm = _source(tmp_path, "2020")
+    import_npm(db, files, admin)
+    # before NPM 2.12 (2024) streams had no certificate_id: plain TCP
+    assert Stream.objects.get(incoming_port=npm.stream_ports["tls"]).certificate is None
+    # 2020 had the `enabled` column: the disabled UDP stream stays off
+    assert not Stream.objects.get(incoming_port=npm.stream_ports["udp"]).enabled
 
 
 def test_stream_wire_shape() -> None:
