@@ -143,8 +143,24 @@ def write_marker(state: str, source: str) -> None:
     marker.chmod(0o600)
 
 
-def first_start_import() -> int:
+def release_npm_sqlite_file() -> Path | None:
+    """NPM's SQLite database, if there is one; DB_SQLITE_FILE is dropped from the
+    environment when it names that file, on every start (not only the first).
+
+    NPM's compose sets DB_SQLITE_FILE=/data/database.sqlite: that file stays NPM's, read
+    by the import and never opened by Portway, which uses /data/portway/database.sqlite.
+    """
+    npm_file = npm_sqlite_file()
+    if npm_file is not None and env("DB_SQLITE_FILE") and Path(env("DB_SQLITE_FILE")) == npm_file:
+        log(f"DB_SQLITE_FILE={npm_file} is NPM's database: Portway reads it, never writes")
+        del os.environ["DB_SQLITE_FILE"]
+    return npm_file
+
+
+def first_start_import(npm_file: Path | None) -> int:
     """Import NPM's installation once, when there is one and Portway has no database yet.
+
+    npm_file: NPM's SQLite database (release_npm_sqlite_file), None when there is none.
 
     Returns 0 to go on starting, or an exit status: an import failed (now or on an earlier
     start that did not finish), which a person must look at before Portway starts empty.
@@ -177,13 +193,8 @@ def first_start_import() -> int:
         source = f"NPM's {engine} database"
         log(f"{source}: Portway creates its own tables beside NPM's, which it never writes")
     else:
-        npm_file = npm_sqlite_file()
         if npm_file is None:
             return 0
-        if env("DB_SQLITE_FILE") and Path(env("DB_SQLITE_FILE")) == npm_file:
-            # NPM's compose sets DB_SQLITE_FILE=/data/database.sqlite: that file stays NPM's
-            log(f"DB_SQLITE_FILE={npm_file} is NPM's database: Portway reads it, never writes")
-            del os.environ["DB_SQLITE_FILE"]
         portway_file = Path(env("DB_SQLITE_FILE") or data_dir() / "database.sqlite")
         if portway_file.resolve() == npm_file.resolve():
             log(
@@ -277,8 +288,9 @@ def main(argv: list[str]) -> int:
         return healthcheck()
     directory = data_dir()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    npm_file = release_npm_sqlite_file()
     if args[0] == "serve":
-        status = first_start_import()
+        status = first_start_import(npm_file)
         if status:
             return status
     command = [*privilege_prefix(), "portway", *args]

@@ -233,6 +233,13 @@ def cmd_import_npm(args: argparse.Namespace) -> int:
 
     _django()
     _migrate()
+    if not args.dry_run:
+        from portway.accounts.services import ensure_initial_admin
+
+        # A new installation's first administrator (INITIAL_ADMIN_*) is created now, as
+        # `serve` would: once NPM's users are imported, `serve` creates none, and NPM's own
+        # admin often still has NPM's published password, which is not carried over.
+        ensure_initial_admin()
     from portway.npmimport.services import import_npm
     from portway.npmimport.source import MysqlSettings, NpmDatabase, NpmFiles, SourceError
 

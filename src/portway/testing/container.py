@@ -104,6 +104,7 @@ class PortwayContainer(PortwayProcess):
     Args:
         image: the image tag.
         volume: host directory mounted as /data (created if missing).
+        letsencrypt: host directory mounted as /etc/letsencrypt (NPM's second volume).
         env: extra environment of the container (added to the ports and first admin).
         podman_env: environment of the podman commands (CONTAINERS_CONF).
     """
@@ -114,10 +115,12 @@ class PortwayContainer(PortwayProcess):
         volume: Path,
         env: dict[str, str] | None = None,
         podman_env: dict[str, str] | None = None,
+        letsencrypt: Path | None = None,
     ) -> None:
         super().__init__(volume / "portway", env=env)
         self.image = image
         self.volume = volume
+        self.letsencrypt = letsencrypt
         self.podman_env = podman_env or dict(os.environ)
         self.name = f"portway-test-{os.getpid()}-{self.admin_port}"
         self.log_path = volume.parent / f"{volume.name}-container.log"
@@ -156,6 +159,8 @@ class PortwayContainer(PortwayProcess):
         self.podman("rm", "-f", self.name)
         args = ["run", "-d", "--name", self.name, "--network", "host"]
         args += ["-v", f"{self.volume}:/data"]
+        if self.letsencrypt is not None:
+            args += ["-v", f"{self.letsencrypt}:/etc/letsencrypt"]
         for key, value in self.container_environment().items():
             args += ["-e", f"{key}={value}"]
         started = time.monotonic()
