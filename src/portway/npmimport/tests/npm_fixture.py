@@ -52,13 +52,20 @@ class NpmInstall:
 
 
 def make_installation(
-    root: Path, suffix: str, upstream_a: int, upstream_b: int, created: str, echo_port: int = 7
+    root: Path,
+    suffix: str,
+    upstream_a: int,
+    upstream_b: int,
+    created: str,
+    echo_port: int = 7,
+    udp_echo_port: int = 7,
 ) -> NpmInstall:
     """Write an NPM installation under `root` for names ending in `suffix`.
 
     Its streams (incoming ports free on 127.0.0.1 now, in `NpmInstall.stream_ports`:
     "tcp", "tls" with the custom certificate, "udp" disabled, "clash") forward to
-    127.0.0.1:`echo_port` (a TCP and UDP echo server in the e2e tests).
+    127.0.0.1:`echo_port` (a TCP echo server in the e2e tests), the UDP one to
+    127.0.0.1:`udp_echo_port`.
 
     created: the `created_on` of every row ("2019-03-01 10:00:00"), different per
     installation, as two real installations' rows would be.
@@ -425,7 +432,7 @@ def make_installation(
                 "incoming_port": ports["udp"],
                 "forward_ip": "127.0.0.1",
                 "forwarding_host": "127.0.0.1",
-                "forwarding_port": echo_port,
+                "forwarding_port": udp_echo_port,
                 "tcp_forwarding": 0,
                 "udp_forwarding": 1,
                 "enabled": 0,

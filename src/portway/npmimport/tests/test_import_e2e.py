@@ -65,7 +65,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         UpstreamServer("A") as up_a,
         UpstreamServer("B") as up_b,
         TCPEchoServer(b"npm:") as echo,
-        UDPEchoServer(b"npm-udp:", port=echo.port),
+        UDPEchoServer(b"npm-udp:") as udp_echo,
         TCPEchoServer(b"portway:") as portway_echo,
     ):
         pw = PortwayProcess(root / "portway")
@@ -77,6 +77,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "a": up_a.port,
                 "b": up_b.port,
                 "echo": echo.port,
+                "udp_echo": udp_echo.port,
                 "portway_echo": portway_echo.port,
             }
         finally:
@@ -94,6 +95,7 @@ def sqlite_npm(setup: dict[str, Any]) -> dict[str, Any]:
         setup["b"],
         "2024-05-01 10:00:00",
         echo_port=setup["echo"],
+        udp_echo_port=setup["udp_echo"],
     )
     build_sqlite(str(npm.data / "database.sqlite"), "current", npm.rows)
     status, created = pw.api(
@@ -156,6 +158,7 @@ def mysql_npm(setup: dict[str, Any]) -> Iterator[dict[str, Any]]:
         setup["b"],
         "2018-11-01 09:00:00",
         echo_port=setup["echo"],
+        udp_echo_port=setup["udp_echo"],
     )
 
     def checksums() -> list:
