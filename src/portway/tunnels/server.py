@@ -420,12 +420,28 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("websockets").setLevel(logging.WARNING)
     os.umask(0o077)
 
+    parent = os.getppid()
+
+    async def stop_when_orphaned(stop: asyncio.Event) -> None:
+        # `portway serve` killed with SIGKILL cannot stop its children: a tunnel service
+        # left behind would hold its socket and sessions with no one supervising it
+        while not stop.is_set():
+            if os.getppid() != parent:
+                logging.getLogger("portway.tunnels").warning(
+                    "portway serve (pid %s) is gone: the tunnel service stops", parent
+                )
+                stop.set()
+                return
+            await asyncio.sleep(1)
+
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        orphan_watch = asyncio.create_task(stop_when_orphaned(stop))
         await TunnelService(args.directory).run(stop)
+        orphan_watch.cancel()
 
     asyncio.run(serve())
     return 0

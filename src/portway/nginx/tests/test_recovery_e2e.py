@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,21 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e_db]
 def _nginx_master(portway: PortwayProcess) -> int | None:
     base = portway.data_dir / "nginx"
     return stray_master(base / "run" / "nginx.pid", base)
+
+
+def _tunnel_services(portway: PortwayProcess) -> list[int]:
+    """Pids of tunnel service processes of this installation (portway.tunnels.server)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"portway.tunnels.server" in argv and str(portway.data_dir).encode() in b" ".join(argv):
+            found.append(int(entry.name))
+    return found
 
 
 def test_kill_9_during_a_burst_of_creates_then_restart_serves_every_acknowledged_host(
@@ -54,6 +70,7 @@ def test_kill_9_during_a_burst_of_creates_then_restart_serves_every_acknowledged
     wait_for(lambda: len(acknowledged) >= 5, timeout=60)
     orphan = _nginx_master(portway)
     assert orphan is not None
+    assert _tunnel_services(portway)
     portway.kill()
     stop.set()
     burst.join(timeout=60)
@@ -62,7 +79,11 @@ def test_kill_9_during_a_burst_of_creates_then_restart_serves_every_acknowledged
     with socket.create_connection(("127.0.0.1", portway.http_port), timeout=5):
         pass
 
+    # the tunnel service has no one to supervise it: it stops by itself
+    wait_for(lambda: _tunnel_services(portway) == [], timeout=15)
+
     portway.start()  # same data dir and ports; no manual step in between
+    assert len(_tunnel_services(portway)) == 1
 
     assert _nginx_master(portway) not in (None, orphan)
     for name in acknowledged:
