@@ -105,6 +105,9 @@ def test_cloudflare_preset_refreshed(tmp_path, upstreams):
             status, body = portway.api("POST", "/api/settings/real-ip/refresh-cloudflare")
             assert status == 200, body
             wait_for(lambda: real_ip(portway, "cf.example.test", "127.0.0.2", header) == CLIENT)
+            # one new worker answering is not the end of the reload: old workers may still
+            # take a request with the old ranges until the apply reports itself finished
+            portway.wait_applied()
             assert seen(portway, "cf.example.test", "127.0.0.3", header)["x_real_ip"] == "127.0.0.3"
             # a list that is not one: 400, the previous ranges stay
             _Ranges.lists = {"/ips-v4": "<html>not a list</html>\n", "/ips-v6": "::/0\n"}
