@@ -43,8 +43,9 @@ EXPAND_CANDIDATES = (
     "items",
     "clients",
 )
-UI_NEVER_FETCHED = {"logout"}  # GET signs the session out; it renders nothing
-SIGNED_OUT_PAGES = {"setup", "login", "login_2fa"}  # may redirect to the login form
+UI_NEVER_FETCHED = {"logout", "gate_logout"}  # GET signs the session out; renders nothing
+# may redirect to the login form, or are login forms (the gate's, on a gated site's name)
+SIGNED_OUT_PAGES = {"setup", "login", "login_2fa", "gate_login"}
 
 
 def key_sentinels(key: Any) -> set[bytes]:
@@ -265,6 +266,11 @@ def test_no_private_key_in_any_answer_or_log(tmp_path, pebble_tls, upstreams):
                 "forwarding_host": "127.0.0.1",
                 "forwarding_port": app.port,
             },
+            "/api/portway/tunnels": {
+                "domain_names": ["tunnel.sweep.test"],
+                "forward_host": "127.0.0.1",
+                "forward_port": app.port,
+            },
         }
         for path, body in kind_hosts.items():
             status, created = pw.api("POST", path, {**body, "certificate_id": cert_ids[0]})
@@ -294,6 +300,13 @@ def test_no_private_key_in_any_answer_or_log(tmp_path, pebble_tls, upstreams):
         sentinels[b"sweep-basic-pass"] = "an access list's password"
         user_file = pw.data_dir / "nginx" / "access" / f"{access_list['id']}.htpasswd"
         sentinels[user_file.read_text().split(":", 1)[1].strip().encode()] = "its hash"
+        # a tunnel access key's secret is answered once, at creation
+        tunnel = pw.api("GET", "/api/portway/tunnels")[1][0]
+        status, tunnel_key = pw.api(
+            "POST", f"/api/portway/tunnels/{tunnel['id']}/keys", {"name": "sweep"}
+        )
+        assert status == 201, tunnel_key
+        sentinels[tunnel_key["key"].encode()] = "a tunnel access key's secret"
         assert_sweep_finds_keys(Sweep(sentinels), pw.data_dir, keys)
         sweep = Sweep(sentinels)
         sweep_api(pw, sweep)
@@ -308,6 +321,9 @@ def test_no_private_key_in_any_answer_or_log(tmp_path, pebble_tls, upstreams):
             "user_id": [str(u["id"]) for u in pw.api("GET", "/api/users")[1]],
             "token_id": [str(api_token["id"])],
             "access_list_id": [str(access_list["id"])],
+            "tunnel_id": [str(tunnel["id"])],
+            "key_id": [str(tunnel_key["id"])],
+            "session_id": ["none"],
         }
         sweep_ui(pw, sweep, ui_ids)
         for source in [pw.log_path, *sorted((pw.data_dir / "logs").rglob("*"))]:

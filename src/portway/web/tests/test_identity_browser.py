@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from portway.testing.api import make_admin, make_user
+from portway.testing.process import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -124,7 +125,9 @@ def test_totp_enrolment_and_sign_in(live_server, transactional_db, browser_page)
     secret = page.locator("#totp-secret").inner_text().strip()
     qr = page.locator("#totp-qr")
     assert qr.get_attribute("src").startswith("/account/2fa/qr.png")  # drawn by Portway
-    page.wait_for_function("document.getElementById('totp-qr').naturalWidth > 0")
+    # the QR image loaded (polled from here: wait_for_function evaluates a string in the
+    # page, which Portway's CSP forbids, as it should)
+    wait_for(lambda: qr.evaluate("img => img.complete && img.naturalWidth") > 0, timeout=15)
     page.fill("#id_code", "12ab56")
     page.click("#enable-2fa")
     expect(page.locator('[data-error-for="code"]')).to_contain_text("6-digit")
