@@ -40,6 +40,8 @@ def _clean_environment(**extra: str) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("PORTWAY_", "DB_", "INITIAL_ADMIN_", "DJANGO_", "LE_", "REQUESTS_"))
+        # Django sets TZ in its own process (TIME_ZONE); a root shell has none
+        and k != "TZ"
     }
     env.update(extra)
     return env
