@@ -437,6 +437,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         paths.logs, lambda: stray_master(paths.pid_file, paths.base), log_settings
     ).start()
 
+    from django.db import connections
+
+    # the start-up work's connections (migrate, first apply, tunnel state): this thread
+    # only serves and waits from here, so nothing would ever close them
+    connections.close_all()
     stop = threading.Event()
 
     def _shutdown(signum: int, frame: Any) -> None:

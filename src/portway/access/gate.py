@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from django.db import close_old_connections
+
 from portway.accounts.gate import COOKIE_NAME, session_user
 
 LOGIN_PATH = "/.portway/login"
@@ -139,7 +141,13 @@ def auth_application(environ: dict[str, Any], start_response: Any) -> list[bytes
     if not raw_id.isdigit() or len(raw_id) > 18:
         start_response("404 Not Found", [("Content-Length", "0")])
         return [b""]
-    status, headers = decide(int(raw_id), environ)
+    try:
+        status, headers = decide(int(raw_id), environ)
+    finally:
+        # outside Django's request cycle nothing else closes a connection a cache miss
+        # opened: it would stay open in this thread for good (and break when a MariaDB
+        # or PostgreSQL server drops idle connections)
+        close_old_connections()
     reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden"}[status]
     start_response(f"{status} {reason}", [*headers, ("Content-Length", "0")])
     return [b""]
