@@ -288,6 +288,10 @@ class PortwayProcess:
             wait_for(lambda: stray_master(base / "run" / "nginx.pid", base) is None, 15)
 
     def __enter__(self) -> PortwayProcess:
+        # `with PortwayProcess(...).start() as pw:` must not start a second serve: that one
+        # would be refused by the instance lock while the first, no longer tracked, leaked
+        if self.proc is not None and self.proc.poll() is None:
+            return self
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -70,7 +70,7 @@ def test_cloudflare_only_requires_origin_pull_certificate(tmp_path, upstreams):
     data = tmp_path / "data"
     data.mkdir()
     (data / "cloudflare-origin-pull-ca.pem").write_bytes(cloudflare.cert_pem)
-    with PortwayProcess(data).start() as portway:
+    with PortwayProcess(data) as portway:
         app = upstreams("app")
         issued = make_leaf(None, ["cf.example.test", "open.example.test"])
         cert = portway.upload_certificate("site", issued.cert_pem, issued.key_pem())

@@ -94,7 +94,7 @@ def test_cloudflare_preset_refreshed(tmp_path, upstreams):
     base = f"http://127.0.0.1:{server.server_address[1]}"
     env = {"PORTWAY_CLOUDFLARE_IPS_URLS": f"{base}/ips-v4 {base}/ips-v6"}
     try:
-        with PortwayProcess(tmp_path / "data", env=env).start() as portway:
+        with PortwayProcess(tmp_path / "data", env=env) as portway:
             app = upstreams("app")
             portway.create_proxy_host(["cf.example.test"], app.port)
             set_real_ip(portway, "CF-Connecting-IP", cloudflare=True)
