@@ -127,6 +127,8 @@ class PortwayConfig:
         worker_shutdown_timeout: seconds nginx's old workers may keep open connections
             (WebSockets, tunnels) after a reload; 0: no limit (they stay until closed).
         time_zone: IANA zone name (NPM's TZ) of times shown in the UI; logs follow TZ too.
+        fast_path: "auto" (routine host changes go live through nginx's shared memory
+            when the Lua modules are installed, else by reload) or "off" (always reload).
     """
 
     data_dir: Path
@@ -144,8 +146,10 @@ class PortwayConfig:
     admin_bind: str = ""
     worker_shutdown_timeout: int = 0
     time_zone: str = "UTC"
+    fast_path: str = "auto"
 
 
+FAST_PATH_VALUES = ("auto", "off")
 DEFAULT_TRUSTED_PROXIES = "127.0.0.1 ::1"
 
 
@@ -215,7 +219,16 @@ def load() -> PortwayConfig:
         admin_https=_flag("PORTWAY_ADMIN_HTTPS"),
         worker_shutdown_timeout=_seconds("PORTWAY_WORKER_SHUTDOWN_TIMEOUT", 0),
         time_zone=_time_zone(),
+        fast_path=_fast_path(),
     )
+
+
+def _fast_path() -> str:
+    """PORTWAY_FAST_PATH: auto (default) or off, case-insensitive."""
+    raw = (_env("PORTWAY_FAST_PATH", "auto") or "auto").lower()
+    if raw not in FAST_PATH_VALUES:
+        raise ConfigError(f"PORTWAY_FAST_PATH={raw!r} must be one of {', '.join(FAST_PATH_VALUES)}")
+    return raw
 
 
 def _seconds(name: str, default: int) -> int:

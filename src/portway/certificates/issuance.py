@@ -31,6 +31,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.utils import timezone
 
 from portway.certificates import acme, dns_providers, pem
 from portway.certificates.models import Certificate, CertificateEvent
@@ -292,7 +293,9 @@ def _attach(cert: Certificate, attach: list[list[Any]]) -> None:
                 if previous is None
                 else hosts.filter(certificate_id=previous)
             )
-            if hosts.update(certificate=cert, **{k: bool(v) for k, v in (tls or {}).items()}):
+            switched = {k: bool(v) for k, v in (tls or {}).items()}
+            # modified_on: the apply engine reads a row again only when its version changed
+            if hosts.update(certificate=cert, modified_on=timezone.now(), **switched):
                 record(cert, "issue", f"Now used by {model._meta.verbose_name} {host_pk}")
 
 

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -43,6 +44,7 @@ from portway import conf
 from portway.access.render import AccessSpec, RealIpSpec
 from portway.nginx import kinds
 from portway.nginx.config import ConfigFile
+from portway.nginx.hostcache import HostCache
 from portway.nginx.kinds import origin_pull_ca  # noqa: F401 - public here before
 from portway.nginx.process import (
     NginxSupervisor,
@@ -57,6 +59,7 @@ from portway.nginx.render import (
     DefaultSite,
     Listeners,
     Paths,
+    ProxyHostSpec,
     Renderer,
     SiteSpec,
 )
@@ -115,8 +118,25 @@ def load_default_site() -> DefaultSite:
     return DefaultSite(setting.value, str(meta.get("redirect") or ""), str(meta.get("html") or ""))
 
 
-def load_state() -> State:
-    """Enabled hosts of every kind (portway.nginx.kinds.KINDS) and settings."""
+def load_state(cache: HostCache | None = None) -> State:
+    """Enabled hosts of every kind (portway.nginx.kinds.KINDS) and settings.
+
+    `cache`: the specs read by earlier calls; only rows changed since are read again
+    (portway.nginx.hostcache). Without one, every row is read.
+    """
+    from portway.access.realip import spec as real_ip_spec
+    from portway.nginx import admin_site
+
+    specs, versions = (cache or HostCache()).load()
+    admin = admin_site.spec()
+    if admin is not None:
+        specs.append(admin)
+    return State(specs, load_default_site(), versions, real_ip_spec())
+
+
+def load_state_uncached() -> State:
+    """Enabled hosts of every kind and settings, every row read (the reference the
+    incremental `load_state` is tested against)."""
     from portway.access.models import AccessList
     from portway.access.realip import spec as real_ip_spec
     from portway.access.services import spec_of
@@ -209,6 +229,9 @@ class Engine:
         self._rejected: dict[str, tuple[str, str, bool]] = {}
         self.last_report: ApplyReport | None = None
         self._versions: dict[str, dt.datetime] = {}
+        self.hosts = HostCache()
+        # host key → ((spec, whether each upstream name resolved), its file, its text)
+        self._rendered: dict[str, tuple[tuple[Any, ...], ConfigFile, str]] = {}
 
     # ----- filesystem ------------------------------------------------------------------
     def prepare(self) -> None:
@@ -327,6 +350,32 @@ class Engine:
                 shutil.rmtree(old, ignore_errors=True)
 
     # ----- rendering -------------------------------------------------------------------
+    def _load_state(self) -> State:
+        """The database's hosts and settings; rows unchanged since the last apply are not
+        read again."""
+        return load_state(self.hosts)
+
+    def _render_hosts(self, specs: list[SiteSpec]) -> dict[str, tuple[ConfigFile, str]]:
+        """Host key → (its file, its text), rendered again only when the spec changed or
+        one of its upstream names started or stopped resolving (a proxy host's text
+        depends on that: portway.nginx.render.UpstreamResolver)."""
+        rendered: dict[str, tuple[tuple[Any, ...], ConfigFile, str]] = {}
+        resolvable = self.renderer.resolver.resolvable
+        for spec in specs:
+            stamp = (spec, tuple(resolvable(name) for name in _upstream_names(spec)))
+            cached = self._rendered.get(spec.key)
+            if (
+                cached is not None
+                and (cached[0][0] is spec or cached[0][0] == spec)
+                and (cached[0][1] == stamp[1])
+            ):
+                rendered[spec.key] = cached
+                continue
+            host_file = kinds.render(self.renderer, spec)
+            rendered[spec.key] = (stamp, host_file, host_file.text())
+        self._rendered = rendered
+        return {key: (entry[1], entry[2]) for key, entry in rendered.items()}
+
     def _files(
         self,
         state: State,
@@ -460,10 +509,11 @@ class Engine:
         that names no file is narrowed down by bisection (log2(hosts) + 2 `nginx -t`).
         """
         self.prepare()
-        state = load_state()
+        state = self._load_state()
         self._versions = state.versions
-        host_files = {spec.key: kinds.render(self.renderer, spec) for spec in state.hosts}
-        texts = {key: f.text() for key, f in host_files.items()}
+        rendered = self._render_hosts(state.hosts)
+        host_files = {key: entry[0] for key, entry in rendered.items()}
+        texts = {key: entry[1] for key, entry in rendered.items()}
         last_good = self.live_host_texts()
         outcomes = {key: HostOutcome(True) for key in host_files}
         served = dict(texts)  # what goes into the generation for each host
@@ -690,6 +740,14 @@ class Engine:
                         nginx_serving_previous=outcome.serving_previous,
                     )
         close_old_connections()
+
+
+def _upstream_names(spec: SiteSpec) -> tuple[str, ...]:
+    """The forward hosts of a proxy host (its own and its custom locations'); none for
+    other kinds."""
+    if not isinstance(spec, ProxyHostSpec):
+        return ()
+    return (spec.forward_host, *(location.forward_host for location in spec.locations))
 
 
 def stream_ports_in_use(spec: StreamSpec, listeners: Listeners) -> str | None:
