@@ -402,8 +402,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         paths.status_socket,
         paths.error_log,
         pid_file=paths.pid_file,
-        # hosts saved while nginx was down (its ports taken) go live once it is back
-        on_restart=request_apply,
+        # hosts saved while nginx was down (its ports taken) go live once it is back;
+        # the restarted nginx serves the snapshot, and the engine pushes again
+        on_restart=lambda: (engine.nginx_restarted(), request_apply()),
     )
     report = engine.apply()  # writes the live generation; nginx is not running yet
     if report.generation is None and not paths.live.exists():

@@ -44,6 +44,7 @@ from portway import conf
 from portway.access.render import AccessSpec, RealIpSpec
 from portway.nginx import kinds
 from portway.nginx.config import ConfigFile
+from portway.nginx.fastengine import FastHosts, split_hosts
 from portway.nginx.hostcache import HostCache
 from portway.nginx.kinds import origin_pull_ca  # noqa: F401 - public here before
 from portway.nginx.process import (
@@ -68,6 +69,7 @@ from portway.nginx.render_stream import StreamSpec
 log = logging.getLogger("portway.nginx")
 _HOST_FILE = re.compile(r"(?:^|/)hosts/(?P<key>[a-z]+-\d+)\.conf$")
 KEEP_GENERATIONS = 3
+RESOLVE_CHECK_SECONDS = 5.0  # how often the worker looks for upstream names due again
 
 
 @dataclass
@@ -88,6 +90,9 @@ class ApplyReport:
     error: str | None = None  # a failure not attributable to any host
     seconds: float = 0.0
     tests: int = 0  # `nginx -t` runs this apply needed
+    # "fast": only nginx's shared memory changed (no `nginx -t`, no reload); "reload": a
+    # new generation went live (or was attempted); None: only tested (`portway check`)
+    path: str | None = None
 
 
 @dataclass
@@ -230,6 +235,25 @@ class Engine:
         self.last_report: ApplyReport | None = None
         self._versions: dict[str, dt.datetime] = {}
         self.hosts = HostCache()
+        # why routine changes are not pushed to shared memory (None: they are)
+        self.fast_reason = fast_path_unavailable(config)
+        if self.fast_reason is not None and config.fast_path != "off":
+            log.warning("the fast path is off, every change reloads nginx: %s", self.fast_reason)
+        self._fast: FastHosts | None = None
+        self._fast_plane = None  # portway.nginx.fastpath.Dataplane, when fast
+        self._fast_live: dict[str, Any] = {}  # fast host key → its state nginx serves
+        self._fast_live_state = None  # the FastState last confirmed in shared memory
+        self._fast_generation = int(time.time() * 1000)
+        self._http2_anywhere = False
+        # the slow part of the live generation as last rendered (see _slow_signature);
+        # None: unknown, the next apply takes the reload path
+        self._live_signature: tuple[Any, ...] | None = None
+        self._slow_outcomes: dict[str, HostOutcome] = {}
+        if self.fast_reason is None:
+            from portway.nginx import fastpath
+
+            self._fast_plane = fastpath.Dataplane(self.paths)
+            self._fast = FastHosts(self._build_fast_state)
         # host key → ((spec, whether each upstream name resolved), its file, its text)
         self._rendered: dict[str, tuple[tuple[Any, ...], ConfigFile, str]] = {}
 
@@ -317,8 +341,9 @@ class Engine:
         return directory
 
     def has_live_config(self, key: str) -> bool:
-        """Whether the live generation serves host `key` (e.g. "proxy-5")."""
-        return (self.paths.live / "hosts" / f"{key}.conf").exists()
+        """Whether nginx serves host `key` (e.g. "proxy-5"): a file of the live generation,
+        or routes in shared memory (a fast host)."""
+        return key in self._fast_live or (self.paths.live / "hosts" / f"{key}.conf").exists()
 
     def live_generation(self) -> str | None:
         """Name of the generation the `live` link points at (None before the first apply)."""
@@ -348,6 +373,198 @@ class Engine:
         for old in generations[:-KEEP_GENERATIONS]:
             if old != keep:
                 shutil.rmtree(old, ignore_errors=True)
+
+    # ----- fast path -------------------------------------------------------------------
+    @property
+    def fast_enabled(self) -> bool:
+        """Whether routine changes go live through nginx's shared memory."""
+        return self.fast_reason is None
+
+    @staticmethod
+    def _ineligible(spec: SiteSpec) -> str | None:
+        from portway.nginx import admin_site, fastpath
+
+        if isinstance(spec, admin_site.AdminSiteSpec):
+            return "the admin UI's own site"
+        return fastpath.ineligible(spec)
+
+    def _build_fast_state(self, specs: list[SiteSpec], site: DefaultSite) -> tuple[Any, dict]:
+        from portway.nginx import fastpath
+
+        return fastpath.fast_state(specs, site, self.renderer.resolver)
+
+    def _fast_target(self, pieces: dict[str, Any]) -> tuple[dict[str, Any], dict[str, HostOutcome]]:
+        """(host key → the state to serve, host key → outcome) for the fast hosts.
+
+        A host whose state was refused keeps the state nginx serves for it (its previous
+        routes: `serving_previous`) or is left out (offline), with the error on the host,
+        as the reload path does with a host nginx rejects.
+        """
+        target: dict[str, Any] = {}
+        outcomes: dict[str, HostOutcome] = {}
+        for key, piece in pieces.items():
+            if piece.error is None:
+                target[key] = piece.state
+                outcomes[key] = HostOutcome(True)
+            else:
+                self._refuse(key, piece.error, target, outcomes)
+        return target, outcomes
+
+    def _refuse(
+        self,
+        key: str,
+        message: str,
+        target: dict[str, Any],
+        outcomes: dict[str, HostOutcome],
+    ) -> None:
+        previous = self._fast_live.get(key)
+        if previous is not None:
+            target[key] = previous
+            outcomes[key] = HostOutcome(
+                False,
+                "nginx rejected this host's new config; its previous config is still "
+                f"served. nginx said: {message}",
+                serving_previous=True,
+            )
+        else:
+            target.pop(key, None)
+            outcomes[key] = HostOutcome(
+                False,
+                f"nginx rejected this host's config; the host is offline. nginx said: {message}",
+            )
+
+    def _fast_push_possible(self) -> bool:
+        """Whether nginx runs on a live generation this engine rendered (then a change of
+        the fast hosts alone can be pushed without a reload)."""
+        return (
+            self._live_signature is not None
+            and self.supervisor is not None
+            and self.supervisor.running
+        )
+
+    def _slow_signature(
+        self,
+        state: State,
+        site: DefaultSite,
+        host_files: dict[str, ConfigFile],
+        served: dict[str, str],
+    ) -> tuple[Any, ...]:
+        """What the slow part of a generation is made of: every file but the host files
+        as rendered (under a fixed generation name), each served host's text, and the
+        identity of each certificate file a served host names (a renewal rewrites the
+        files under the same names: nginx must then reload to read them)."""
+        from portway.nginx.hostcache import _file_identity
+
+        files = self._files(state, "-", [host_files[key] for key in served], Path("/-"), site)
+        others = {f.relative_path: f.text() for f in files if not f.host_key}
+        certificates = {
+            spec.key: (
+                _file_identity(spec.certificate.fullchain),
+                _file_identity(spec.certificate.key),
+            )
+            for spec in state.hosts
+            if spec.key in served and getattr(spec, "certificate", None) is not None
+        }
+        return others, dict(served), certificates
+
+    def _slow_unchanged(self, state: State) -> bool:
+        """Whether the slow part of `state` renders exactly as the live generation (then
+        a reload would change nothing)."""
+        rendered = self._render_hosts(state.hosts)
+        served = {}
+        live_texts = self._live_signature[1] if self._live_signature else {}
+        for key, (_file, text) in rendered.items():
+            known = self._rejected.get(key)
+            if known and known[0] == _digest(text):
+                if not known[2]:
+                    return False  # tested again by the reload path: was it fixed?
+                if key in live_texts:
+                    served[key] = live_texts[key]
+                continue
+            served[key] = text
+        host_files = {key: entry[0] for key, entry in rendered.items()}
+        signature = self._slow_signature(state, state.default_site, host_files, served)
+        return signature == self._live_signature
+
+    def _merge_fast(self, target: dict[str, Any], site: DefaultSite, generation: int) -> Any:
+        from portway.nginx import fastpath
+
+        return fastpath.merge_states(list(target.values()), site, generation)
+
+    def _push_fast(
+        self,
+        target: dict[str, Any],
+        outcomes: dict[str, HostOutcome],
+        site: DefaultSite,
+        final: bool,
+    ) -> str | None:
+        """Write the snapshot and push the fast hosts' state to nginx; an error no host is
+        to blame for, else None. `outcomes` is updated with what the data plane refused.
+
+        `final` False: routes nginx serves are kept even when `target` drops them (a host
+        that became slow keeps its routes until its server block is live).
+        """
+        assert self._fast_plane is not None
+        wanted = dict(target)
+        if not final:
+            for key, state in self._fast_live.items():
+                wanted.setdefault(key, state)
+        self._fast_generation += 1
+        new = self._merge_fast(wanted, site, self._fast_generation)
+        self._fast_plane.write_snapshot(new)
+        nginx_runs = self.supervisor is not None and self.supervisor.running
+        if not nginx_runs:
+            # nginx loads the snapshot when it starts; nothing else serves yet
+            self._fast_live, self._fast_live_state = wanted, new
+            return None
+        old = self._fast_live_state
+        try:
+            refused = self._fast_plane.push(old, new)
+            if refused:  # nothing of a refused entry was applied: put the previous back
+                for key, message in refused.items():
+                    self._refuse(key, message, target, outcomes)
+                wanted = dict(target)
+                if not final:
+                    for key, state in self._fast_live.items():
+                        wanted.setdefault(key, state)
+                self._fast_generation += 1
+                corrected = self._merge_fast(wanted, site, self._fast_generation)
+                self._fast_plane.write_snapshot(corrected)
+                self._fast_plane.push(new, corrected)
+                new = corrected
+            served = self._fast_plane.generation()
+        except Exception as exc:  # nginx stopped answering: the next apply pushes everything
+            log.warning("pushing the fast path's state failed", exc_info=True)
+            served, problem = None, f"{exc}"
+        else:
+            problem = None
+        if served != new.generation:
+            self._fast_live_state = None
+            message = (
+                "not live: nginx did not confirm the routing change "
+                f"(generation {new.generation}, nginx serves {served}). {problem or ''}"
+            ).strip()
+            for key, outcome in outcomes.items():
+                if outcome.online and wanted.get(key) is not self._fast_live.get(key):
+                    outcomes[key] = HostOutcome(
+                        False, message, serving_previous=key in self._fast_live
+                    )
+            return message
+        self._fast_live, self._fast_live_state = wanted, new
+        return None
+
+    def nginx_restarted(self) -> None:
+        """nginx was started again (it loaded the snapshot): push the whole state next."""
+        self._fast_live_state = None
+
+    def _fast_generation_files(
+        self, main: ConfigFile, site: DefaultSite, directory: Path, http2: bool
+    ) -> list[ConfigFile]:
+        """The main config with the router's http directives and the router servers in
+        place of the default servers (portway.nginx.fastpath)."""
+        from portway.nginx import fastpath
+
+        return fastpath.generation_files(self.renderer, main, site, directory, http2)
 
     # ----- rendering -------------------------------------------------------------------
     def _load_state(self) -> State:
@@ -396,17 +613,23 @@ class Engine:
         present = {(f.host_key or "").rsplit("-", 1)[0] for f in host_files}
         from portway.nginx import admin_site
 
+        main = self.renderer.main(
+            generation,
+            len(names),
+            max(map(len, names), default=0),
+            state.real_ip,
+            # the admin UI's own site (hosts/admin-0.conf) is no host kind but is
+            # served in the http context all the same
+            http_kinds=(*kinds.prefixes("http"), admin_site.KIND),
+            stream_kinds=tuple(p for p in kinds.prefixes("stream") if p in present),
+        )
+        if self.fast_reason is None:
+            http2 = self._http2_anywhere or any(
+                getattr(h, "http2_support", False) for h in state.hosts
+            )
+            return [*self._fast_generation_files(main, site, directory, http2), *host_files]
         return [
-            self.renderer.main(
-                generation,
-                len(names),
-                max(map(len, names), default=0),
-                state.real_ip,
-                # the admin UI's own site (hosts/admin-0.conf) is no host kind but is
-                # served in the http context all the same
-                http_kinds=(*kinds.prefixes("http"), admin_site.KIND),
-                stream_kinds=tuple(p for p in kinds.prefixes("stream") if p in present),
-            ),
+            main,
             self.renderer.default_servers(site, directory),
             *self.renderer.default_site_files(site),
             *host_files,
@@ -436,8 +659,12 @@ class Engine:
         Cheap whatever the number of hosts, so the API can answer with the host's status
         before the full apply runs. An error that names no file (a certificate nginx
         cannot load, a name too long for a hash) is the host's when the same config
-        without the host passes.
+        without the host passes. In fast mode a host the router serves is checked as its
+        push would be (certificate and key load and match), without `nginx -t`.
         """
+        if self.fast_reason is None and self._ineligible(spec) is None:
+            _state, errors = self._build_fast_state([spec], load_default_site())
+            return errors.get(spec.key)
         self.prepare()
         state = State([spec], load_default_site())  # the other hosts are not needed here
         host_file = kinds.render(self.renderer, spec)
@@ -501,6 +728,55 @@ class Engine:
         return report
 
     def _apply_locked(self, go_live: bool = True) -> ApplyReport:
+        """Read the database and put it live by the fast path or the reload path.
+
+        In fast mode (FASTPATH.md) the hosts split into fast ones (routes in nginx's shared
+        memory) and slow ones (their own server blocks). When the slow part of the
+        generation renders exactly as the live one, only the fast hosts' change is pushed
+        ("fast": no `nginx -t`, no reload); otherwise the fast additions are pushed, the
+        slow generation is tested and reloaded as without the fast path, and the fast
+        removals are pushed after ("reload").
+        """
+        self.prepare()
+        state = self._load_state()
+        self._versions = state.versions
+        if self.fast_reason is not None or self._fast is None:
+            self._pending_fast = None
+            report = self._apply_reload(state, go_live)
+            report.path = "reload" if go_live else None
+            return report
+        fast_specs, slow_specs, _reasons = split_hosts(state.hosts, self._ineligible)
+        self._http2_anywhere = any(getattr(h, "http2_support", False) for h in state.hosts)
+        pieces = self._fast.pieces(fast_specs, state.default_site)
+        target, fast_outcomes = self._fast_target(pieces)
+        slow = State(slow_specs, state.default_site, state.versions, state.real_ip)
+        self._pending_fast = (target, fast_outcomes, state.default_site)
+        if go_live and self._fast_push_possible() and self._slow_unchanged(slow):
+            error = self._push_fast(target, fast_outcomes, state.default_site, final=True)
+            hosts = {
+                key: outcome
+                for key, outcome in self._slow_outcomes.items()
+                if key in state.versions or key.startswith("admin-")
+            }
+            hosts.update(fast_outcomes)
+            report = ApplyReport(self.live_generation(), hosts, error, path="fast")
+            self._pending_fast = None
+            return report
+        report = self._apply_reload(slow, go_live)
+        report.path = "reload" if go_live else None
+        if go_live and self._pending_fast is not None:
+            # nothing went live (nginx refused the slow part for a reason no host is to
+            # blame for): the fast hosts still change, hosts that became slow keep routes
+            error = self._push_fast(target, fast_outcomes, state.default_site, final=False)
+            if error:
+                report.error = "; ".join(e for e in (report.error, error) if e)
+        if go_live:
+            self._slow_outcomes = dict(report.hosts)
+        report.hosts.update(fast_outcomes)
+        self._pending_fast = None
+        return report
+
+    def _apply_reload(self, state: State, go_live: bool = True) -> ApplyReport:
         """Test, isolate, swap and reload; see the module docstring.
 
         Each round either goes live or takes one host out (its new text, then its last
@@ -508,9 +784,6 @@ class Engine:
         most 2 × hosts + 2 rounds. An error that names a host file costs one round; one
         that names no file is narrowed down by bisection (log2(hosts) + 2 `nginx -t`).
         """
-        self.prepare()
-        state = self._load_state()
-        self._versions = state.versions
         rendered = self._render_hosts(state.hosts)
         host_files = {key: entry[0] for key, entry in rendered.items()}
         texts = {key: entry[1] for key, entry in rendered.items()}
@@ -599,9 +872,18 @@ class Engine:
                 shutil.rmtree(directory, ignore_errors=True)
                 return report(generation)
             if result.ok:
+                if self._pending_fast is not None:  # the router learns new routes first
+                    target, fast_outcomes, fast_site = self._pending_fast
+                    self._push_fast(target, fast_outcomes, fast_site, final=False)
                 reload_error = self._go_live(directory, generation)
                 if reload_error is None:
                     self._prune(directory)
+                    self._live_signature = self._slow_signature(state, site, host_files, served)
+                    if self._pending_fast is not None:  # and forgets old ones after
+                        target, fast_outcomes, fast_site = self._pending_fast
+                        error = self._push_fast(target, fast_outcomes, fast_site, final=True)
+                        self._pending_fast = None
+                        return report(generation, error)
                     return report(generation)
                 # _go_live already pointed `live` back at the config nginx still serves
                 if not self._isolate(parse_errors(reload_error), served, texts, reject):
@@ -740,6 +1022,18 @@ class Engine:
                         nginx_serving_previous=outcome.serving_previous,
                     )
         close_old_connections()
+
+
+def fast_path_unavailable(config: conf.PortwayConfig) -> str | None:
+    """Why routine changes are not pushed to nginx's shared memory, None when they are
+    (PORTWAY_FAST_PATH=auto and the Lua modules are installed)."""
+    if config.fast_path == "off":
+        return "PORTWAY_FAST_PATH=off"
+    try:
+        from portway.nginx import fastpath
+    except ImportError as exc:
+        return f"the fast path's data plane is not available: {exc}"
+    return fastpath.modules_missing()
 
 
 def _upstream_names(spec: SiteSpec) -> tuple[str, ...]:
@@ -902,6 +1196,14 @@ class ApplyWorker:
                 self._cond.wait(remaining)
         return True
 
+    def _resolution_due(self) -> bool:
+        fast = self.engine._fast
+        try:
+            return fast is not None and self.engine._fast_push_possible() and fast.resolution_due()
+        except Exception:  # never let the check stop the worker
+            log.exception("checking upstream names failed")
+            return False
+
     @property
     def pending(self) -> bool:
         with self._cond:
@@ -911,7 +1213,10 @@ class ApplyWorker:
         while True:
             with self._cond:
                 while self._requested == self._completed and not self._stop:
-                    self._cond.wait()
+                    # upstream names of fast hosts are resolved again every 30 s: nginx
+                    # cannot resolve them itself (portway.nginx.fastengine)
+                    if not self._cond.wait(RESOLVE_CHECK_SECONDS) and self._resolution_due():
+                        self._requested += 1
                 if self._stop:
                     return
             time.sleep(self.debounce)

@@ -208,6 +208,8 @@ def get_setting(key: str) -> Setting:
 def apply_status() -> dict[str, Any]:
     """The apply engine's state in this process: live generation, pending work, last error.
 
+    `fast_path`: {enabled, reason} (portway.nginx.fastengine; reason None when enabled);
+    `last_apply_path`: "fast" (shared memory only, no reload), "reload" or None.
     `stuck` is True when the last apply put nothing live (nginx refused the whole
     configuration for a reason no host isolation could remove, or the apply crashed):
     changes saved since are not served until the cause is fixed. `last_error` also
@@ -231,4 +233,10 @@ def apply_status() -> dict[str, Any]:
         "last_apply_seconds": round(report.seconds, 3) if report else None,
         "last_apply_tests": report.tests if report else None,
         "last_error": report.error if report else None,
+        # routine changes through nginx's shared memory (no reload), or why not
+        "fast_path": {
+            "enabled": bool(engine._engine and engine._engine.fast_reason is None),
+            "reason": engine._engine.fast_reason if engine._engine else "no nginx engine",
+        },
+        "last_apply_path": report.path if report else None,
     }

@@ -1,0 +1,142 @@
+"""The engine's half of the fast path (FASTPATH.md): which hosts the router serves, the
+routing state they make, and what is live in nginx's shared memory.
+
+Hosts split in two. A fast host has no server block: the router servers (the default
+servers of a fast-mode generation) find its route by name in shared memory, and a change
+to it is pushed there (portway.nginx.fastpath.Dataplane). A slow host keeps its own
+server block file and the reload path. A host is slow when portway.nginx.fastpath says
+so (advanced config, custom locations, access lists, ...) or when one of its names is
+matched by a slow host's wildcard name: nginx would give that name to the wildcard's
+server block before it ever reaches the default server.
+
+The state is built per host (one host's routes and certificates at a time) and kept
+until the host's spec changes, so an apply at 10,000 hosts builds one host's state for
+one change. Routes to upstream names (not IP literals) are built again every
+RESOLVE_INTERVAL seconds so that a name's new address is pushed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from portway.nginx.render import DefaultSite, SiteSpec
+
+RESOLVE_INTERVAL = 30.0  # seconds between re-resolutions of upstream names
+
+
+def _parents(name: str) -> Iterable[str]:
+    """ ".b.c", ".c" for "a.b.c": the suffixes a leading wildcard `*.b.c` matches by."""
+    dot = name.find(".")
+    while dot != -1:
+        yield name[dot:]
+        dot = name.find(".", dot + 1)
+
+
+def split_hosts(
+    specs: list[SiteSpec], ineligible: Callable[[Any], str | None]
+) -> tuple[list[SiteSpec], list[SiteSpec], dict[str, str]]:
+    """(fast specs, slow specs, host key → why it is slow), both lists in `specs` order.
+
+    `ineligible(spec)`: why a host cannot be served by the router, None when it can
+    (portway.nginx.fastpath.ineligible). A host it accepts is still slow when one of its
+    names is matched by a slow host's wildcard name (`*.example.com` matches every name
+    ending in `.example.com`, at any depth).
+    """
+    reasons: dict[str, str] = {}
+    for spec in specs:
+        reason = ineligible(spec)
+        if reason:
+            reasons[spec.key] = reason
+    wildcard_parents = {
+        name[1:]
+        for spec in specs
+        if spec.key in reasons
+        for name in getattr(spec, "domain_names", ())
+        if name.startswith("*.")
+    }
+    fast: list[SiteSpec] = []
+    slow: list[SiteSpec] = []
+    for spec in specs:
+        if spec.key not in reasons and wildcard_parents:
+            for name in spec.domain_names:
+                shadow = next((p for p in _parents(name) if p in wildcard_parents), None)
+                if shadow is not None:
+                    reasons[spec.key] = (
+                        f"its name {name} is matched by another host's wildcard name *{shadow}"
+                    )
+                    break
+        (slow if spec.key in reasons else fast).append(spec)
+    return fast, slow, reasons
+
+
+def _names_upstream(spec: Any) -> bool:
+    """Whether the host forwards to a name that must be resolved (not an IP literal)."""
+    host = getattr(spec, "forward_host", None)
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
+
+
+@dataclass
+class Piece:
+    """One fast host's part of the state: `state` (its routes and certificates) or the
+    reason it was refused (`error`); `built`: time.monotonic() when built."""
+
+    spec: SiteSpec
+    state: Any | None
+    error: str | None
+    built: float
+
+
+class FastHosts:
+    """The fast hosts' states, built per host and kept while the spec is unchanged.
+
+    Args:
+        build: (specs, default site) → (FastState, host key → error), the data plane's
+            portway.nginx.fastpath.fast_state with the engine's resolver bound.
+    """
+
+    def __init__(self, build: Callable[[list[SiteSpec], DefaultSite], tuple[Any, dict[str, str]]]):
+        self._build = build
+        self._pieces: dict[str, Piece] = {}
+        self.built = 0  # how many host states the last `pieces` call built
+
+    def pieces(self, specs: list[SiteSpec], site: DefaultSite) -> dict[str, Piece]:
+        """Host key → its piece, built again only for a changed spec (a new spec object:
+        portway.nginx.hostcache keeps the object of an unchanged row) or an upstream
+        name not resolved for RESOLVE_INTERVAL seconds."""
+        now = time.monotonic()
+        fresh: dict[str, Piece] = {}
+        self.built = 0
+        for spec in specs:
+            piece = self._pieces.get(spec.key)
+            due = (
+                _names_upstream(spec)
+                and piece is not None
+                and now - piece.built >= RESOLVE_INTERVAL
+            )
+            if piece is not None and piece.spec is spec and not due:
+                fresh[spec.key] = piece
+                continue
+            state, errors = self._build([spec], site)
+            error = errors.get(spec.key)
+            fresh[spec.key] = Piece(spec, None if error else state, error, now)
+            self.built += 1
+        self._pieces = fresh
+        return fresh
+
+    def resolution_due(self) -> bool:
+        """Whether some host's upstream name was resolved RESOLVE_INTERVAL seconds ago."""
+        now = time.monotonic()
+        return any(
+            _names_upstream(piece.spec) and now - piece.built >= RESOLVE_INTERVAL
+            for piece in self._pieces.values()
+        )
