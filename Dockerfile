@@ -32,15 +32,15 @@ RUN python3 -m venv /tmp/installer \
 # --- stage 3: the image ------------------------------------------------------------------
 FROM ${BASE_IMAGE}
 ARG DEBIAN_FRONTEND=noninteractive
-# nginx + stream module: the data plane; the Lua module and lua-resty-*: nginx-side
-# features of the data plane; python3: Portway (no venv/pip/compilers here); tini: PID 1
-# that forwards signals to Portway; tzdata: TZ; ca-certificates: ACME CAs' HTTPS.
+# nginx + stream module: the data plane; the Lua module, lua-resty-* and lua-cjson: the
+# fast path's router (portway/nginx/fastpath.py); python3: Portway (no venv/pip/compilers
+# here); tini: PID 1 that forwards signals to Portway; tzdata: TZ; ca-certificates: ACME CAs' HTTPS.
 # Debian's nginx postinst would start nginx: policy-rc.d forbids it during the build.
 RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d \
     && apt-get update -q \
     && apt-get install -y -q --no-install-recommends \
         nginx libnginx-mod-stream libnginx-mod-http-lua lua-resty-core lua-resty-lrucache \
-        python3 tini tzdata ca-certificates publicsuffix \
+        lua-cjson python3 tini tzdata ca-certificates publicsuffix \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/sbin/policy-rc.d \
     && rm -f /etc/nginx/sites-enabled/default \
     && ln -sf /dev/stderr /var/log/nginx/error.log

@@ -441,6 +441,8 @@ class Renderer:
         real_ip: RealIpSpec | None = None,
         http_kinds: tuple[str, ...] | None = None,
         stream_kinds: tuple[str, ...] = (),
+        fast_main: Iterable[Node] = (),
+        fast_http: Iterable[Node] = (),
     ) -> ConfigFile:
         """nginx.conf: process settings, http-wide settings, includes, status server, and
         the stream context when there are streams.
@@ -457,6 +459,9 @@ class Renderer:
             stream_kinds: prefixes whose files go into a `stream {}` context; with none
                 (no stream in this generation) there is no stream context, so a missing
                 stream module costs only the streams, never the whole config.
+            fast_main / fast_http: the fast path's main-context and http-context
+                directives (portway.nginx.fastpath.Dataplane.main_directives and
+                http_directives); empty (the default) renders the reload-only config.
         """
         p = self.paths
         resolvers = self.config.resolver.split() if self.config.resolver else system_resolvers()
@@ -539,6 +544,7 @@ class Renderer:
         if resolvers:
             http.append(d("resolver", *resolvers, "valid=30s", "ipv6=off"))
             http.append(d("resolver_timeout", "5s"))
+        http += list(fast_http)
         http += [
             Blank(),
             d("include", "default.conf"),
@@ -578,6 +584,7 @@ class Renderer:
         if STREAM_MODULE.exists():
             # Debian builds stream (TCP/UDP forwarding) as a dynamic module
             nodes.append(d("load_module", STREAM_MODULE))
+        nodes += list(fast_main)
         nodes += [
             d("events", block=[d("worker_connections", 4096)]),
             d("http", block=http),

@@ -1,0 +1,1 @@
+require("portway.router").certificate()
