@@ -44,7 +44,7 @@ from portway import conf
 from portway.access.render import AccessSpec, RealIpSpec
 from portway.nginx import kinds
 from portway.nginx.config import ConfigFile
-from portway.nginx.fastengine import FastHosts, split_hosts
+from portway.nginx.fastengine import FastHosts, merge_states, split_hosts
 from portway.nginx.hostcache import HostCache
 from portway.nginx.kinds import origin_pull_ca  # noqa: F401 - public here before
 from portway.nginx.process import (
@@ -243,6 +243,8 @@ class Engine:
         self._fast_plane = None  # portway.nginx.fastpath.Dataplane, when fast
         self._fast_live: dict[str, Any] = {}  # fast host key → its state nginx serves
         self._fast_live_state = None  # the FastState last confirmed in shared memory
+        # the state the generation being rendered sizes its shared memory for
+        self._fast_sizing = None
         self._fast_generation = int(time.time() * 1000)
         self._http2_anywhere = False
         # the slow part of the live generation as last rendered (see _slow_signature);
@@ -252,7 +254,7 @@ class Engine:
         if self.fast_reason is None:
             from portway.nginx import fastpath
 
-            self._fast_plane = fastpath.Dataplane(self.paths)
+            self._fast_plane = fastpath.Dataplane(self.paths, config.public_https_port)
             self._fast = FastHosts(self._build_fast_state)
         # host key → ((spec, whether each upstream name resolved), its file, its text)
         self._rendered: dict[str, tuple[tuple[Any, ...], ConfigFile, str]] = {}
@@ -391,7 +393,7 @@ class Engine:
     def _build_fast_state(self, specs: list[SiteSpec], site: DefaultSite) -> tuple[Any, dict]:
         from portway.nginx import fastpath
 
-        return fastpath.fast_state(specs, site, self.renderer.resolver)
+        return fastpath.fast_state(specs, site)
 
     def _fast_target(self, pieces: dict[str, Any]) -> tuple[dict[str, Any], dict[str, HostOutcome]]:
         """(host key → the state to serve, host key → outcome) for the fast hosts.
@@ -486,10 +488,9 @@ class Engine:
         signature = self._slow_signature(state, state.default_site, host_files, served)
         return signature == self._live_signature
 
-    def _merge_fast(self, target: dict[str, Any], site: DefaultSite, generation: int) -> Any:
-        from portway.nginx import fastpath
-
-        return fastpath.merge_states(list(target.values()), site, generation)
+    @staticmethod
+    def _merge_fast(target: dict[str, Any], site: DefaultSite, generation: int) -> Any:
+        return merge_states(target.values(), site, generation)
 
     def _push_fast(
         self,
@@ -557,15 +558,6 @@ class Engine:
         """nginx was started again (it loaded the snapshot): push the whole state next."""
         self._fast_live_state = None
 
-    def _fast_generation_files(
-        self, main: ConfigFile, site: DefaultSite, directory: Path, http2: bool
-    ) -> list[ConfigFile]:
-        """The main config with the router's http directives and the router servers in
-        place of the default servers (portway.nginx.fastpath)."""
-        from portway.nginx import fastpath
-
-        return fastpath.generation_files(self.renderer, main, site, directory, http2)
-
     # ----- rendering -------------------------------------------------------------------
     def _load_state(self) -> State:
         """The database's hosts and settings; rows unchanged since the last apply are not
@@ -613,6 +605,12 @@ class Engine:
         present = {(f.host_key or "").rsplit("-", 1)[0] for f in host_files}
         from portway.nginx import admin_site
 
+        plane = self._fast_plane if self.fast_reason is None else None
+        if plane is not None:
+            sizing = self._fast_sizing or self._fast_live_state or merge_states((), site, 0)
+            fast_main, fast_http = plane.main_directives(), plane.http_directives(sizing)
+        else:
+            fast_main, fast_http = [], []
         main = self.renderer.main(
             generation,
             len(names),
@@ -622,12 +620,15 @@ class Engine:
             # served in the http context all the same
             http_kinds=(*kinds.prefixes("http"), admin_site.KIND),
             stream_kinds=tuple(p for p in kinds.prefixes("stream") if p in present),
+            fast_main=fast_main,
+            fast_http=fast_http,
         )
-        if self.fast_reason is None:
+        if plane is not None:
+            # the router replaces the default servers; the default site is in shared memory
             http2 = self._http2_anywhere or any(
                 getattr(h, "http2_support", False) for h in state.hosts
             )
-            return [*self._fast_generation_files(main, site, directory, http2), *host_files]
+            return [main, plane.router_servers(self.renderer, http2), *host_files]
         return [
             main,
             self.renderer.default_servers(site, directory),
@@ -749,6 +750,11 @@ class Engine:
         self._http2_anywhere = any(getattr(h, "http2_support", False) for h in state.hosts)
         pieces = self._fast.pieces(fast_specs, state.default_site)
         target, fast_outcomes = self._fast_target(pieces)
+        # the generation's shared memory is sized for this state and what is live now
+        # (a host that becomes slow keeps its routes until the reload)
+        sizing = dict(self._fast_live)
+        sizing.update(target)
+        self._fast_sizing = merge_states(sizing.values(), state.default_site, 0)
         slow = State(slow_specs, state.default_site, state.versions, state.real_ip)
         self._pending_fast = (target, fast_outcomes, state.default_site)
         if go_live and self._fast_push_possible() and self._slow_unchanged(slow):

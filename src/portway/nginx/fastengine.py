@@ -140,3 +140,17 @@ class FastHosts:
             _names_upstream(piece.spec) and now - piece.built >= RESOLVE_INTERVAL
             for piece in self._pieces.values()
         )
+
+
+def merge_states(states: Iterable[Any], site: DefaultSite, generation: int) -> Any:
+    """One portway.nginx.fastpath.FastState holding every host state of `states` (each
+    built for one host), the default site `site`, numbered `generation`."""
+    from portway.nginx.fastpath import FastState, default_site_text
+
+    merged = FastState(default_site=default_site_text(site), generation=generation)
+    for state in states:
+        merged.routes.update(state.routes)
+        merged.sni.update(state.sni)
+        merged.certs.update(state.certs)
+        merged.hosts.update(state.hosts)
+    return merged
