@@ -554,6 +554,11 @@ class Engine:
         self._fast_live, self._fast_live_state = wanted, new
         return None
 
+    def nginx_sockets(self) -> tuple[Path, ...]:
+        """Unix sockets nginx listens on besides its status server's (the fast path's
+        control socket)."""
+        return () if self._fast_plane is None else (self._fast_plane.control_socket,)
+
     def nginx_restarted(self) -> None:
         """nginx was started again (it loaded the snapshot): push the whole state next."""
         self._fast_live_state = None

@@ -190,6 +190,8 @@ class NginxSupervisor:
             Portway left running.
         on_restart: called (from the watcher thread) after nginx was restarted and
             answers again, so the owner can apply what changed while it was down.
+        other_sockets: unix sockets nginx listens on besides the status server's (the
+            fast path's control socket): removed before nginx starts, like it.
     """
 
     def __init__(
@@ -201,6 +203,7 @@ class NginxSupervisor:
         error_log: Path,
         pid_file: Path | None = None,
         on_restart: Callable[[], None] | None = None,
+        other_sockets: tuple[Path, ...] = (),
     ) -> None:
         self.binary = binary
         self.conf_file = conf_file
@@ -209,6 +212,7 @@ class NginxSupervisor:
         self.error_log = error_log
         self.pid_file = pid_file
         self.on_restart = on_restart
+        self.other_sockets = other_sockets
         self._proc: subprocess.Popen | None = None
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -269,8 +273,9 @@ class NginxSupervisor:
         with self._lock:
             self._spawn_log_offset = self.error_log.stat().st_size if self.error_log.exists() else 0
             self._answered = False
-            if self.status_socket.exists():
-                self.status_socket.unlink()  # a stale socket from a killed nginx blocks bind()
+            for stale in (self.status_socket, *self.other_sockets):
+                if stale.exists():
+                    stale.unlink()  # a stale socket from a killed nginx blocks bind()
             self._proc = subprocess.Popen(
                 [
                     self.binary,
