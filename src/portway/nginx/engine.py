@@ -44,7 +44,7 @@ from portway import conf
 from portway.access.render import AccessSpec, RealIpSpec
 from portway.nginx import kinds
 from portway.nginx.config import ConfigFile
-from portway.nginx.fastengine import FastHosts, merge_states, split_hosts
+from portway.nginx.fastengine import AddressResolver, FastHosts, merge_states, split_hosts
 from portway.nginx.hostcache import HostCache
 from portway.nginx.kinds import origin_pull_ca  # noqa: F401 - public here before
 from portway.nginx.process import (
@@ -255,7 +255,7 @@ class Engine:
             from portway.nginx import fastpath
 
             self._fast_plane = fastpath.Dataplane(self.paths, config.public_https_port)
-            self._fast = FastHosts(self._build_fast_state)
+            self._fast = FastHosts(self._build_fast_state, AddressResolver(config.resolver.split()))
         # host key → ((spec, whether each upstream name resolved), its file, its text)
         self._rendered: dict[str, tuple[tuple[Any, ...], ConfigFile, str]] = {}
 
@@ -393,7 +393,8 @@ class Engine:
     def _build_fast_state(self, specs: list[SiteSpec], site: DefaultSite) -> tuple[Any, dict]:
         from portway.nginx import fastpath
 
-        return fastpath.fast_state(specs, site)
+        resolver = self._fast.resolver if self._fast is not None else None
+        return fastpath.fast_state(specs, site, resolver)
 
     def _fast_target(self, pieces: dict[str, Any]) -> tuple[dict[str, Any], dict[str, HostOutcome]]:
         """(host key → the state to serve, host key → outcome) for the fast hosts.

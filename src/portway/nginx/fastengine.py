@@ -26,6 +26,8 @@ from typing import Any
 from portway.nginx.render import DefaultSite, SiteSpec
 
 RESOLVE_INTERVAL = 30.0  # seconds between re-resolutions of upstream names
+# a name that did not resolve is tried again sooner: until it does, its host answers 502
+UNRESOLVED_RETRY = 5.0
 
 
 def _parents(name: str) -> Iterable[str]:
@@ -85,6 +87,64 @@ def _names_upstream(spec: Any) -> bool:
     return False
 
 
+class AddressResolver:
+    """Upstream name → IP addresses, asked where nginx itself would have asked.
+
+    On the reload path a name nginx resolves at load time (the system resolver: /etc/hosts
+    first) is written as is, and any other name through nginx's `resolver` (the
+    PORTWAY_RESOLVER servers, IPv4 only). The router cannot resolve, so Portway does the
+    same lookups: a name in /etc/hosts with the system resolver, else the PORTWAY_RESOLVER
+    servers' A records in order, else (no servers set) the system resolver.
+
+    Args:
+        servers: PORTWAY_RESOLVER's "ip[:port]" entries ([] for the system resolver).
+        ttl: seconds an answer is reused (one apply asks once per name).
+    """
+
+    def __init__(self, servers: list[str], ttl: float = 1.0) -> None:
+        self.servers = servers
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, list[str]]] = {}
+
+    def addresses(self, name: str) -> list[str]:
+        """The addresses of `name` ([] when it does not resolve); an IP literal is its own."""
+        try:
+            return [str(ipaddress.ip_address(name))]
+        except ValueError:
+            pass
+        now = time.monotonic()
+        cached = self._cache.get(name)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        found = self._lookup(name)
+        self._cache[name] = (now, found)
+        return found
+
+    def _lookup(self, name: str) -> list[str]:
+        from portway.nginx.fastpath import resolve_addresses
+        from portway.nginx.render import _etc_hosts_names
+
+        if not self.servers or name in _etc_hosts_names():
+            return resolve_addresses(name)
+        import dns.exception
+        import dns.resolver
+
+        resolver = dns.resolver.Resolver(configure=False)
+        for server in self.servers:
+            host, _, port = (
+                server.strip("[]").rpartition(":") if server.count(":") == 1 else (server, "", "")
+            )
+            resolver.nameservers = [host.strip("[]")]
+            resolver.port = int(port) if port else 53
+            resolver.lifetime = 2.0
+            try:
+                answer = resolver.resolve(name, "A")
+            except dns.exception.DNSException:
+                continue
+            return [record.address for record in answer]
+        return []
+
+
 @dataclass
 class Piece:
     """One fast host's part of the state: `state` (its routes and certificates) or the
@@ -94,6 +154,7 @@ class Piece:
     state: Any | None
     error: str | None
     built: float
+    unresolved: bool = False  # its upstream name did not resolve (the route answers 502)
 
 
 class FastHosts:
@@ -104,8 +165,13 @@ class FastHosts:
             portway.nginx.fastpath.fast_state with the engine's resolver bound.
     """
 
-    def __init__(self, build: Callable[[list[SiteSpec], DefaultSite], tuple[Any, dict[str, str]]]):
+    def __init__(
+        self,
+        build: Callable[[list[SiteSpec], DefaultSite], tuple[Any, dict[str, str]]],
+        resolver: AddressResolver,
+    ):
         self._build = build
+        self.resolver = resolver
         self._pieces: dict[str, Piece] = {}
         self.built = 0  # how many host states the last `pieces` call built
 
@@ -118,28 +184,30 @@ class FastHosts:
         self.built = 0
         for spec in specs:
             piece = self._pieces.get(spec.key)
-            due = (
-                _names_upstream(spec)
-                and piece is not None
-                and now - piece.built >= RESOLVE_INTERVAL
-            )
-            if piece is not None and piece.spec is spec and not due:
+            if piece is not None and piece.spec is spec and not self._due(piece, now):
                 fresh[spec.key] = piece
                 continue
             state, errors = self._build([spec], site)
             error = errors.get(spec.key)
-            fresh[spec.key] = Piece(spec, None if error else state, error, now)
+            unresolved = _names_upstream(spec) and not self.resolver.addresses(spec.forward_host)
+            fresh[spec.key] = Piece(spec, None if error else state, error, now, unresolved)
             self.built += 1
         self._pieces = fresh
         return fresh
 
+    @staticmethod
+    def _due(piece: Piece, now: float) -> bool:
+        """Whether the piece's upstream name is to be resolved again."""
+        if not _names_upstream(piece.spec):
+            return False
+        age = now - piece.built
+        return age >= RESOLVE_INTERVAL or (piece.unresolved and age >= UNRESOLVED_RETRY)
+
     def resolution_due(self) -> bool:
-        """Whether some host's upstream name was resolved RESOLVE_INTERVAL seconds ago."""
+        """Whether some host's upstream name is to be resolved again (RESOLVE_INTERVAL,
+        UNRESOLVED_RETRY for a name that did not resolve)."""
         now = time.monotonic()
-        return any(
-            _names_upstream(piece.spec) and now - piece.built >= RESOLVE_INTERVAL
-            for piece in self._pieces.values()
-        )
+        return any(self._due(piece, now) for piece in self._pieces.values())
 
 
 def merge_states(states: Iterable[Any], site: DefaultSite, generation: int) -> Any:
