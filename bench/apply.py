@@ -604,7 +604,9 @@ def portway_applies(log_text: str) -> list[tuple[int, float]]:
     return [
         (int(m.group(1)), float(m.group(2)))
         for m in re.finditer(
-            r"apply: generation \S+, (\d+) hosts, \d+ offline, ([\d.]+)s", log_text
+            r"apply(?: \(\w+ path\))?: generation \S+, (\d+) hosts, \d+ offline, "
+            r"(?:\d+ nginx -t runs, )?([\d.]+)s",
+            log_text,
         )
     ]
 

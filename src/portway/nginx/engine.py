@@ -724,7 +724,8 @@ class Engine:
             self.last_report = report
             self._record(report)
         log.info(
-            "apply: generation %s, %d hosts, %d offline, %d nginx -t runs, %.2fs%s",
+            "apply (%s path): generation %s, %d hosts, %d offline, %d nginx -t runs, %.2fs%s",
+            report.path,
             report.generation,
             len(report.hosts),
             sum(1 for o in report.hosts.values() if not o.online),

@@ -234,9 +234,19 @@ def apply_status() -> dict[str, Any]:
         "last_apply_tests": report.tests if report else None,
         "last_error": report.error if report else None,
         # routine changes through nginx's shared memory (no reload), or why not
-        "fast_path": {
-            "enabled": bool(engine._engine and engine._engine.fast_reason is None),
-            "reason": engine._engine.fast_reason if engine._engine else "no nginx engine",
-        },
+        "fast_path": _fast_path_status(engine._engine),
         "last_apply_path": report.path if report else None,
     }
+
+
+def _fast_path_status(current: Any) -> dict[str, Any]:
+    """{enabled, reason} of the engine `current`, or what this installation's settings
+    and machine give when no engine runs in this process (reason None when enabled)."""
+    if current is not None:
+        return {"enabled": current.fast_reason is None, "reason": current.fast_reason}
+    from django.conf import settings
+
+    from portway.nginx.engine import fast_path_unavailable
+
+    reason = fast_path_unavailable(settings.PORTWAY)
+    return {"enabled": reason is None, "reason": reason}

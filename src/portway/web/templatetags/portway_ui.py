@@ -51,6 +51,33 @@ def assets_missing_banner() -> SafeString:
     )
 
 
+@register.simple_tag
+def apply_path_note() -> SafeString:
+    """How changes reach nginx (for administrators): through shared memory without a
+    reload (the fast path), or by reload and why (GET /api/nginx/status's fast_path)."""
+    from portway.nginx.services import apply_status
+
+    status = apply_status()
+    fast = status["fast_path"]
+    last = status["last_apply_path"]
+    last_text = {"fast": "without a reload", "reload": "with a reload"}.get(last or "", "")
+    suffix = format_html(" The last change went live {}.", last_text) if last_text else ""
+    if fast["enabled"]:
+        return format_html(
+            '<p class="text-secondary small mb-0" id="apply-path">'
+            '<i class="ti ti-bolt me-1"></i>Routine host changes go live without reloading '
+            "nginx; hosts with advanced config, custom locations or an access list reload "
+            "it.{}</p>",
+            suffix,
+        )
+    return format_html(
+        '<p class="text-secondary small mb-0" id="apply-path">'
+        '<i class="ti ti-refresh me-1"></i>Every change reloads nginx: {}.{}</p>',
+        fast["reason"] or "the fast path is off",
+        suffix,
+    )
+
+
 @register.simple_tag(takes_context=True)
 def engine_stuck_banner(context) -> SafeString:  # noqa: ANN001 - a template Context
     """A red banner on every page while the apply engine cannot put changes live.

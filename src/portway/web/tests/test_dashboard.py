@@ -26,6 +26,20 @@ class TestDashboard:
         assert 'href="/proxy-hosts/new"' in html
         assert count(html, "stat-hosts-total") == "0"
 
+    def test_says_how_changes_reach_nginx(self, ui: Client):
+        from django.conf import settings
+
+        from portway.nginx.engine import fast_path_unavailable
+
+        html = ui.get("/").content.decode()
+        note = html[html.index('id="apply-path"') :]
+        note = note[: note.index("</p>")]
+        reason = fast_path_unavailable(settings.PORTWAY)
+        if reason is None:
+            assert "without reloading nginx" in note
+        else:
+            assert f"Every change reloads nginx: {reason}" in note
+
     def test_host_counts_by_status(self, ui: Client, make_host):
         make_host("a.example.test")
         make_host("b.example.test")
