@@ -251,6 +251,8 @@ class Engine:
         # None: unknown, the next apply takes the reload path
         self._live_signature: tuple[Any, ...] | None = None
         self._slow_outcomes: dict[str, HostOutcome] = {}
+        # slow hosts nginx rejected that keep the routes they had as fast hosts
+        self._fast_kept: dict[str, Any] = {}
         if self.fast_reason is None:
             from portway.nginx import fastpath
 
@@ -481,6 +483,9 @@ class Engine:
             if known and known[0] == _digest(text):
                 if not known[2]:
                     return False  # tested again by the reload path: was it fixed?
+                routes = self._fast_live.get(key)
+                if routes is not None and self._fast_kept.get(key) is not routes:
+                    return False  # was a fast host: the reload path keeps its routes
                 if key in live_texts:
                     served[key] = live_texts[key]
                 continue
@@ -499,12 +504,15 @@ class Engine:
         outcomes: dict[str, HostOutcome],
         site: DefaultSite,
         final: bool,
+        mark: bool = True,
     ) -> str | None:
         """Write the snapshot and push the fast hosts' state to nginx; an error no host is
         to blame for, else None. `outcomes` is updated with what the data plane refused.
 
         `final` False: routes nginx serves are kept even when `target` drops them (a host
-        that became slow keeps its routes until its server block is live).
+        that became slow keeps its routes until its server block is live). `mark` False:
+        a failure is not written into `outcomes` (a push before a reload, which starts
+        nginx when it is not running; the push after it decides).
         """
         assert self._fast_plane is not None
         wanted = dict(target)
@@ -514,11 +522,17 @@ class Engine:
         self._fast_generation += 1
         new = self._merge_fast(wanted, site, self._fast_generation)
         self._fast_plane.write_snapshot(new)
-        nginx_runs = self.supervisor is not None and self.supervisor.running
-        if not nginx_runs:
-            # nginx loads the snapshot when it starts; nothing else serves yet
+        if self.supervisor is None:
+            # no nginx of ours (serve before it starts nginx, the CLI): nginx loads the
+            # snapshot when it starts
             self._fast_live, self._fast_live_state = wanted, new
             return None
+        if not self.supervisor.running:
+            self._fast_live_state = None  # the next nginx gets everything pushed
+            message = "not live: nginx is not running (Portway starts it again)"
+            if mark:
+                self._mark_not_live(wanted, outcomes, message)
+            return message
         old = self._fast_live_state
         try:
             refused = self._fast_plane.push(old, new)
@@ -546,14 +560,19 @@ class Engine:
                 "not live: nginx did not confirm the routing change "
                 f"(generation {new.generation}, nginx serves {served}). {problem or ''}"
             ).strip()
-            for key, outcome in outcomes.items():
-                if outcome.online and wanted.get(key) is not self._fast_live.get(key):
-                    outcomes[key] = HostOutcome(
-                        False, message, serving_previous=key in self._fast_live
-                    )
+            if mark:
+                self._mark_not_live(wanted, outcomes, message)
             return message
         self._fast_live, self._fast_live_state = wanted, new
         return None
+
+    def _mark_not_live(
+        self, wanted: dict[str, Any], outcomes: dict[str, HostOutcome], message: str
+    ) -> None:
+        """Hosts whose state changed are not live: nginx did not take the push."""
+        for key, outcome in outcomes.items():
+            if outcome.online and wanted.get(key) is not self._fast_live.get(key):
+                outcomes[key] = HostOutcome(False, message, serving_previous=key in self._fast_live)
 
     def nginx_sockets(self) -> tuple[Path, ...]:
         """Unix sockets nginx listens on besides its status server's (the fast path's
@@ -765,22 +784,38 @@ class Engine:
         slow = State(slow_specs, state.default_site, state.versions, state.real_ip)
         self._pending_fast = (target, fast_outcomes, state.default_site)
         if go_live and self._fast_push_possible() and self._slow_unchanged(slow):
-            error = self._push_fast(target, fast_outcomes, state.default_site, final=True)
-            hosts = {
-                key: outcome
-                for key, outcome in self._slow_outcomes.items()
-                if key in state.versions or key.startswith("admin-")
+            slow_keys = {spec.key for spec in slow_specs}
+            self._fast_kept = {
+                key: routes
+                for key, routes in self._fast_kept.items()
+                if key in slow_keys and self._fast_live.get(key) is routes
             }
-            hosts.update(fast_outcomes)
-            report = ApplyReport(self.live_generation(), hosts, error, path="fast")
-            self._pending_fast = None
-            return report
+            fast_only = {**target, **self._fast_kept}
+            error = self._push_fast(fast_only, fast_outcomes, state.default_site, final=True)
+            if error is None:
+                hosts = {
+                    key: outcome
+                    for key, outcome in self._slow_outcomes.items()
+                    if key in state.versions or key.startswith("admin-")
+                }
+                hosts.update(fast_outcomes)
+                report = ApplyReport(self.live_generation(), hosts, None, path="fast")
+                self._pending_fast = None
+                return report
+            # nginx did not take the push (not answering, shared memory full): the reload
+            # path starts or reloads it, and says why it cannot
+            log.warning("fast path: %s; reloading instead", error)
+            self._live_signature = None
+            target, fast_outcomes = self._fast_target(pieces)
+            self._pending_fast = (target, fast_outcomes, state.default_site)
         report = self._apply_reload(slow, go_live)
         report.path = "reload" if go_live else None
         if go_live and self._pending_fast is not None:
             # nothing went live (nginx refused the slow part for a reason no host is to
             # blame for): the fast hosts still change, hosts that became slow keep routes
-            error = self._push_fast(target, fast_outcomes, state.default_site, final=False)
+            error = self._push_fast(
+                target, fast_outcomes, state.default_site, final=False, mark=True
+            )
             if error:
                 report.error = "; ".join(e for e in (report.error, error) if e)
         if go_live:
@@ -801,6 +836,7 @@ class Engine:
         host_files = {key: entry[0] for key, entry in rendered.items()}
         texts = {key: entry[1] for key, entry in rendered.items()}
         last_good = self.live_host_texts()
+        self._fast_kept = {}
         outcomes = {key: HostOutcome(True) for key in host_files}
         served = dict(texts)  # what goes into the generation for each host
         site = state.default_site
@@ -809,7 +845,18 @@ class Engine:
 
         def reject(key: str, message: str) -> None:
             previous = last_good.get(key)
-            if previous is not None and served.get(key) != previous:
+            routes = self._fast_live.get(key)
+            if previous is None and routes is not None and self._pending_fast is not None:
+                # a host the router served until this change: its routes stay
+                served.pop(key, None)
+                self._pending_fast[0][key] = self._fast_kept[key] = routes
+                outcomes[key] = HostOutcome(
+                    False,
+                    f"nginx rejected this host's new config; its previous config is still "
+                    f"served. nginx said: {message}",
+                    serving_previous=True,
+                )
+            elif previous is not None and served.get(key) != previous:
                 served[key] = previous
                 outcomes[key] = HostOutcome(
                     False,
@@ -887,7 +934,7 @@ class Engine:
             if result.ok:
                 if self._pending_fast is not None:  # the router learns new routes first
                     target, fast_outcomes, fast_site = self._pending_fast
-                    self._push_fast(target, fast_outcomes, fast_site, final=False)
+                    self._push_fast(target, fast_outcomes, fast_site, final=False, mark=False)
                 reload_error = self._go_live(directory, generation)
                 if reload_error is None:
                     self._prune(directory)

@@ -128,8 +128,12 @@ def test_thirty_broken_hosts_in_the_database_at_start_are_isolated(portway, upst
 
 
 def test_a_default_site_nginx_rejects_in_the_database_falls_back(portway, upstreams):
-    """A stored default site nginx refuses never blocks hosts: the built-in page serves."""
+    """A stored default site nginx refuses never blocks hosts: the built-in page serves.
+
+    The reload path's default servers (with the fast path the default site is in nginx's
+    shared memory and never part of the configuration nginx loads)."""
     portway.stop()
+    portway.extra_env["PORTWAY_FAST_PATH"] = "off"
     write_database(
         portway,
         hosts=[],
@@ -271,9 +275,13 @@ def _login(portway: PortwayProcess) -> requests.Session:
 
 def test_a_stuck_engine_is_reported_loudly_and_hosts_are_not_called_online(portway, upstreams):
     """nginx refuses even the config without hosts: status and UI say so; no host is
-    reported online until its configuration is live."""
+    reported online until its configuration is live.
+
+    The hosts have advanced config: they are served by server blocks of their own, which
+    need nginx to load the configuration (a fast host's change needs no reload)."""
     first, second = upstreams("first"), upstreams("second")
-    portway.create_proxy_host(["first.example.com"], first.port)
+    slow = {"advanced_config": "add_header X-Slow 1;"}
+    portway.create_proxy_host(["first.example.com"], first.port, **slow)
     ui = _login(portway)
     base = f"http://127.0.0.1:{portway.admin_port}"
     assert 'id="engine-stuck"' not in ui.get(f"{base}/", timeout=30).text
@@ -281,7 +289,7 @@ def test_a_stuck_engine_is_reported_loudly_and_hosts_are_not_called_online(portw
     cert = portway.data_dir / "nginx" / "default-cert" / "cert.pem"
     good_pem = cert.read_bytes()
     cert.write_bytes(b"not a certificate\n")  # e.g. a disk error or a bad manual edit
-    host = portway.create_proxy_host(["second.example.com"], second.port)
+    host = portway.create_proxy_host(["second.example.com"], second.port, **slow)
     assert host["meta"]["nginx_online"] is False, host["meta"]
     assert "not live" in host["meta"]["nginx_err"]
     status = portway.api("GET", "/api/nginx/status")[1]
