@@ -129,9 +129,13 @@ def test_rotation_keeps_at_most_n_files(logged: PortwayProcess, upstream: Upstre
     assert not (logs / f"{current.name}.{LOG_KEEP + 1}").exists()
     kept = sorted(p.name for p in logs.glob(f"{current.name}*"))
     assert len(kept) <= LOG_KEEP + 1, kept
-    # nginx reopened its files: new requests land in the current file
-    logged.http("rotated.example.test", "/after-rotation")
-    wait_for(lambda: current.exists() and "/after-rotation" in current.read_text())
+    # nginx reopened its files: new requests land in the current file (a host served by
+    # the router finds the new file within open_log_file_cache's 10 s revalidation)
+    def lands_in_current() -> bool:
+        logged.http("rotated.example.test", "/after-rotation")
+        return current.exists() and "/after-rotation" in current.read_text()
+
+    wait_for(lands_in_current, timeout=20, interval=1)
     # a deleted host's logs go with it
     status, _ = logged.api("DELETE", f"/api/nginx/proxy-hosts/{host['id']}")
     assert status == 200
