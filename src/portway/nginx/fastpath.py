@@ -600,6 +600,8 @@ class Dataplane:
         listeners = renderer.listeners
         head: list[Node] = [
             d("server_name", "_"),
+            # requests nginx refuses before the rewrite phase (400) never ran the `set`s
+            d("uninitialized_variable_warn", "off"),
             # a variable access_log path is written only when the root exists
             d("root", p.acme_webroot),
             d("set", "$pw_log", ""),

@@ -269,8 +269,10 @@ class NginxSupervisor:
         with self._lock:
             self._spawn_log_offset = self.error_log.stat().st_size if self.error_log.exists() else 0
             self._answered = False
-            if self.status_socket.exists():
-                self.status_socket.unlink()  # a stale socket from a killed nginx blocks bind()
+            # a stale socket from a killed nginx blocks bind(): the status server's and the
+            # fast path's control socket (portway.nginx.fastpath), both in the run directory
+            for stale in (self.status_socket, self.status_socket.with_name("fastpath.sock")):
+                stale.unlink(missing_ok=True)
             self._proc = subprocess.Popen(
                 [
                     self.binary,

@@ -332,12 +332,13 @@ end
 -- Apply `change` ({generation, routes, sni, certs, default_site}; JSON null removes an
 -- entry) in the order certs added, sni, routes, certs removed, default site, generation.
 -- A certificate that does not parse is refused: its entry and the sni names pointing
--- at it are left as they were. Returns {certs = {fp = msg}, routes = {...}, sni = {...}}
+-- at it are left as they were (and the certificate those names still use is kept). Returns {certs = {fp = msg}, routes = {...}, sni = {...}}
 -- and whether everything was applied.
 local function apply(change)
     local errors = { certs = {}, routes = {}, sni = {}, other = {} }
     local failed = false
     local refused = {}
+    local kept = {}  -- certificates still served because a replacement was refused
     local changed_certs = change.certs
     if type(changed_certs) == "table" then
         for fingerprint, entry in pairs(changed_certs) do
@@ -359,6 +360,10 @@ local function apply(change)
             if fingerprint == null then
                 sni:delete(name)
             elseif refused[fingerprint] then
+                local current = sni:get(name)
+                if current then
+                    kept[current] = true
+                end
                 errors.sni[name] = "certificate " .. fingerprint .. " was refused"
                 failed = true
             else
@@ -388,7 +393,7 @@ local function apply(change)
     end
     if type(changed_certs) == "table" then
         for fingerprint, entry in pairs(changed_certs) do
-            if entry == null then
+            if entry == null and not kept[fingerprint] then
                 certs:delete(fingerprint)
             end
         end
