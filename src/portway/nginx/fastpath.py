@@ -568,16 +568,9 @@ class Dataplane:
             _map("$pw_tfp", "$pw_proto", {"default": "$scheme", "1": "$portway_forwarded_proto"}),
             _map("$pw_ws", "$pw_upgrade", {"default": "", "1": "$http_upgrade"}),
             _map("$pw_ws", "$pw_connection", {"default": "", "1": "$portway_connection_upgrade"}),
-            _map(
-                "$pw_caching:$portway_asset_cache",
-                "$pw_cache",
-                {"default": "off", "1:portway_assets": "portway_assets"},
-            ),
-            _map(
-                "$pw_caching:$portway_asset_expires",
-                "$pw_expires",
-                {"default": "off", "1:1d": "1d"},
-            ),
+            # the asset maps (regexes on $uri) are evaluated only for caching hosts
+            _map("$pw_caching", "$pw_cache", {"default": "off", "1": "$portway_asset_cache"}),
+            _map("$pw_caching", "$pw_expires", {"default": "off", "1": "$portway_asset_expires"}),
             d("upstream", DYNAMIC_UPSTREAM, block=upstream_options),
             d("upstream", DYNAMIC_UPSTREAM_TLS, block=upstream_options),
             d(
@@ -642,6 +635,8 @@ class Dataplane:
         """`location /` of the router: the route decides in the rewrite phase, then the
         request is proxied with the headers render.py's proxy hosts send."""
         return [
+            # the access log's root check (see router_servers) without a stat per request
+            d("open_file_cache", "max=16", "inactive=60s"),
             d("rewrite_by_lua_file", self._lua_file("route")),
             d("proxy_pass", "$pw_pass"),
             d("proxy_set_header", "Host", "$host"),

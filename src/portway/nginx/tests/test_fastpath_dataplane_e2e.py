@@ -93,9 +93,14 @@ class Router:
             os.chmod(directory, 0o755)
         ensure_default_certificate(p.default_cert_dir)
 
-    def write_config(self, state: fastpath.FastState, http2: bool = True) -> Path:
+    def write_config(
+        self, state: fastpath.FastState, slow: list[ProxyHostSpec], http2: bool = True
+    ) -> Path:
         directory = self.paths.generations / "g"
         (directory / "hosts").mkdir(parents=True, exist_ok=True)
+        for spec in slow:
+            host_file = self.renderer.proxy_host(spec)
+            (directory / host_file.relative_path).write_text(host_file.text())
         main = self.renderer.main(
             "g",
             1,
@@ -196,11 +201,23 @@ def _upstream(body: bytes) -> str:
     return json.loads(body)["upstream"]
 
 
+SLOW_HOST_ID = 900
+
+
 @pytest.fixture(scope="module")
-def router(tmp_path_factory):
+def router(tmp_path_factory, upstreams):
     router = Router(tmp_path_factory.mktemp("fastpath"))
     state, _ = router.build([])
-    router.write_config(state)
+    # a slow host (its own server block and certificate) next to the router
+    slow = proxy(
+        SLOW_HOST_ID,
+        ("slow.test",),
+        upstreams[1].port,
+        certificate=certificate(router.root, ["slow.test"], "slow"),
+        advanced_config="add_header X-Slow yes;",
+    )
+    assert fastpath.ineligible(slow) == "advanced config"
+    router.write_config(state, [slow])
     router.dataplane.write_snapshot(state)
     router.state = state
     router.start()
@@ -399,6 +416,16 @@ def test_444_default_site_refuses_unknown_handshakes(router, upstreams, tmp_path
     assert _names(router.served_certificate("unknown.test")) == ["portway-default"]
 
 
+def test_slow_host_keeps_its_own_server_block(router, upstreams):
+    a, _ = upstreams
+    router.apply([proxy(1, ("fast.test",), a.port)])
+    assert _names(router.served_certificate("slow.test")) == ["slow.test"]
+    status, headers, body = router.https("slow.test")
+    assert (status, headers.get("X-Slow"), _upstream(body)) == (200, "yes", "b")
+    assert router.http("slow.test")[1].get("X-Slow") == "yes"
+    assert "X-Slow" not in router.http("fast.test")[1]
+
+
 # ----- options ---------------------------------------------------------------------------
 
 
@@ -432,6 +459,18 @@ def test_force_ssl_hsts_and_forwarded_proto(router, upstreams, tmp_path):
     assert router.http("t.test", headers={"X-Forwarded-Proto": "http"})[0] == 301
     assert router.http("f.test", headers={"X-Forwarded-Proto": "https"})[0] == 301
     assert "includeSubDomains" in router.https("t.test")[1]["Strict-Transport-Security"]
+
+
+def test_asset_caching(router, upstreams):
+    a, _ = upstreams
+    router.apply(
+        [proxy(1, ("cached.test",), a.port, caching_enabled=True), proxy(2, ("u.test",), a.port)]
+    )
+    statuses = [router.http("cached.test", "/app.css")[1].get("X-Cache-Status") for _ in range(2)]
+    assert statuses == ["MISS", "HIT"]
+    assert router.http("cached.test", "/app.css")[1].get("Cache-Control") == "max-age=86400"
+    assert "X-Cache-Status" not in router.http("cached.test", "/page")[1]
+    assert "X-Cache-Status" not in router.http("u.test", "/app.css")[1]
 
 
 def test_block_exploits(router, upstreams):
