@@ -107,9 +107,16 @@ def read_lines(path: Path, limit: int = 100, query: str = "") -> LogLines:
 
 def rotate_if_large(path: Path, max_bytes: int, keep: int) -> bool:
     """Rename `path` to `path.1` (older ones to .2 ... .keep, the oldest dropped) when it
-    is larger than `max_bytes`. Returns whether it rotated (nginx must reopen then)."""
+    is larger than `max_bytes`. Returns whether it rotated (nginx must reopen then).
+
+    An empty `path` with the old file's owner and mode takes its place: the fast path's
+    router writes per-host access logs through a variable path, opened by nginx's workers
+    (not the master), who cannot create files in the logs directory; they reopen it
+    by name within open_log_file_cache's `valid` time (portway.nginx.fastpath).
+    """
     try:
-        if path.stat().st_size <= max_bytes:
+        status = path.stat()
+        if status.st_size <= max_bytes:
             return False
     except FileNotFoundError:
         return False
@@ -120,6 +127,15 @@ def rotate_if_large(path: Path, max_bytes: int, keep: int) -> bool:
         elif older.exists():
             os.replace(older, path.with_name(f"{path.name}.{index + 1}"))
     os.replace(path, path.with_name(path.name + ".1"))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, status.st_mode & 0o777)
+    except FileExistsError:
+        return True
+    try:
+        if os.geteuid() == 0:
+            os.fchown(fd, status.st_uid, status.st_gid)
+    finally:
+        os.close(fd)
     return True
 
 
