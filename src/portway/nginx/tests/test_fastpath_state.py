@@ -161,7 +161,7 @@ def test_config_pieces(tmp_path: Path):
     assert "ssl_certificate_by_lua_file" in router
     # without the fast path the main config is what it always was
     plain = renderer.main("g", 1, 10).text()
-    assert "lua" not in plain
+    assert "_lua" not in plain and "lua_" not in plain
     assert fastpath.Dataplane(paths).http_directives(state)
     assert fastpath._dict_size(600_000) == "2048k"
     assert fastpath._dict_size(10) == "1024k"
