@@ -9,7 +9,7 @@ claims from that shared state:
 - `ssl_certificate_by_lua` picks the certificate by SNI (exact name, then `*.parent`),
   parsed once per worker and cached by fingerprint; unknown or missing SNI keeps the
   default certificate (or the handshake is refused with the "444" default site);
-- per request the route of `$host` says: proxy (through `upstream portway_dynamic[_tls]`,
+- per request the route of `$host` says: proxy (through `upstream portway_dynamic` or an HTTPS pool,
   whose balancer sets the address, so connections are pooled with `keepalive`),
   redirect, 404, or none (the default site, also held in shared memory);
 - a snapshot file (JSON, 0600) written before every push and before nginx starts is
@@ -30,6 +30,7 @@ import ipaddress
 import json
 import os
 import socket
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,12 @@ _CJSON_GLOB = "/usr/lib/*/lua/5.1/cjson.so"
 _DICT_OVERHEAD = 160
 _DICT_MINIMUM = 1 << 20
 DYNAMIC_UPSTREAM = "portway_dynamic"
-DYNAMIC_UPSTREAM_TLS = "portway_dynamic_tls"
+# nginx's keep-alive cache matches an idle connection by address alone, so a TLS
+# connection made with one SNI name could serve another host's request to the same
+# address and port. HTTPS upstreams are spread over this many pools by SNI name (a pure
+# function of the host, so a route never depends on other hosts): two names share a pool
+# only by a hash collision (1 in TLS_POOLS for two names on one address and port).
+TLS_POOLS = 16
 
 
 class FastPathError(RuntimeError):
@@ -220,6 +226,7 @@ def route_of(spec: Any, resolve: Callable[[str], list[str]] = resolve_addresses)
                 ipaddress.ip_address(spec.forward_host)
             except ValueError:
                 route["ssl_name"] = spec.forward_host
+            route["pool"] = f"https://{tls_pool(route.get('ssl_name', ''))}"
         if spec.trust_forwarded_proto:
             route["trust_forwarded_proto"] = True
         if spec.allow_websocket_upgrade:
@@ -236,6 +243,12 @@ def route_of(spec: Any, resolve: Callable[[str], list[str]] = resolve_addresses)
     else:
         route["kind"] = "dead"
     return route
+
+
+def tls_pool(ssl_name: str) -> str:
+    """The upstream block (keep-alive pool) of HTTPS upstreams reached with SNI
+    `ssl_name` ("" for none); see TLS_POOLS."""
+    return f"{DYNAMIC_UPSTREAM}_tls_{zlib.crc32(ssl_name.encode()) % TLS_POOLS}"
 
 
 def _certificate_error(fullchain: Path, key_path: Path) -> tuple[CertEntry | None, str | None]:
@@ -572,7 +585,10 @@ class Dataplane:
             _map("$pw_caching", "$pw_cache", {"default": "off", "1": "$portway_asset_cache"}),
             _map("$pw_caching", "$pw_expires", {"default": "off", "1": "$portway_asset_expires"}),
             d("upstream", DYNAMIC_UPSTREAM, block=upstream_options),
-            d("upstream", DYNAMIC_UPSTREAM_TLS, block=upstream_options),
+            *(
+                d("upstream", f"{DYNAMIC_UPSTREAM}_tls_{index}", block=upstream_options)
+                for index in range(TLS_POOLS)
+            ),
             d(
                 "server",
                 block=[

@@ -75,6 +75,10 @@ def test_routes_of_each_kind():
     assert route["peers"] == [["10.0.0.7", 8443], ["10.0.0.8", 8443]]
     assert (route["kind"], route["ssl_name"], route["websocket"]) == ("proxy", "app.internal", True)
     assert route["tls"] is False and "force_ssl" not in route  # no certificate: no TLS options
+    # HTTPS keep-alive pools are chosen by SNI name (an idle TLS connection is matched
+    # by address only)
+    assert route["pool"] == "https://" + fastpath.tls_pool("app.internal")
+    assert fastpath.tls_pool("app.internal").startswith("portway_dynamic_tls_")
     unresolved = fastpath.route_of(_proxy(forward_host="nowhere.internal"), _resolve)
     assert unresolved["peers"] == [] and "did not resolve" in unresolved["error"]
     assert "ssl_name" not in fastpath.route_of(_proxy(forward_scheme="https"), _resolve)
