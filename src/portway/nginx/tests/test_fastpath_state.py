@@ -169,3 +169,26 @@ def test_config_pieces(tmp_path: Path):
     assert fastpath.Dataplane(paths).http_directives(state)
     assert fastpath._dict_size(600_000) == "2048k"
     assert fastpath._dict_size(10) == "1024k"
+
+
+def test_updated_state_changes_only_the_given_hosts(tmp_path: Path):
+    chain, key = make_leaf(None, ["*.u.test"], key_type="ec").write(tmp_path / "c")
+    cert = CertificateRef(1, chain, key)
+    specs = [
+        _proxy(id=1, domain_names=("a.u.test",), certificate=cert),
+        _proxy(id=2, domain_names=("b.u.test", "c.u.test")),
+        _proxy(id=3, domain_names=("d.u.test",)),
+    ]
+    state, _ = fastpath.fast_state(specs, DefaultSite(), _resolve, generation=1)
+    changed = [
+        _proxy(id=2, domain_names=("b.u.test",), forward_port=81),
+        _proxy(id=3, domain_names=("d.u.test",), advanced_config="return 204;"),  # now slow
+    ]
+    new, errors = fastpath.updated_state(state, changed, removed=["proxy-1"], resolver=_resolve)
+    assert errors == {} and new.generation == 2
+    assert set(new.routes) == {"b.u.test"}
+    assert json.loads(new.routes["b.u.test"])["peers"] == [["10.0.0.1", 81]]
+    assert new.sni == {} and new.certs == {}  # the certificate nobody uses goes
+    assert set(state.routes) == {"a.u.test", "b.u.test", "c.u.test", "d.u.test"}  # untouched
+    again, _ = fastpath.fast_state([changed[0]], DefaultSite(), _resolve, generation=2)
+    assert (again.routes, again.hosts) == (new.routes, new.hosts)
