@@ -405,7 +405,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # hosts saved while nginx was down (its ports taken) go live once it is back;
         # the restarted nginx serves the snapshot, and the engine pushes again
         on_restart=lambda: (engine.nginx_restarted(), request_apply()),
-        other_sockets=engine.nginx_sockets(),
     )
     report = engine.apply()  # writes the live generation; nginx is not running yet
     if report.generation is None and not paths.live.exists():

@@ -574,11 +574,6 @@ class Engine:
             if outcome.online and wanted.get(key) is not self._fast_live.get(key):
                 outcomes[key] = HostOutcome(False, message, serving_previous=key in self._fast_live)
 
-    def nginx_sockets(self) -> tuple[Path, ...]:
-        """Unix sockets nginx listens on besides its status server's (the fast path's
-        control socket)."""
-        return () if self._fast_plane is None else (self._fast_plane.control_socket,)
-
     def nginx_restarted(self) -> None:
         """nginx was started again (it loaded the snapshot): push the whole state next."""
         self._fast_live_state = None

@@ -9,9 +9,9 @@ claims from that shared state:
 - `ssl_certificate_by_lua` picks the certificate by SNI (exact name, then `*.parent`),
   parsed once per worker and cached by fingerprint; unknown or missing SNI keeps the
   default certificate (or the handshake is refused with the "444" default site);
-- per request the route of `$host` says: proxy (through `upstream portway_dynamic[_tls]`,
-  whose balancer sets the address, so connections are pooled with `keepalive`),
-  redirect, 404, or none (the default site, also held in shared memory);
+- per request the route of `$host` says: proxy (through `upstream portway_dynamic` or
+  an HTTPS pool, whose balancer sets the address, so connections are pooled with
+  `keepalive`), redirect, 404, or none (the default site, also held in shared memory);
 - a snapshot file (JSON, 0600) written before every push and before nginx starts is
   loaded by `init_by_lua` in the master, so a (re)start or reload serves the current
   state without waiting for Portway.
@@ -30,6 +30,7 @@ import ipaddress
 import json
 import os
 import socket
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,12 @@ _CJSON_GLOB = "/usr/lib/*/lua/5.1/cjson.so"
 _DICT_OVERHEAD = 160
 _DICT_MINIMUM = 1 << 20
 DYNAMIC_UPSTREAM = "portway_dynamic"
-DYNAMIC_UPSTREAM_TLS = "portway_dynamic_tls"
+# nginx's keep-alive cache matches an idle connection by address alone, so a TLS
+# connection made with one SNI name could serve another host's request to the same
+# address and port. HTTPS upstreams are spread over this many pools by SNI name (a pure
+# function of the host, so a route never depends on other hosts): two names share a pool
+# only by a hash collision (1 in TLS_POOLS for two names on one address and port).
+TLS_POOLS = 16
 
 
 class FastPathError(RuntimeError):
@@ -211,7 +217,10 @@ def route_of(spec: Any, resolve: Callable[[str], list[str]] = resolve_addresses)
         route["kind"] = "proxy"
         route["scheme"] = spec.forward_scheme
         route["forward_host"] = spec.forward_host
-        addresses = resolve(spec.forward_host)
+        try:
+            addresses = [str(ipaddress.ip_address(spec.forward_host))]
+        except ValueError:
+            addresses = resolve(spec.forward_host)
         route["peers"] = [[address, spec.forward_port] for address in addresses]
         if not addresses:
             route["error"] = f"upstream {spec.forward_host} did not resolve"
@@ -220,6 +229,7 @@ def route_of(spec: Any, resolve: Callable[[str], list[str]] = resolve_addresses)
                 ipaddress.ip_address(spec.forward_host)
             except ValueError:
                 route["ssl_name"] = spec.forward_host
+            route["pool"] = f"https://{tls_pool(route.get('ssl_name', ''))}"
         if spec.trust_forwarded_proto:
             route["trust_forwarded_proto"] = True
         if spec.allow_websocket_upgrade:
@@ -236,6 +246,12 @@ def route_of(spec: Any, resolve: Callable[[str], list[str]] = resolve_addresses)
     else:
         route["kind"] = "dead"
     return route
+
+
+def tls_pool(ssl_name: str) -> str:
+    """The upstream block (keep-alive pool) of HTTPS upstreams reached with SNI
+    `ssl_name` ("" for none); see TLS_POOLS."""
+    return f"{DYNAMIC_UPSTREAM}_tls_{zlib.crc32(ssl_name.encode()) % TLS_POOLS}"
 
 
 def _certificate_error(fullchain: Path, key_path: Path) -> tuple[CertEntry | None, str | None]:
@@ -279,6 +295,62 @@ def fingerprint(entry: CertEntry) -> str:
     return digest.hexdigest()[:32]
 
 
+def _resolver(resolver: Any) -> Callable[[str], list[str]]:
+    if resolver is None:
+        return resolve_addresses
+    if callable(resolver):
+        return resolver
+    return resolver.addresses
+
+
+# (fullchain, key) → (their stat signatures, fingerprint or None, error or None): a
+# certificate is read and checked again only when one of its files changed
+_CERTIFICATES: dict[tuple[Path, Path], tuple[tuple, str | None, str | None, CertEntry | None]] = {}
+
+
+def _signature(path: Path) -> tuple:
+    try:
+        status = path.stat()
+    except OSError:
+        return ()
+    return (status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+def _load_certificate(
+    fullchain: Path, key: Path
+) -> tuple[str | None, str | None, CertEntry | None]:
+    files = (fullchain, key)
+    signature = (_signature(fullchain), _signature(key))
+    cached = _CERTIFICATES.get(files)
+    if cached is not None and cached[0] == signature:
+        return cached[1], cached[2], cached[3]
+    entry, error = _certificate_error(fullchain, key)
+    cert_id = fingerprint(entry) if entry is not None else None
+    _CERTIFICATES[files] = (signature, cert_id, error, entry)
+    return cert_id, error, entry
+
+
+def _add_host(state: FastState, spec: Any, resolve: Callable[[str], list[str]]) -> str | None:
+    """Put fast host `spec` into `state` (its names, route, certificate); the error of a
+    certificate that does not load (then nothing of the host is added)."""
+    names = tuple(name.lower() for name in spec.domain_names)
+    cert_id = None
+    if spec.certificate is not None:
+        cert_id, error, entry = _load_certificate(
+            Path(spec.certificate.fullchain), Path(spec.certificate.key)
+        )
+        if error is not None or cert_id is None or entry is None:
+            return error or "certificate did not load"
+        state.certs[cert_id] = entry
+    text = json.dumps(route_of(spec, resolve), sort_keys=True, separators=(",", ":"))
+    state.hosts[spec.key] = names
+    for name in names:
+        state.routes[name] = text
+        if cert_id is not None:
+            state.sni[name] = cert_id
+    return None
+
+
 def fast_state(
     specs: Iterable[Any],
     default_site: DefaultSite,
@@ -288,43 +360,70 @@ def fast_state(
     """The router's state for the fast hosts among `specs` (the others are skipped).
 
     `resolver`: None (the system resolver), a callable name → addresses, or an object
-    with an `addresses(name)` method. Certificates are loaded and checked (chain, key,
-    key matches the leaf) first; a host whose certificate fails is left out and its
-    error returned, keyed by host key, in nginx's words.
+    with an `addresses(name)` method (render.UpstreamResolver). Certificates are loaded
+    and checked (chain, key, key matches the leaf) first, once per change of their
+    files; a host whose certificate fails is left out and its error returned, keyed by
+    host key, in nginx's words.
     """
-    if resolver is None:
-        resolve: Callable[[str], list[str]] = resolve_addresses
-    elif callable(resolver):
-        resolve = resolver
-    else:
-        resolve = resolver.addresses
+    resolve = _resolver(resolver)
     state = FastState(default_site=default_site_text(default_site), generation=generation)
     errors: dict[str, str] = {}
-    loaded: dict[tuple[Path, Path], tuple[str | None, str | None]] = {}
     for spec in specs:
         if ineligible(spec) is not None:
             continue
-        names = tuple(name.lower() for name in spec.domain_names)
-        cert_id = None
-        if spec.certificate is not None:
-            files = (Path(spec.certificate.fullchain), Path(spec.certificate.key))
-            if files not in loaded:
-                entry, error = _certificate_error(*files)
-                if entry is not None:
-                    cert_id = fingerprint(entry)
-                    state.certs[cert_id] = entry
-                loaded[files] = (cert_id, error)
-            cert_id, error = loaded[files]
-            if error is not None:
-                errors[spec.key] = error
-                continue
-        text = json.dumps(route_of(spec, resolve), sort_keys=True, separators=(",", ":"))
-        state.hosts[spec.key] = names
-        for name in names:
-            state.routes[name] = text
-            if cert_id is not None:
-                state.sni[name] = cert_id
+        error = _add_host(state, spec, resolve)
+        if error is not None:
+            errors[spec.key] = error
     return state, errors
+
+
+def updated_state(
+    state: FastState,
+    changed: Iterable[Any],
+    removed: Iterable[str] = (),
+    default_site: DefaultSite | None = None,
+    resolver: Any = None,
+    generation: int | None = None,
+) -> tuple[FastState, dict[str, str]]:
+    """A new FastState: `state` with the hosts of `changed` (specs) put in afresh and the
+    host keys in `removed` taken out; `state` itself is not modified. The work is
+    proportional to the change plus copying the dicts (an incremental apply).
+
+    A changed spec that is no longer eligible is taken out (it becomes a slow host).
+    Certificates no name uses any more are dropped. `default_site` None keeps the
+    state's; `generation` None is the state's plus one. Errors as `fast_state`.
+    """
+    resolve = _resolver(resolver)
+    new = FastState(
+        routes=dict(state.routes),
+        sni=dict(state.sni),
+        certs=dict(state.certs),
+        default_site=state.default_site
+        if default_site is None
+        else default_site_text(default_site),
+        hosts=dict(state.hosts),
+        generation=state.generation + 1 if generation is None else generation,
+    )
+    changed = list(changed)
+    dropped_certs: set[str] = set()
+    for key in [*removed, *(spec.key for spec in changed)]:
+        for name in new.hosts.pop(key, ()):
+            new.routes.pop(name, None)
+            cert_id = new.sni.pop(name, None)
+            if cert_id is not None:
+                dropped_certs.add(cert_id)
+    errors: dict[str, str] = {}
+    for spec in changed:
+        if ineligible(spec) is not None:
+            continue
+        error = _add_host(new, spec, resolve)
+        if error is not None:
+            errors[spec.key] = error
+    if dropped_certs:
+        in_use = set(new.sni.values())
+        for cert_id in dropped_certs - in_use:
+            new.certs.pop(cert_id, None)
+    return new, errors
 
 
 # ----- talking to nginx ----------------------------------------------------------------
@@ -568,18 +667,14 @@ class Dataplane:
             _map("$pw_tfp", "$pw_proto", {"default": "$scheme", "1": "$portway_forwarded_proto"}),
             _map("$pw_ws", "$pw_upgrade", {"default": "", "1": "$http_upgrade"}),
             _map("$pw_ws", "$pw_connection", {"default": "", "1": "$portway_connection_upgrade"}),
-            _map(
-                "$pw_caching:$portway_asset_cache",
-                "$pw_cache",
-                {"default": "off", "1:portway_assets": "portway_assets"},
-            ),
-            _map(
-                "$pw_caching:$portway_asset_expires",
-                "$pw_expires",
-                {"default": "off", "1:1d": "1d"},
-            ),
+            # the asset maps (regexes on $uri) are evaluated only for caching hosts
+            _map("$pw_caching", "$pw_cache", {"default": "off", "1": "$portway_asset_cache"}),
+            _map("$pw_caching", "$pw_expires", {"default": "off", "1": "$portway_asset_expires"}),
             d("upstream", DYNAMIC_UPSTREAM, block=upstream_options),
-            d("upstream", DYNAMIC_UPSTREAM_TLS, block=upstream_options),
+            *(
+                d("upstream", f"{DYNAMIC_UPSTREAM}_tls_{index}", block=upstream_options)
+                for index in range(TLS_POOLS)
+            ),
             d(
                 "server",
                 block=[
@@ -600,6 +695,8 @@ class Dataplane:
         listeners = renderer.listeners
         head: list[Node] = [
             d("server_name", "_"),
+            # requests nginx refuses before the rewrite phase (400) never ran the `set`s
+            d("uninitialized_variable_warn", "off"),
             # a variable access_log path is written only when the root exists
             d("root", p.acme_webroot),
             d("set", "$pw_log", ""),
@@ -640,6 +737,8 @@ class Dataplane:
         """`location /` of the router: the route decides in the rewrite phase, then the
         request is proxied with the headers render.py's proxy hosts send."""
         return [
+            # the access log's root check (see router_servers) without a stat per request
+            d("open_file_cache", "max=16", "inactive=60s"),
             d("rewrite_by_lua_file", self._lua_file("route")),
             d("proxy_pass", "$pw_pass"),
             d("proxy_set_header", "Host", "$host"),

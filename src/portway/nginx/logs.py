@@ -107,12 +107,18 @@ def read_lines(path: Path, limit: int = 100, query: str = "") -> LogLines:
 
 def rotate_if_large(path: Path, max_bytes: int, keep: int) -> bool:
     """Rename `path` to `path.1` (older ones to .2 ... .keep, the oldest dropped) when it
-    is larger than `max_bytes`. Returns whether it rotated (nginx must reopen then)."""
+    is larger than `max_bytes`. Returns whether it rotated (nginx must reopen then).
+
+    An empty `path` with the old file's owner and mode takes its place: the fast path's
+    router writes per-host access logs through a variable path, opened by nginx's workers
+    (not the master), who cannot create files in the logs directory; they reopen it
+    by name within open_log_file_cache's `valid` time (portway.nginx.fastpath).
+    """
     try:
-        stat = path.stat()
+        status = path.stat()
+        if status.st_size <= max_bytes:
+            return False
     except FileNotFoundError:
-        return False
-    if stat.st_size <= max_bytes:
         return False
     for index in range(keep, 0, -1):
         older = path.with_name(f"{path.name}.{index}")
@@ -121,16 +127,13 @@ def rotate_if_large(path: Path, max_bytes: int, keep: int) -> bool:
         elif older.exists():
             os.replace(older, path.with_name(f"{path.name}.{index + 1}"))
     os.replace(path, path.with_name(path.name + ".1"))
-    # A fresh file with the old one's owner and mode: a fast host's log has a variable
-    # path (the router's access_log), which nginx's workers open themselves and cannot
-    # create in the logs directory; the files nginx reopens on SIGUSR1 are these same.
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, status.st_mode & 0o777)
     except FileExistsError:
         return True
     try:
         if os.geteuid() == 0:
-            os.fchown(fd, stat.st_uid, stat.st_gid)
+            os.fchown(fd, status.st_uid, status.st_gid)
     finally:
         os.close(fd)
     return True

@@ -190,8 +190,6 @@ class NginxSupervisor:
             Portway left running.
         on_restart: called (from the watcher thread) after nginx was restarted and
             answers again, so the owner can apply what changed while it was down.
-        other_sockets: unix sockets nginx listens on besides the status server's (the
-            fast path's control socket): removed before nginx starts, like it.
     """
 
     def __init__(
@@ -203,7 +201,6 @@ class NginxSupervisor:
         error_log: Path,
         pid_file: Path | None = None,
         on_restart: Callable[[], None] | None = None,
-        other_sockets: tuple[Path, ...] = (),
     ) -> None:
         self.binary = binary
         self.conf_file = conf_file
@@ -212,7 +209,6 @@ class NginxSupervisor:
         self.error_log = error_log
         self.pid_file = pid_file
         self.on_restart = on_restart
-        self.other_sockets = other_sockets
         self._proc: subprocess.Popen | None = None
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -273,9 +269,10 @@ class NginxSupervisor:
         with self._lock:
             self._spawn_log_offset = self.error_log.stat().st_size if self.error_log.exists() else 0
             self._answered = False
-            for stale in (self.status_socket, *self.other_sockets):
-                if stale.exists():
-                    stale.unlink()  # a stale socket from a killed nginx blocks bind()
+            # a stale socket from a killed nginx blocks bind(): the status server's and the
+            # fast path's control socket (portway.nginx.fastpath), both in the run directory
+            for stale in (self.status_socket, self.status_socket.with_name("fastpath.sock")):
+                stale.unlink(missing_ok=True)
             self._proc = subprocess.Popen(
                 [
                     self.binary,

@@ -300,6 +300,7 @@ class UpstreamResolver:
         self.servers = servers or []
         self.ttl = ttl
         self._cache: dict[str, tuple[float, bool]] = {}
+        self._addresses: dict[str, tuple[float, list[str]]] = {}
 
     def resolvable(self, name: str) -> bool:
         try:
@@ -314,6 +315,54 @@ class UpstreamResolver:
         ok = self._lookup(name)
         self._cache[name] = (now, ok)
         return ok
+
+    def addresses(self, name: str) -> list[str]:
+        """The IP addresses of upstream `name` ([] when it does not resolve), IPv4 first:
+        what the fast path's balancer connects to (it takes addresses, not names).
+
+        Looked up as `resolvable` does (the system resolver, or /etc/hosts and then the
+        PORTWAY_RESOLVER servers), cached for `ttl` seconds.
+        """
+        try:
+            return [str(ipaddress.ip_address(name))]
+        except ValueError:
+            pass
+        now = time.monotonic()
+        cached = self._addresses.get(name)
+        if cached and now - cached[0] < self.ttl:
+            return cached[1]
+        found = self._lookup_addresses(name)
+        self._addresses[name] = (now, found)
+        return found
+
+    def _lookup_addresses(self, name: str) -> list[str]:
+        found: list[str] = []
+        if not self.servers or name in _etc_hosts_names():
+            try:
+                infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+            except (OSError, UnicodeError):
+                infos = []
+            found = [str(info[4][0]) for info in infos]
+        else:
+            import dns.exception
+            import dns.resolver
+
+            resolver = dns.resolver.Resolver(configure=False)
+            for server in self.servers:
+                host, _, port = (
+                    server.strip("[]").rpartition(":")
+                    if server.count(":") == 1
+                    else (server, "", "")
+                )
+                resolver.nameservers = [host.strip("[]")]
+                resolver.port = int(port) if port else 53
+                resolver.lifetime = 2.0
+                try:
+                    found = [record.address for record in resolver.resolve(name, "A")]
+                    break
+                except dns.exception.DNSException:
+                    continue
+        return sorted(dict.fromkeys(found), key=lambda address: ":" in address)
 
     def _lookup(self, name: str) -> bool:
         if not self.servers:

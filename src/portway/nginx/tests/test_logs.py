@@ -45,7 +45,7 @@ def test_rotation_keeps_at_most_keep_files(tmp_path: Path) -> None:
         path.write_text(f"round {round_number} " * 3)
         assert logs.rotate_logs(tmp_path, settings) == [path]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "proxy-1_access.log",  # a fresh empty file (nginx's workers cannot create it)
+        "proxy-1_access.log",  # empty, for writers that cannot create it (the router)
         "proxy-1_access.log.1",
         "proxy-1_access.log.2",
     ]

@@ -41,7 +41,7 @@ local settings = {
 }
 
 local ROUTE_CACHE = 20000
-local CERT_CACHE = 5000
+local CERT_CACHE = 10000
 local route_cache = lrucache.new(ROUTE_CACHE)
 local cert_cache = lrucache.new(CERT_CACHE)
 local site_cache = { raw = nil, site = nil }
@@ -68,8 +68,7 @@ local function prepare(route)
         else
             route.target = route.scheme .. "://" .. (route.forward_host or "")
         end
-        route.pass = route.scheme == "https" and "https://portway_dynamic_tls"
-            or "http://portway_dynamic"
+        route.pass = route.pool or "http://portway_dynamic"
     end
     return route
 end
@@ -197,7 +196,7 @@ function _M.route()
     return ngx_exit(404)
 end
 
--- ----- balancer (upstream portway_dynamic[_tls]) -----------------------------------
+-- ----- balancer (upstream portway_dynamic and the HTTPS pools) --------------------------------
 
 local balancer
 
@@ -332,17 +331,23 @@ end
 -- Apply `change` ({generation, routes, sni, certs, default_site}; JSON null removes an
 -- entry) in the order certs added, sni, routes, certs removed, default site, generation.
 -- A certificate that does not parse is refused: its entry and the sni names pointing
--- at it are left as they were. Returns {certs = {fp = msg}, routes = {...}, sni = {...}}
--- and whether everything was applied.
-local function apply(change)
+-- at it are left as they were (and the certificate those names still use is kept). Returns {certs = {fp = msg}, routes = {...}, sni = {...}}
+-- and whether everything was applied. `trusted` (the snapshot at start): certificates
+-- are not parsed here (Python checked them; a handshake parses each once anyway), so
+-- that a start, a reload or `nginx -t` with thousands of certificates stays quick.
+local function apply(change, trusted)
     local errors = { certs = {}, routes = {}, sni = {}, other = {} }
     local failed = false
     local refused = {}
+    local kept = {}  -- certificates still served because a replacement was refused
     local changed_certs = change.certs
     if type(changed_certs) == "table" then
         for fingerprint, entry in pairs(changed_certs) do
             if entry ~= null then
-                local err = check_pair(entry.cert, entry.key)
+                local err = nil
+                if not trusted then
+                    err = check_pair(entry.cert, entry.key)
+                end
                 if err == nil then
                     err = store(certs, fingerprint, entry.cert .. "\0" .. entry.key)
                 end
@@ -359,6 +364,10 @@ local function apply(change)
             if fingerprint == null then
                 sni:delete(name)
             elseif refused[fingerprint] then
+                local current = sni:get(name)
+                if current then
+                    kept[current] = true
+                end
                 errors.sni[name] = "certificate " .. fingerprint .. " was refused"
                 failed = true
             else
@@ -388,7 +397,7 @@ local function apply(change)
     end
     if type(changed_certs) == "table" then
         for fingerprint, entry in pairs(changed_certs) do
-            if entry == null then
+            if entry == null and not kept[fingerprint] then
                 certs:delete(fingerprint)
             end
         end
@@ -459,7 +468,7 @@ function _M.init(path)
             ngx.log(ngx.ERR, "portway: certificate ", fingerprint, ": ", cerr or kerr)
         end
     end
-    local errors = apply(change)
+    local errors = apply(change, true)
     for kind, entries in pairs(errors) do
         for name, message in pairs(entries) do
             ngx.log(ngx.ERR, "portway: snapshot ", kind, " ", name, ": ", message)
