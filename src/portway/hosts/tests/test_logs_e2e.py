@@ -129,6 +129,7 @@ def test_rotation_keeps_at_most_n_files(logged: PortwayProcess, upstream: Upstre
     assert not (logs / f"{current.name}.{LOG_KEEP + 1}").exists()
     kept = sorted(p.name for p in logs.glob(f"{current.name}*"))
     assert len(kept) <= LOG_KEEP + 1, kept
+
     # nginx reopened its files: new requests land in the current file (a host served by
     # the router finds the new file within open_log_file_cache's 10 s revalidation)
     def lands_in_current() -> bool:
