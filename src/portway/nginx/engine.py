@@ -1215,8 +1215,12 @@ class ApplyWorker:
     the request has finished. Many requests during one apply cost one more apply.
     """
 
-    def __init__(self, engine: Engine, debounce: float = 0.05) -> None:
+    def __init__(self, engine: Engine, debounce: float | None = None) -> None:
         self.engine = engine
+        # how long a request waits for others to fold into its apply (seconds); a fast
+        # path apply is cheap, so a change should not wait for company
+        if debounce is None:
+            debounce = 0.005 if engine.fast_reason is None else 0.05
         self.debounce = debounce
         self._cond = threading.Condition()
         self._requested = 0

@@ -155,6 +155,7 @@ class Piece:
     error: str | None
     built: float
     unresolved: bool = False  # its upstream name did not resolve (the route answers 502)
+    named: bool = False  # its upstream is a name, resolved again from time to time
 
 
 class FastHosts:
@@ -189,8 +190,9 @@ class FastHosts:
                 continue
             state, errors = self._build([spec], site)
             error = errors.get(spec.key)
-            unresolved = _names_upstream(spec) and not self.resolver.addresses(spec.forward_host)
-            fresh[spec.key] = Piece(spec, None if error else state, error, now, unresolved)
+            named = _names_upstream(spec)
+            unresolved = named and not self.resolver.addresses(spec.forward_host)
+            fresh[spec.key] = Piece(spec, None if error else state, error, now, unresolved, named)
             self.built += 1
         self._pieces = fresh
         return fresh
@@ -198,7 +200,7 @@ class FastHosts:
     @staticmethod
     def _due(piece: Piece, now: float) -> bool:
         """Whether the piece's upstream name is to be resolved again."""
-        if not _names_upstream(piece.spec):
+        if not piece.named:
             return False
         age = now - piece.built
         return age >= RESOLVE_INTERVAL or (piece.unresolved and age >= UNRESOLVED_RETRY)
