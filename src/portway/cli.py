@@ -180,10 +180,16 @@ def cmd_reset_2fa(args: argparse.Namespace) -> int:
 
 def _report(report: Any) -> int:
     """Print an apply report; exit status 1 if nginx rejected anything."""
+    from portway.nginx import admin_site
+
+    # the admin UI's own site (PORTWAY_ADMIN_DOMAIN) is tested like a host but is none
+    admin = f"{admin_site.KIND}-"
+    hosts = {k: o for k, o in report.hosts.items() if not k.startswith(admin)}
     offline = {k: o for k, o in report.hosts.items() if not o.online}
-    print(f"{len(report.hosts)} hosts, {len(offline)} rejected by nginx")
+    print(f"{len(hosts)} hosts, {len(offline)} rejected by nginx")
     for key, outcome in sorted(offline.items()):
-        print(f"  {key}: {outcome.error}")
+        label = "admin site" if key.startswith(admin) else key
+        print(f"  {label}: {outcome.error}")
     if report.error:
         print(f"error: {report.error}", file=sys.stderr)
     return 1 if offline or report.error else 0
