@@ -366,6 +366,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = conf.load()
     # a bad value stops serve before it starts
     backup_settings, log_settings = conf.backup_settings(), conf.log_settings()
+    from portway.nginx.render import Paths
+
+    too_long = Paths(config.data_dir).socket_path_problem()
+    if too_long:
+        print(f"portway serve: {too_long}", file=sys.stderr)
+        return 1
     data_lock = DataDirLock(config.data_dir).acquire()  # held until this function returns
     data_lock.describe(_listeners(config))  # what `portway status` reports
     _django()
@@ -393,7 +399,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Bind the admin port first: if it is taken, fail before starting nginx.
     server = create_admin_server(application, listen)
     from portway.gate_server import create_gate_server
-    from portway.nginx.render import Paths, worker_group_id
+    from portway.nginx.render import worker_group_id
 
     # The login gate's socket (portway.gate_server), served from a thread of its own.
     gate = create_gate_server(application, Paths(config.data_dir).gate_socket, worker_group_id())
