@@ -312,71 +312,94 @@ http {{
         return [nginx_binary(), "-c", str(d / "nginx.conf"), "-g", "daemon off;"]
 
 
+def caddy_environment(workdir: Path) -> dict[str, str]:
+    """Caddy's environment with HOME and XDG dirs under `workdir` (Caddy writes there)."""
+    home = workdir / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+    }
+
+
+def caddy_config(
+    routes: dict[str, str],
+    http_port: int,
+    https_port: int,
+    cert: tuple[Path, Path],
+    storage: Path,
+    admin_listen: str | None = None,
+) -> dict[str, Any]:
+    """Caddy 2 JSON config: one route per host name (host matcher → reverse_proxy to its
+    dial address "127.0.0.1:<port>") on an HTTP and an HTTPS server, the certificate
+    (chain path, key path) loaded from files, no automatic HTTPS, HTTP/1.1 (+ h2 on TLS).
+
+    admin_listen: "127.0.0.1:<port>" for the admin API (None: admin endpoint off).
+    Caddy matches routes in order; WebSocket upgrades are proxied by default.
+    """
+
+    def server_routes() -> list[dict[str, Any]]:
+        return [
+            {
+                "match": [{"host": [name]}],
+                "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": dial}]}],
+                "terminal": True,
+            }
+            for name, dial in routes.items()
+        ]
+
+    chain, key = cert
+    no_auto = {"disable": True}
+    admin = {"listen": admin_listen} if admin_listen else {"disabled": True}
+    return {
+        "admin": admin,
+        "logging": {"logs": {"default": {"level": "ERROR"}}},
+        "storage": {"module": "file_system", "root": str(storage)},
+        "apps": {
+            "http": {
+                "http_port": http_port,
+                "https_port": https_port,
+                "servers": {
+                    "plain": {
+                        "listen": [f"127.0.0.1:{http_port}"],
+                        "routes": server_routes(),
+                        "automatic_https": no_auto,
+                        "protocols": ["h1"],
+                    },
+                    "tls": {
+                        "listen": [f"127.0.0.1:{https_port}"],
+                        "routes": server_routes(),
+                        "automatic_https": no_auto,
+                        "tls_connection_policies": [{}],
+                        "protocols": ["h1", "h2"],
+                    },
+                },
+            },
+            "tls": {"certificates": {"load_files": [{"certificate": str(chain), "key": str(key)}]}},
+        },
+    }
+
+
 class Caddy(Proxy):
-    """Caddy 2 from a JSON config: one route per host (host matcher → reverse_proxy) on
-    an HTTP and an HTTPS server, the certificate loaded from files, no automatic HTTPS,
+    """Caddy 2 from a JSON config (`caddy_config`): every host routed to the upstream,
     no admin endpoint, HTTP/1.1 and HTTP/2 only (wrk speaks HTTP/1.1)."""
 
     name = "caddy"
 
     def environment(self) -> dict[str, str]:
-        home = self.workdir / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        return {
-            **os.environ,
-            "HOME": str(home),
-            "XDG_DATA_HOME": str(home / "data"),
-            "XDG_CONFIG_HOME": str(home / "config"),
-        }
+        return caddy_environment(self.workdir)
 
     def command(self, names: list[str]) -> list[str]:
-        def routes() -> list[dict[str, Any]]:
-            return [
-                {
-                    "match": [{"host": [name]}],
-                    "handle": [
-                        {
-                            "handler": "reverse_proxy",
-                            "upstreams": [{"dial": f"127.0.0.1:{self.upstream_port}"}],
-                        }
-                    ],
-                    "terminal": True,
-                }
-                for name in names
-            ]
-
-        no_auto = {"disable": True}
-        config = {
-            "admin": {"disabled": True},
-            "logging": {"logs": {"default": {"level": "ERROR"}}},
-            "storage": {"module": "file_system", "root": str(self.workdir / "storage")},
-            "apps": {
-                "http": {
-                    "http_port": self.http_port,
-                    "https_port": self.https_port,
-                    "servers": {
-                        "plain": {
-                            "listen": [f"127.0.0.1:{self.http_port}"],
-                            "routes": routes(),
-                            "automatic_https": no_auto,
-                            "protocols": ["h1"],
-                        },
-                        "tls": {
-                            "listen": [f"127.0.0.1:{self.https_port}"],
-                            "routes": routes(),
-                            "automatic_https": no_auto,
-                            "tls_connection_policies": [{}],
-                            "protocols": ["h1", "h2"],
-                        },
-                    },
-                },
-                "tls": {
-                    "certificates": {
-                        "load_files": [{"certificate": str(self.chain), "key": str(self.key)}]
-                    }
-                },
-            },
-        }
+        dial = f"127.0.0.1:{self.upstream_port}"
+        config = caddy_config(
+            dict.fromkeys(names, dial),
+            self.http_port,
+            self.https_port,
+            (self.chain, self.key),
+            self.workdir / "storage",
+        )
         path = self.workdir / "caddy.json"
         path.write_text(json.dumps(config))
         return [shutil.which("caddy") or "caddy", "run", "--config", str(path)]
