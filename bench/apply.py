@@ -198,13 +198,25 @@ class Api:
         self.port = port
         self.token = token
         self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
 
     def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
             self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every thread's connection: `portway serve` does not exit on SIGTERM
+        while an idle keep-alive API connection is open (it is killed after 30 s)."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
 
     def call(
         self,
@@ -441,7 +453,11 @@ def _django(env_json: str) -> None:
 
 
 def helper_seed(args: argparse.Namespace) -> int:
-    """Insert the proxy hosts of [0, count) not in the database yet (bulk_create)."""
+    """Insert the proxy hosts of [0, count) not in the database yet (bulk_create).
+
+    Names are h<i>.bench.test, or the JSON list in --names-file (bench/dataplane.py);
+    even i get the certificate and HTTP/2, every host with --all-certificates.
+    """
     _django(args.env)
     from portway.accounts.models import User
     from portway.certificates.models import Certificate
@@ -453,11 +469,15 @@ def helper_seed(args: argparse.Namespace) -> int:
         name for names in ProxyHost.objects.values_list("domain_names", flat=True) for name in names
     }
     rows = []
-    for index in range(args.count):
-        if host_name(index) in existing:
+    names = (
+        json.loads(Path(args.names_file).read_text())
+        if args.names_file
+        else [host_name(index) for index in range(args.count)]
+    )
+    for index, name in enumerate(names):
+        if name in existing:
             continue
-        with_cert = index % 2 == 0
-        name = host_name(index)
+        with_cert = args.all_certificates or index % 2 == 0
         rows.append(
             ProxyHost(
                 owner=owner,
@@ -1614,6 +1634,7 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any
     sampler = Sampler(pid)
     sampler.start()
     profiler: subprocess.Popen | None = None
+    api: Api | None = None
     try:
         api = Api(pw.admin_port, pw.token)
         leaf = bench_leaf()
@@ -1807,6 +1828,8 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any
             stop_profiler(profiler)
         if sampler.is_alive():
             sampler.finish()
+        if api is not None:
+            api.close()
         pw.close()
         upstream.stop()
 
@@ -2073,6 +2096,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "_seed":
             for flag in ("--count", "--cert-id", "--port"):
                 helper.add_argument(flag, type=int, required=True)
+            helper.add_argument("--names-file")
+            helper.add_argument("--all-certificates", action="store_true")
     parser.add_argument("--sizes", default="10,1000,10000", help="comma-separated host counts")
     parser.add_argument("--quick", action="store_true", help="sizes 10,100 and a short load")
     parser.add_argument("--threads", type=int, default=8, help="concurrent API clients")

@@ -47,7 +47,7 @@ RESULTS = BENCH / "results"
 WRK_SCRIPT = BENCH / "dataplane.lua"
 DOMAIN = "bench.test"
 TARGET = "localhost"
-PROXIES = ("portway", "nginx", "caddy", "haproxy")
+PROXIES = ("portway", "nginx", "caddy", "haproxy")  # the default; also portway-render/-before
 
 
 def log(message: str) -> None:
@@ -156,6 +156,15 @@ class Proxy:
         except (OSError, ValueError):
             return False
 
+    def memory(self) -> dict[str, int]:
+        """RSS/PSS (kB) of the proxy's processes."""
+        assert self.proc is not None
+        return memory_kb(self.proc.pid)
+
+    def extra(self, args: argparse.Namespace) -> dict[str, Any]:
+        """Numbers only some proxies have (Portway's own memory and API)."""
+        return {}
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -172,11 +181,119 @@ class Proxy:
 UPSTREAM_BODY = b"upstream-a"
 
 
-class PortwayNginx(Proxy):
-    """nginx running exactly the files Portway's renderer writes for N proxy hosts
-    (rendered in a child process from --portway-src, so another tree can be compared)."""
+class PemFiles:
+    """A certificate and key read from files, shaped like portway.testing.certs.Issued
+    for bench/apply.py's upload_certificate (`cert_pem`, `key_pem()`)."""
+
+    def __init__(self, chain: Path, key: Path) -> None:
+        self.cert_pem = chain.read_bytes()
+        self._key = key.read_bytes()
+
+    def key_pem(self) -> bytes:
+        return self._key
+
+
+class PortwayServe(Proxy):
+    """Portway itself: a fresh `portway serve` (SQLite in the work dir, its own nginx),
+    the certificate uploaded through the API, the N hosts inserted into the database
+    (bench/apply.py's `_seed` helper: creating 10,000 through the API takes minutes and
+    is apply.py's subject) and made live by one API change, exactly as a user's
+    installation serves them. Also measures Portway's own memory and the API's list of
+    all hosts."""
 
     name = "portway"
+    extra_env: dict[str, str] = {}  # --portway-env, e.g. PORTWAY_FAST_PATH=off
+
+    def start(self, names: list[str]) -> float:
+        from apply import Api, api_ok, run_helper, upload_certificate  # bench/apply.py
+
+        from portway.testing.process import PortwayProcess
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.portway = PortwayProcess(self.workdir / "data", env=self.extra_env)
+        self.portway.start(timeout=120)
+        self.proc = self.portway.proc
+        self.http_port, self.https_port = self.portway.http_port, self.portway.https_port
+        self.api = Api(self.portway.admin_port, self.portway.token)
+        cert_id = upload_certificate(self.api, PemFiles(self.chain, self.key))
+        names_file = self.workdir / "names.json"
+        names_file.write_text(json.dumps(names))
+        run_helper(
+            "_seed",
+            self.portway.environment(),
+            [
+                *("--count", str(len(names)), "--cert-id", str(cert_id)),
+                *("--port", str(self.upstream_port), "--names-file", str(names_file)),
+                "--all-certificates",
+            ],
+            timeout=900,
+        )
+        found = api_ok(self.api, "GET", f"/api/nginx/proxy-hosts?query={TARGET}")
+        target_id = next(h["id"] for h in found if h["domain_names"] == [TARGET])
+        started = time.monotonic()
+        # one change makes the engine apply every seeded host
+        api_ok(
+            self.api,
+            "PUT",
+            f"/api/nginx/proxy-hosts/{target_id}",
+            {"forward_port": self.upstream_port},
+        )
+        deadline = started + 900
+        while time.monotonic() < deadline:
+            if (
+                not self.api.status()["pending"]
+                and self.answers(https=False)
+                and self.answers(https=True)
+            ):
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise TimeoutError("portway did not serve the target within 900 s")
+
+    def memory(self) -> dict[str, int]:
+        from portway.testing.process import PortwayProcess
+
+        assert isinstance(self.portway, PortwayProcess)
+        pid_file = self.portway.data_dir / "nginx" / "run" / "nginx.pid"
+        return memory_kb(int(pid_file.read_text().split()[0]))
+
+    def extra(self, args: argparse.Namespace) -> dict[str, Any]:
+        """Portway's RSS and high-water mark (kB), and GET /api/nginx/proxy-hosts timings."""
+        from apply import _status_kb  # bench/apply.py
+
+        assert self.proc is not None
+        timings = []
+        count = 0
+        for _ in range(args.list_repeats):
+            started = time.perf_counter()
+            code, data = self.api.call("GET", "/api/nginx/proxy-hosts")
+            timings.append((time.perf_counter() - started) * 1000)
+            if code != 200:
+                raise RuntimeError(f"list hosts: {code}")
+            count = len(data)
+        return {
+            "portway_rss_kb": _status_kb(self.proc.pid, "VmRSS"),
+            "portway_hwm_kb": _status_kb(self.proc.pid, "VmHWM"),
+            "api_list_ms": {
+                "p50": round(statistics.median(timings), 1),
+                "all": [round(t, 1) for t in timings],
+                "hosts": count,
+            },
+        }
+
+    def stop(self) -> None:
+        if getattr(self, "api", None) is not None:
+            self.api.close()  # serve waits for idle API connections before it exits
+        portway = getattr(self, "portway", None)
+        if portway is not None:
+            portway.close()
+
+
+class PortwayNginx(Proxy):
+    """nginx running exactly the files Portway's renderer writes for N proxy hosts
+    (rendered in a child process from --portway-src, so another tree can be compared),
+    without `portway serve`: the renderer's config alone."""
+
+    name = "portway-render"
     source = REPO / "src"
 
     def command(self, names: list[str]) -> list[str]:
@@ -444,7 +561,8 @@ backend app
 
 
 PROXY_CLASSES: dict[str, type[Proxy]] = {
-    "portway": PortwayNginx,
+    "portway": PortwayServe,
+    "portway-render": PortwayNginx,
     "portway-before": PortwayBefore,
     "nginx": HandNginx,
     "caddy": Caddy,
@@ -509,7 +627,8 @@ def measure(proxy: Proxy, names: list[str], args: argparse.Namespace) -> dict[st
             wrk(url, args.warmup, args.threads, args.connections, close)
             log(f"  {proxy.name} N={len(names)}: {key}")
             result[key] = wrk(url, args.duration, args.threads, args.connections, close)
-        result["memory"] = memory_kb(proxy.proc.pid)
+        result["memory"] = proxy.memory()
+        result.update(proxy.extra(args))
     except Exception as exc:  # a proxy that fails is reported, the others still run
         result["error"] = f"{type(exc).__name__}: {exc}"
         log(f"  {proxy.name} N={len(names)} failed: {result['error']}")
@@ -555,6 +674,12 @@ def medians(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             field: statistics.median(r["memory"][field] for r in ok)
             for field in ("rss_kb", "pss_kb")
         }
+        if all("portway_rss_kb" in r for r in ok):
+            row["portway_rss_kb"] = statistics.median(r["portway_rss_kb"] for r in ok)
+            row["api_list_ms"] = {
+                "p50": statistics.median(r["api_list_ms"]["p50"] for r in ok),
+                "hosts": ok[0]["api_list_ms"]["hosts"],
+            }
         merged.append(row)
     return merged
 
@@ -573,11 +698,13 @@ def table(results: list[dict[str, Any]]) -> str:
         "RSS MB",
         "PSS MB",
         "start s",
+        "Portway RSS MB",
+        "API list p50 ms",
     ]
     rows = [header]
     for r in results:
         if "error" in r:
-            rows.append([r["proxy"], f"{r['n']:,}", "failed (see JSON)", *[""] * 9])
+            rows.append([r["proxy"], f"{r['n']:,}", "failed (see JSON)", *[""] * 11])
             continue
         errors = sum((r.get(k) or {}).get("errors_total", 0) for k in ("http", "https"))
         memory = r.get("memory", {})
@@ -595,6 +722,8 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"{memory.get('rss_kb', 0) / 1024:,.1f}",
                 f"{memory.get('pss_kb', 0) / 1024:,.1f}",
                 f"{r.get('start_s', 0):.2f}",
+                f"{r['portway_rss_kb'] / 1024:,.1f}" if "portway_rss_kb" in r else "-",
+                f"{r['api_list_ms']['p50']:,.1f}" if "api_list_ms" in r else "-",
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -653,7 +782,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--upstream-workers", type=int, default=1)
-    parser.add_argument("--portway-src", type=Path, default=REPO / "src")
+    parser.add_argument(
+        "--portway-src",
+        type=Path,
+        default=REPO / "src",
+        help="src/ whose renderer portway-render uses (default this tree)",
+    )
+    parser.add_argument(
+        "--portway-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment for `portway serve` (repeatable), e.g. PORTWAY_FAST_PATH=off",
+    )
+    parser.add_argument(
+        "--list-repeats", type=int, default=5, help="GET /api/nginx/proxy-hosts calls timed"
+    )
     parser.add_argument(
         "--before-src", type=Path, help="src/ of another tree, rendered as portway-before"
     )
@@ -679,6 +823,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"missing {tool}: apt-get install caddy haproxy wrk nginx", file=sys.stderr)
             return 2
     PortwayNginx.source = args.portway_src.resolve()
+    PortwayServe.extra_env = dict(item.split("=", 1) for item in args.portway_env)
+    for key in [k for k in os.environ if k.startswith(("DB_MYSQL_", "DB_POSTGRES_"))]:
+        del os.environ[key]  # Portway on SQLite, as bench/apply.py measures it
     if "portway-before" in chosen:
         if args.before_src is None:
             print("portway-before needs --before-src", file=sys.stderr)
