@@ -3,13 +3,20 @@
     python bench/apply.py                      # N = 10, 1000, 10000 (about 15-20 minutes)
     python bench/apply.py --quick              # N = 10, 100 (under a minute)
     python bench/apply.py --sizes 1000 --duration 10
+    python bench/apply.py --sizes 1000 --mixed 100 --caddy-changes 20   # (the defaults)
 
 For each N: a fresh `portway serve` (SQLite, temp dir, 127.0.0.1 high ports), a second
 nginx as the upstream (two ports answering "upstream-a" / "upstream-b"), one custom
 wildcard certificate uploaded through the API, N proxy hosts created through the API by
 concurrent clients (half with the certificate and HTTP/2), then `wrk` load on one host
-while that host's upstream is switched K times through the API. See bench/README.md for
-what each number means. Results: a table on stdout and bench/results/apply-<time>.json.
+while that host's upstream is switched K times through the API. Then 100 mixed routine
+changes (upstream port, create, delete, disable/enable, certificate, names,
+force-SSL/HSTS, default site) under wrk and long-lived WebSockets through a proxy host
+with WebSocket upgrades, watching nginx's master and worker pids; then Caddy with the
+same N hosts loaded through its admin API (/load) and the same kind of change (an
+upstream switched, a route added) under the same load, measured the same way.
+See bench/README.md for what each number means. Results: tables on stdout and
+bench/results/apply-<time>.json.
 
 Everything talks to 127.0.0.1 only; every loop is bounded in count and in time.
 """

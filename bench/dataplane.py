@@ -4,8 +4,9 @@ hand-written nginx config, Caddy and HAProxy, one after the other on this machin
     python bench/dataplane.py                       # N = 1 and 1,000
     python bench/dataplane.py --sizes 1 --duration 5
     python bench/dataplane.py --with-10000          # N = 1, 1,000 and 10,000
-    python bench/dataplane.py --portway-src /work/main/src --proxies portway
-                                                    # Portway's config as another tree renders it
+    python bench/dataplane.py --portway-env PORTWAY_FAST_PATH=off   # Portway's reload path
+    python bench/dataplane.py --portway-src /work/main/src --proxies portway-render
+                                                    # the config another tree renders, no serve
 
 Every proxy gets N hosts (h<i>.bench.test, and "localhost" as host N//2, the one the load
 targets: wrk takes the SNI and Host from its URL) with one wildcard certificate, HTTP and
@@ -13,8 +14,11 @@ HTTPS, all forwarding to one upstream (a separate nginx answering a fixed 10-byt
 For each proxy and N it measures with wrk (-t2 -c32): proxied requests/s and p99 latency
 over HTTP keep-alive and HTTPS keep-alive, new TLS handshakes/s (HTTPS with
 `Connection: close`: one full handshake per request), and the memory of the proxy's
-processes afterwards (RSS sum, and PSS, which counts shared pages once). One table on
-stdout, progress on stderr, every number in bench/results/dataplane-<time>.json.
+processes afterwards (RSS sum, and PSS, which counts shared pages once). "portway" is a
+real `portway serve` (hosts inserted into its database, made live by one API change);
+for it the table also has Portway's own RSS and the p50 time of the API's list of all
+hosts (GET /api/nginx/proxy-hosts). One table on stdout, progress on stderr, every
+number in bench/results/dataplane-<time>.json.
 
 Everything listens on 127.0.0.1 high ports; each proxy is stopped before the next starts
 (and at exit). Needs nginx, wrk, caddy and haproxy (see bench/README.md).
