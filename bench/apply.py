@@ -1459,7 +1459,11 @@ def mixed_phase(
     changes: list[dict[str, Any]] = []
     poller = Poller(pw.http_port, pw.https_port)
     try:
+        phase_started = time.monotonic()
         for k in range(args.mixed):
+            if time.monotonic() - phase_started > args.mixed_budget:
+                log(f"  mixed phase: --mixed-budget used up after {k} changes")
+                break
             kind = MIXED_KINDS[k % len(MIXED_KINDS)]
             spec, call = mixed.change(kind)
             before = api.status()
@@ -2133,6 +2137,13 @@ def main(argv: list[str] | None = None) -> int:
         help="mixed routine changes under wrk and WebSockets (0: skip the phase)",
     )
     parser.add_argument("--mixed-gap", type=float, default=0.2, help="seconds between them")
+    parser.add_argument(
+        "--mixed-budget",
+        type=float,
+        default=900,
+        help="seconds after which the mixed phase makes no more changes (the reload path "
+        "takes over a minute per change at 10,000 hosts); the table counts what ran",
+    )
     parser.add_argument(
         "--websockets", type=int, default=4, help="long-lived WebSockets held during them"
     )

@@ -2,7 +2,7 @@
 hand-written nginx config, Caddy and HAProxy, one after the other on this machine.
 
     python bench/dataplane.py                       # N = 1 and 1,000
-    python bench/dataplane.py --sizes 1 --duration 5
+    python bench/dataplane.py --quick               # N = 1 and 100, 5 s per load
     python bench/dataplane.py --with-10000          # N = 1, 1,000 and 10,000
     python bench/dataplane.py --portway-env PORTWAY_FAST_PATH=off   # Portway's reload path
     python bench/dataplane.py --portway-src /work/main/src --proxies portway-render
@@ -780,6 +780,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--sizes", default="1,1000", help="comma-separated N (default 1,1000)")
     parser.add_argument("--with-10000", action="store_true", help="also N = 10,000")
+    parser.add_argument(
+        "--quick", action="store_true", help="N = 1 and 100, 5 s per wrk run (a check)"
+    )
     parser.add_argument("--proxies", default=",".join(PROXIES), help="subset, in this order")
     parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
     parser.add_argument("--warmup", type=float, default=2, help="seconds of wrk before each")
@@ -818,6 +821,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_portway:
         return render_portway(args.render_portway)
 
+    if args.quick:
+        args.sizes, args.duration = "1,100", min(args.duration, 5)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.with_10000 and 10000 not in sizes:
         sizes.append(10000)
