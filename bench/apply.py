@@ -1425,6 +1425,11 @@ def summarize_changes(changes: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def _all_p50(phase: dict[str, Any]) -> float | None:
+    """call→live p50 over all the phase's changes (None when none ran)."""
+    return phase["by_kind"].get("all", {}).get("call_to_live_ms", {}).get("p50")
+
+
 def mixed_phase(
     pw: PortwayProcess,
     api: Api,
@@ -1625,7 +1630,7 @@ def caddy_phase(
         )
         log(
             f"N={n}: caddy {len(changes)} changes, call→live p50 "
-            f"{result['by_kind']['all']['call_to_live_ms']['p50']} ms; wrk failed "
+            f"{_all_p50(result)} ms; wrk failed "
             f"{load.get('failed')}; WebSockets dropped {held['dropped']}/{held['opened']}"
         )
         return result
@@ -1790,7 +1795,7 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any
                     result["mixed"] = mixed_phase(pw, api, upstream, sockets, certs, args)
                     log(
                         f"N={n}: mixed call→live p50 "
-                        f"{result['mixed']['by_kind']['all']['call_to_live_ms']['p50']} ms; "
+                        f"{_all_p50(result['mixed'])} ms; "
                         f"wrk failed {result['mixed']['wrk'].get('failed')}; WebSockets "
                         f"dropped {result['mixed']['websockets']['dropped']}; "
                         f"paths {result['mixed']['apply_paths']}"
