@@ -377,7 +377,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _django()
     from django.conf import settings
 
-    from portway.admin_server import create_admin_server
+    from portway.admin_server import create_admin_server, stop_admin_server
     from portway.nginx.engine import ApplyWorker, Engine, install, request_apply
     from portway.nginx.process import NginxSupervisor
     from portway.wsgi import application
@@ -460,7 +460,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not stop.is_set():
             stop.set()
             log.info("stopping (signal %s)", signum)
-            server.close()
+            stop_admin_server(server)
             gate.close()
 
     signal.signal(signal.SIGTERM, _shutdown)
