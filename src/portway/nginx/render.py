@@ -160,9 +160,14 @@ class Paths:
         """The login gate's unix socket (portway.gate_server), in a directory of its own."""
         return self.data_dir / "gate" / "gate.sock"
 
+    @property
+    def fastpath_socket(self) -> Path:
+        """The fast path's control server (portway.nginx.fastpath), root's only."""
+        return self.run / "fastpath.sock"
+
     def unix_sockets(self) -> list[Path]:
         """Every unix socket Portway and its nginx listen on under the data directory."""
-        return [self.status_socket, self.tunnel_socket, self.gate_socket]
+        return [self.status_socket, self.fastpath_socket, self.tunnel_socket, self.gate_socket]
 
     def socket_path_problem(self) -> str | None:
         """Why the data directory is too deep for unix sockets, else None.
