@@ -3,13 +3,20 @@
     python bench/apply.py                      # N = 10, 1000, 10000 (about 15-20 minutes)
     python bench/apply.py --quick              # N = 10, 100 (under a minute)
     python bench/apply.py --sizes 1000 --duration 10
+    python bench/apply.py --sizes 1000 --mixed 100 --caddy-changes 20   # (the defaults)
 
 For each N: a fresh `portway serve` (SQLite, temp dir, 127.0.0.1 high ports), a second
 nginx as the upstream (two ports answering "upstream-a" / "upstream-b"), one custom
 wildcard certificate uploaded through the API, N proxy hosts created through the API by
 concurrent clients (half with the certificate and HTTP/2), then `wrk` load on one host
-while that host's upstream is switched K times through the API. See bench/README.md for
-what each number means. Results: a table on stdout and bench/results/apply-<time>.json.
+while that host's upstream is switched K times through the API. Then 100 mixed routine
+changes (upstream port, create, delete, disable/enable, certificate, names,
+force-SSL/HSTS, default site) under wrk and long-lived WebSockets through a proxy host
+with WebSocket upgrades, watching nginx's master and worker pids; then Caddy with the
+same N hosts loaded through its admin API (/load) and the same kind of change (an
+upstream switched, a route added) under the same load, measured the same way.
+See bench/README.md for what each number means. Results: tables on stdout and
+bench/results/apply-<time>.json.
 
 Everything talks to 127.0.0.1 only; every loop is bounded in count and in time.
 """
@@ -198,13 +205,25 @@ class Api:
         self.port = port
         self.token = token
         self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
 
     def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
             self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every thread's connection: `portway serve` does not exit on SIGTERM
+        while an idle keep-alive API connection is open (it is killed after 30 s)."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
 
     def call(
         self,
@@ -260,11 +279,26 @@ def multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def upload_certificate(api: Api) -> int:
-    """A self-signed wildcard *.bench.test certificate (EC P-256) uploaded via the API."""
+def bench_leaf(label: str = "portway-bench") -> Any:
+    """A self-signed wildcard *.bench.test certificate (EC P-256; `label` picks the key)."""
     from portway.testing.certs import make_leaf
 
-    leaf = make_leaf(None, [f"*.{DOMAIN}", DOMAIN], key_type="ec", label="portway-bench")
+    return make_leaf(None, [f"*.{DOMAIN}", DOMAIN], key_type="ec", label=label)
+
+
+def der_sha256(leaf: Any) -> str:
+    """SHA-256 (hex) of a certificate's DER: what the poller compares with the served one."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return hashlib.sha256(leaf.cert.public_bytes(Encoding.DER)).hexdigest()
+
+
+def upload_certificate(api: Api, leaf: Any = None) -> int:
+    """Upload `leaf` (a portway.testing.certs.Issued; default `bench_leaf()`) as a custom
+    certificate through the API; returns its id."""
+    leaf = leaf or bench_leaf()
     code, cert = api.call(
         "POST", "/api/nginx/certificates", {"provider": "other", "nice_name": "bench wildcard"}
     )
@@ -426,7 +460,11 @@ def _django(env_json: str) -> None:
 
 
 def helper_seed(args: argparse.Namespace) -> int:
-    """Insert the proxy hosts of [0, count) not in the database yet (bulk_create)."""
+    """Insert the proxy hosts of [0, count) not in the database yet (bulk_create).
+
+    Names are h<i>.bench.test, or the JSON list in --names-file (bench/dataplane.py);
+    even i get the certificate and HTTP/2, every host with --all-certificates.
+    """
     _django(args.env)
     from portway.accounts.models import User
     from portway.certificates.models import Certificate
@@ -438,11 +476,15 @@ def helper_seed(args: argparse.Namespace) -> int:
         name for names in ProxyHost.objects.values_list("domain_names", flat=True) for name in names
     }
     rows = []
-    for index in range(args.count):
-        if host_name(index) in existing:
+    names = (
+        json.loads(Path(args.names_file).read_text())
+        if args.names_file
+        else [host_name(index) for index in range(args.count)]
+    )
+    for index, name in enumerate(names):
+        if name in existing:
             continue
-        with_cert = index % 2 == 0
-        name = host_name(index)
+        with_cert = args.all_certificates or index % 2 == 0
         rows.append(
             ProxyHost(
                 owner=owner,
@@ -750,8 +792,45 @@ def wait_live(
     }
 
 
-def _poller_main(conn: Any, port: int) -> None:
-    """Child process: on ("watch", host, expected, timeout) poll nginx until `expected`.
+def probe(
+    host: str,
+    *,
+    status: int | None = 200,
+    body: str | None = None,
+    cert_sha256: str | None = None,
+    negate: bool = False,
+) -> dict[str, Any]:
+    """What the poller asks and what counts as the new state (a plain dict: it is pickled
+    to the poller process).
+
+    host: the name sent as `Host` (HTTP) or as SNI (`cert_sha256` given: TLS handshake
+    only, no request). The answer is "new" when its status and body equal `status` and
+    `body` (None: any), or the served certificate's SHA-256 (hex, of the DER) equals
+    `cert_sha256`; with `negate` when it does not (a host that must stop answering).
+    A connection or TLS error is neither old nor new.
+    """
+    return {
+        "host": host,
+        "status": status,
+        "body": body,
+        "cert_sha256": cert_sha256,
+        "negate": negate,
+    }
+
+
+def _probe_matches(spec: dict[str, Any], status: int | None, body: str, cert: str | None) -> bool:
+    if spec["cert_sha256"] is not None:
+        matched = cert == spec["cert_sha256"]
+    else:
+        matched = (spec["status"] is None or status == spec["status"]) and (
+            spec["body"] is None or body == spec["body"]
+        )
+    return matched != spec["negate"]
+
+
+def _poller_main(conn: Any, http_port: int, https_port: int) -> None:
+    """Child process: on ("watch", probe, timeout) poll the proxy until the probe's new
+    state answers (see `probe`).
 
     A new request (on a new connection) starts every POLL_INTERVAL whatever the answer
     time of the previous ones, so a slow answer under load does not coarsen the sampling.
@@ -762,26 +841,47 @@ def _poller_main(conn: Any, port: int) -> None:
     GIL of the bench do not delay the polls.
     """
     import asyncio
+    import hashlib
 
     with contextlib.suppress(OSError):
         os.nice(-10)
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
 
-    async def one(host: str, expected: str, record: list) -> None:
+    async def one(spec: dict[str, Any], record: list) -> None:
         sent = time.monotonic()
+        status: int | None = None
+        body = ""
+        cert = None
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
-            writer.write(f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-            data = await asyncio.wait_for(reader.read(), 5)
-            writer.close()
-        except (TimeoutError, OSError):
+            if spec["cert_sha256"] is not None:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(
+                        "127.0.0.1", https_port, ssl=tls, server_hostname=spec["host"]
+                    ),
+                    5,
+                )
+                der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+                cert = hashlib.sha256(der).hexdigest()
+                writer.close()
+            else:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", http_port), 5
+                )
+                writer.write(f"GET / HTTP/1.0\r\nHost: {spec['host']}\r\n\r\n".encode())
+                data = await asyncio.wait_for(reader.read(), 5)
+                writer.close()
+                head, _, raw_body = data.partition(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                body = raw_body.decode(errors="replace")
+        except (TimeoutError, OSError, IndexError, ValueError):
             record.append((sent, time.monotonic(), None))
             return
-        head, _, body = data.partition(b"\r\n\r\n")
-        ok = head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200"))
-        answer = None if not ok else ("new" if body.decode() == expected else "old")
+        answer = "new" if _probe_matches(spec, status, body, cert) else "old"
         record.append((sent, time.monotonic(), answer))
 
-    async def watch(host: str, expected: str, timeout: float) -> dict[str, Any]:
+    async def watch(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
         record: list = []
         tasks: set = set()
         started = time.monotonic()
@@ -790,7 +890,7 @@ def _poller_main(conn: Any, port: int) -> None:
         sends = 0
         while time.monotonic() < deadline and seen_at is None:
             if len(tasks) < MAX_IN_FLIGHT:
-                task = asyncio.ensure_future(one(host, expected, record))
+                task = asyncio.ensure_future(one(spec, record))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 sends += 1
@@ -818,8 +918,8 @@ def _poller_main(conn: Any, port: int) -> None:
         message = conn.recv()
         if message[0] != "watch":
             return
-        _, host, expected, timeout = message
-        conn.send(asyncio.run(watch(host, expected, timeout)))
+        _, spec, timeout = message
+        conn.send(asyncio.run(watch(spec, timeout)))
 
 
 POLL_INTERVAL = 0.002
@@ -827,20 +927,22 @@ MAX_IN_FLIGHT = 200
 
 
 class Poller:
-    """The poller child process (multiprocessing, spawn)."""
+    """The poller child process (multiprocessing, spawn) for one proxy's two ports."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, http_port: int, https_port: int = 0) -> None:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.proc = context.Process(target=_poller_main, args=(child, port), daemon=True)
+        self.proc = context.Process(
+            target=_poller_main, args=(child, http_port, https_port), daemon=True
+        )
         self.proc.start()
         if not self.conn.poll(30) or self.conn.recv() != "ready":
             raise RuntimeError("poller process did not start")
 
-    def watch(self, host: str, expected: str, timeout: float) -> None:
-        self.conn.send(("watch", host, expected, timeout))
+    def watch(self, spec: dict[str, Any], timeout: float) -> None:
+        self.conn.send(("watch", spec, timeout))
 
     def result(self, timeout: float) -> dict[str, Any]:
         if not self.conn.poll(timeout):
@@ -853,6 +955,67 @@ class Poller:
         self.proc.join(5)
         if self.proc.is_alive():
             self.proc.kill()
+
+
+def timed_change(
+    poller: Poller,
+    spec: dict[str, Any],
+    call: Callable[[], None],
+    timeout: float,
+    settle: Callable[[], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Make one change (`call`, which raises if the API refused it) while the poller
+    watches for `spec`'s new state; returns the timings in ms.
+
+    live_ms: from the call's response to the first new answer (negative when the change
+    was live before the API answered, as when the API waits for the apply);
+    call_to_live_ms: from sending the call; uncertainty_ms: first new answer received −
+    last old answer sent. `settle` (e.g. wait until no apply is pending) runs after the
+    change is live and its dict is merged into the result.
+    Raises TimeoutError when the new state is not seen within `timeout` seconds.
+    """
+    poller.watch(spec, timeout)
+    t_call = time.monotonic()
+    call()
+    t_return = time.monotonic()
+    seen = poller.result(timeout + 10)
+    if seen["seen_at"] is None:
+        raise TimeoutError(f"change not live within {timeout:.0f}s ({spec})")
+    old = seen["old_sent_at"]
+    result = {
+        "api_ms": _ms(t_return - t_call),
+        "live_ms": _ms(seen["seen_at"] - t_return),
+        "call_to_live_ms": _ms(seen["seen_at"] - t_call),
+        "uncertainty_ms": _ms(seen["seen_at"] - old) if old else None,
+        "polls": seen["sends"],
+        "poll_interval_max_ms": _ms(seen["max_gap"]),
+        "poll_answer_ms": _ms(seen["answer_latency"]),
+        "poll_errors": seen["errors"],
+    }
+    if settle is not None:
+        result.update(settle())
+    return result
+
+
+def api_ok(api: Api, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+    """One API call that must answer `expect`; returns the decoded body."""
+    code, data = api.call(method, path, body)
+    if code != expect:
+        raise RuntimeError(f"{method} {path}: {code} {str(data)[:300]}")
+    return data
+
+
+def settled(api: Api, before: dict[str, Any]) -> dict[str, Any]:
+    """Wait until no apply is pending; what the apply engine says about the change."""
+    after, _ = bounded_poll(
+        lambda: (st := api.status()) and not st["pending"] and st, 600, 0.02, "apply"
+    )
+    return {
+        "applies": after["applies"] - before["applies"],
+        "apply_seconds": after["last_apply_seconds"],
+        # the fast path (issue 12) reports which path an apply took; absent before it
+        "apply_path": after.get("last_apply_path", "(not reported)"),
+    }
 
 
 def change_loop(
@@ -868,45 +1031,26 @@ def change_loop(
     """Switch the host between the two upstreams; time API return → proxied answer changes."""
     results = []
     name = host_name(index)
-    poller = Poller(pw.http_port)
+    poller = Poller(pw.http_port, pw.https_port)
     try:
         for k in range(changes):
             port, expected = (ports[1], BODY_B) if k % 2 == 0 else (ports[0], BODY_A)
             before = api.status()
-            poller.watch(name, expected, timeout)
-            t_call = time.monotonic()
-            code, data = api.call(
-                "PUT", f"/api/nginx/proxy-hosts/{host_id}", {"forward_port": port}
+            record = timed_change(
+                poller,
+                probe(name, body=expected),
+                lambda p=port: api_ok(
+                    api, "PUT", f"/api/nginx/proxy-hosts/{host_id}", {"forward_port": p}
+                ),
+                timeout,
+                lambda b=before: settled(api, b),
             )
-            t_return = time.monotonic()
-            if code != 200:
-                raise RuntimeError(f"PUT host {host_id}: {code} {data}")
-            seen = poller.result(timeout + 10)
-            if seen["seen_at"] is None:
-                raise TimeoutError(f"change {k + 1} not live within {timeout:.0f}s")
-            after, _ = bounded_poll(
-                lambda: (st := api.status()) and not st["pending"] and st, 600, 0.02, "apply"
-            )
-            old = seen["old_sent_at"]
-            results.append(
-                {
-                    "api_ms": _ms(t_return - t_call),
-                    "live_ms": _ms(seen["seen_at"] - t_return),
-                    "call_to_live_ms": _ms(seen["seen_at"] - t_call),
-                    "uncertainty_ms": _ms(seen["seen_at"] - old) if old else None,
-                    "polls": seen["sends"],
-                    "poll_interval_max_ms": _ms(seen["max_gap"]),
-                    "poll_answer_ms": _ms(seen["answer_latency"]),
-                    "poll_errors": seen["errors"],
-                    "applies": after["applies"] - before["applies"],
-                    "apply_seconds": after["last_apply_seconds"],
-                }
-            )
+            results.append(record)
             log(
-                f"  change {k + 1}/{changes}: API {results[-1]['api_ms']} ms, "
-                f"then live after {results[-1]['live_ms']} ms "
-                f"(±{results[-1]['uncertainty_ms']} ms; apply {after['last_apply_seconds']} s; "
-                f"poll interval max {results[-1]['poll_interval_max_ms']} ms)"
+                f"  change {k + 1}/{changes}: API {record['api_ms']} ms, "
+                f"then live after {record['live_ms']} ms "
+                f"(±{record['uncertainty_ms']} ms; apply {record['apply_seconds']} s; "
+                f"poll interval max {record['poll_interval_max_ms']} ms)"
             )
             time.sleep(gap)
     finally:
@@ -991,6 +1135,511 @@ def summarize_profile(path: Path, depth: int = 2) -> dict[str, Any]:
     return summary
 
 
+# ----- WebSockets: an echo upstream and long-lived clients through a proxy -------------
+
+
+def _websocket_main(conn: Any) -> None:
+    """Child process: a WebSocket echo server on a free 127.0.0.1 port (the upstream),
+    and on request long-lived clients that connect to it through a proxy.
+
+    Commands on `conn`: ("open", proxy_port, host, count) opens `count` connections to
+    ws://<host>/ via 127.0.0.1:proxy_port (so `Host` is the proxy host's name); each
+    sends a message every WS_INTERVAL seconds and waits for its echo. ("close",) ends
+    them and answers one record per connection: whether it opened, echoes received, and
+    the error that closed it early (None if it lasted until "close"). ("stop",) exits.
+    """
+    import asyncio
+
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+    async def echo(ws: Any) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in ws:
+                await ws.send(message)
+
+    async def hold(index: int, port: int, host: str, stop: asyncio.Event, rec: dict) -> None:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.setblocking(False)
+            async with connect(
+                f"ws://{host}/", sock=sock, open_timeout=10, ping_interval=None, compression=None
+            ) as ws:
+                rec["opened"] = True
+                while not stop.is_set():
+                    message = f"{index}:{rec['echoes']}"
+                    await ws.send(message)
+                    if await asyncio.wait_for(ws.recv(), 10) != message:
+                        rec["error"] = "wrong echo"
+                        return
+                    rec["echoes"] += 1
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), WS_INTERVAL)
+        except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as exc:
+            rec["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            rec["closed_after_s"] = round(time.monotonic() - rec["started"], 3)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with serve(echo, "127.0.0.1", 0, compression=None, ping_interval=None) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            conn.send(("ready", port))
+            stop = asyncio.Event()
+            tasks: list[asyncio.Task] = []
+            records: list[dict[str, Any]] = []
+            while True:
+                message = await loop.run_in_executor(None, conn.recv)
+                if message[0] == "open":
+                    _, proxy_port, host, count = message
+                    stop = asyncio.Event()
+                    records = [
+                        {"opened": False, "echoes": 0, "error": None, "started": time.monotonic()}
+                        for _ in range(count)
+                    ]
+                    tasks = [
+                        asyncio.ensure_future(hold(i, proxy_port, host, stop, rec))
+                        for i, rec in enumerate(records)
+                    ]
+                    deadline = time.monotonic() + 15
+                    while time.monotonic() < deadline and not all(
+                        r["opened"] or r["error"] for r in records
+                    ):
+                        await asyncio.sleep(0.05)
+                    conn.send(sum(1 for r in records if r["opened"]))
+                elif message[0] == "close":
+                    stop.set()
+                    if tasks:
+                        await asyncio.wait(tasks, timeout=15)
+                    conn.send(records)
+                else:
+                    return
+
+    asyncio.run(main())
+
+
+WS_INTERVAL = 0.5
+
+
+class WebSockets:
+    """The WebSocket child process (`_websocket_main`): `port` is the echo upstream."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.proc = context.Process(target=_websocket_main, args=(child,), daemon=True)
+        self.proc.start()
+        if not self.conn.poll(30):
+            raise RuntimeError("WebSocket process did not start")
+        _, self.port = self.conn.recv()
+
+    def open(self, proxy_port: int, host: str, count: int) -> int:
+        """Open `count` long-lived connections through the proxy; returns how many opened."""
+        self.conn.send(("open", proxy_port, host, count))
+        if not self.conn.poll(30):
+            raise TimeoutError("WebSocket clients did not open")
+        return self.conn.recv()
+
+    def close(self) -> dict[str, Any]:
+        """End the connections: held (opened), dropped (closed before this call), errors."""
+        self.conn.send(("close",))
+        if not self.conn.poll(30):
+            raise TimeoutError("WebSocket clients did not close")
+        records = self.conn.recv()
+        opened = [r for r in records if r["opened"]]
+        dropped = [r for r in opened if r["error"]]
+        return {
+            "count": len(records),
+            "opened": len(opened),
+            "dropped": len(dropped),
+            "echoes": sum(r["echoes"] for r in records),
+            "errors": [r["error"] for r in records if r["error"]][:10],
+            "records": records,
+        }
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.conn.send(("stop",))
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+# ----- 100 mixed routine changes under wrk ---------------------------------------------
+
+
+def nginx_pids(pid_file: Path) -> dict[str, Any]:
+    """nginx's master pid (from its pid file) and its worker pids (children of the
+    master whose command line says "worker process"), from /proc."""
+    try:
+        master = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return {"master": None, "workers": [], "draining": 0}
+    children = [(pid, _cmdline(pid)) for pid in _children().get(master, [])]
+    # an old worker after a reload reads "worker process is shutting down": not serving
+    return {
+        "master": master,
+        "workers": sorted(
+            p for p, cmd in children if "worker process" in cmd and "down" not in cmd
+        ),
+        "draining": sum(1 for _, cmd in children if "shutting down" in cmd),
+    }
+
+
+def pid_changes(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    """From pid snapshots (before the phase, then after each change): whether the master
+    changed, and after how many changes the worker set differed from the one before."""
+    masters = {s["master"] for s in snapshots}
+    worker_changes = sum(
+        1 for a, b in zip(snapshots, snapshots[1:], strict=False) if a["workers"] != b["workers"]
+    )
+    return {
+        "master_changed": len(masters) > 1,
+        "worker_set_changes": worker_changes,
+        "before": snapshots[0] if snapshots else None,
+        "after": snapshots[-1] if snapshots else None,
+    }
+
+
+MIXED_KINDS = (
+    "upstream port",
+    "create host",
+    "names",
+    "disable/enable",
+    "certificate",
+    "force-SSL/HSTS",
+    "default site",
+    "delete host",
+)
+
+
+class MixedChanges:
+    """The routine changes of the mixed phase, each as (probe, API call), with the state
+    they toggle. Hosts (all created by the size's setup, so N >= 8): h0 switches
+    upstream port (the wrk target, so wrk keeps getting 200s), h2 switches between two
+    certificates, h3 is disabled and enabled, h4 toggles force-SSL + HSTS, h6 is renamed
+    and back; "create host" adds mixed<k>.bench.test and "delete host" deletes the last
+    one created; "default site" switches between the congratulations page (200) and 404.
+    """
+
+    def __init__(
+        self,
+        api: Api,
+        ports: tuple[int, int],
+        certs: list[tuple[int, str]],
+    ) -> None:
+        self.api = api
+        self.ports = ports
+        self.certs = certs  # (id, sha256 of the DER) of the two certificates
+        self.ids = {index: _host_id(api, index) for index in (0, 2, 3, 4, 6)}
+        host = api_ok(api, "GET", f"/api/nginx/proxy-hosts/{self.ids[0]}")
+        self.on_b = host["forward_port"] == ports[1]
+        self.cert_index = 0
+        self.disabled = False
+        self.forced = False
+        self.renamed = False
+        self.default_404 = False
+        self.created: list[int] = []
+        self.serial = 0
+
+    def change(self, kind: str) -> tuple[dict[str, Any], Callable[[], None]]:
+        """(probe of the new state, the API call) for the next change of `kind`."""
+        api = self.api
+        path = "/api/nginx/proxy-hosts"
+        if kind == "upstream port":
+            self.on_b = not self.on_b
+            port, body = (self.ports[1], BODY_B) if self.on_b else (self.ports[0], BODY_A)
+            return probe(host_name(0), body=body), lambda: api_ok(
+                api, "PUT", f"{path}/{self.ids[0]}", {"forward_port": port}
+            )
+        if kind == "create host":
+            self.serial += 1
+            name = f"mixed{self.serial}.{DOMAIN}"
+            body = {
+                "domain_names": [name],
+                "forward_scheme": "http",
+                "forward_host": "127.0.0.1",
+                "forward_port": self.ports[0],
+                "certificate_id": self.certs[0][0],
+            }
+
+            def create() -> None:
+                self.created.append(int(api_ok(api, "POST", path, body, expect=201)["id"]))
+
+            return probe(name, body=BODY_A), create
+        if kind == "delete host":
+            host_id = self.created.pop()
+            return probe(f"mixed{self.serial}.{DOMAIN}", body=BODY_A, negate=True), lambda: api_ok(
+                api, "DELETE", f"{path}/{host_id}"
+            )
+        if kind == "names":
+            self.renamed = not self.renamed
+            name = f"h6-renamed.{DOMAIN}" if self.renamed else host_name(6)
+            return probe(name, body=BODY_A), lambda: api_ok(
+                api, "PUT", f"{path}/{self.ids[6]}", {"domain_names": [name]}
+            )
+        if kind == "disable/enable":
+            self.disabled = not self.disabled
+            verb = "disable" if self.disabled else "enable"
+            return probe(host_name(3), body=BODY_A, negate=self.disabled), lambda: api_ok(
+                api, "POST", f"{path}/{self.ids[3]}/{verb}"
+            )
+        if kind == "certificate":
+            self.cert_index = 1 - self.cert_index
+            cert_id, sha = self.certs[self.cert_index]
+            return probe(host_name(2), cert_sha256=sha), lambda: api_ok(
+                api, "PUT", f"{path}/{self.ids[2]}", {"certificate_id": cert_id}
+            )
+        if kind == "force-SSL/HSTS":
+            self.forced = not self.forced
+            flags = {"ssl_forced": self.forced, "hsts_enabled": self.forced}
+            expected = (
+                probe(host_name(4), status=301) if self.forced else probe(host_name(4), body=BODY_A)
+            )
+            return expected, lambda: api_ok(api, "PUT", f"{path}/{self.ids[4]}", flags)
+        if kind == "default site":
+            self.default_404 = not self.default_404
+            value = "404" if self.default_404 else "congratulations"
+            return probe(f"nowhere.{DOMAIN}", status=404 if self.default_404 else 200), (
+                lambda: api_ok(api, "PUT", "/api/settings/default-site", {"value": value})
+            )
+        raise ValueError(f"unknown change kind {kind!r}")
+
+
+def summarize_changes(changes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per change kind (and "all"): count and p50/max of api_ms, live_ms, call_to_live_ms."""
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for change in changes:
+        kinds.setdefault(change["kind"], []).append(change)
+        kinds.setdefault("all", []).append(change)
+    summary = {}
+    for kind, items in kinds.items():
+        row: dict[str, Any] = {"count": len(items)}
+        for key in ("api_ms", "live_ms", "call_to_live_ms"):
+            values = [c[key] for c in items if c.get(key) is not None]
+            row[key] = {
+                "p50": round(statistics.median(values), 1) if values else None,
+                "max": max(values) if values else None,
+            }
+        summary[kind] = row
+    return summary
+
+
+def _all_p50(phase: dict[str, Any]) -> float | None:
+    """call→live p50 over all the phase's changes (None when none ran)."""
+    return phase["by_kind"].get("all", {}).get("call_to_live_ms", {}).get("p50")
+
+
+def mixed_phase(
+    pw: PortwayProcess,
+    api: Api,
+    upstream: UpstreamNginx,
+    sockets: WebSockets,
+    certs: list[tuple[int, str]],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """`args.mixed` routine changes through Portway's API under wrk and long-lived
+    WebSockets; see bench/README.md ("100 mixed routine changes")."""
+    api_ok(
+        api,
+        "POST",
+        "/api/nginx/proxy-hosts",
+        {
+            "domain_names": [f"ws.{DOMAIN}"],
+            "forward_scheme": "http",
+            "forward_host": "127.0.0.1",
+            "forward_port": sockets.port,
+            "allow_websocket_upgrade": True,
+        },
+        expect=201,
+    )
+    bounded_poll(lambda: not api.status()["pending"], args.live_timeout, 0.05, "ws host apply")
+    mixed = MixedChanges(api, (upstream.port_a, upstream.port_b), certs)
+    pid_file = pw.data_dir / "nginx" / "run" / "nginx.pid"
+    opened = sockets.open(pw.http_port, f"ws.{DOMAIN}", args.websockets)
+    bound = args.mixed * (args.change_timeout + args.mixed_gap + 5) + 60
+    wrk = Wrk(pw.http_port, host_name(0), args.wrk_threads, args.wrk_connections, bound).start()
+    time.sleep(1.0)
+    snapshots = [nginx_pids(pid_file)]
+    changes: list[dict[str, Any]] = []
+    poller = Poller(pw.http_port, pw.https_port)
+    try:
+        phase_started = time.monotonic()
+        for k in range(args.mixed):
+            if time.monotonic() - phase_started > args.mixed_budget:
+                log(f"  mixed phase: --mixed-budget used up after {k} changes")
+                break
+            kind = MIXED_KINDS[k % len(MIXED_KINDS)]
+            spec, call = mixed.change(kind)
+            before = api.status()
+            record = timed_change(
+                poller, spec, call, args.change_timeout, lambda b=before: settled(api, b)
+            )
+            snapshots.append(nginx_pids(pid_file))
+            record["kind"] = kind
+            record["workers_changed"] = snapshots[-1]["workers"] != snapshots[-2]["workers"]
+            changes.append(record)
+            if (k + 1) % 10 == 0:
+                log(
+                    f"  mixed change {k + 1}/{args.mixed} ({kind}): call→live "
+                    f"{record['call_to_live_ms']} ms, path {record['apply_path']}"
+                )
+            time.sleep(args.mixed_gap)
+    finally:
+        poller.close()
+        load = wrk.stop()
+        held = sockets.close()
+    paths: dict[str, int] = {}
+    for change in changes:
+        paths[str(change["apply_path"])] = paths.get(str(change["apply_path"]), 0) + 1
+    return {
+        "changes": changes,
+        "by_kind": summarize_changes(changes),
+        "wrk": load,
+        "websockets": {**held, "opened_at_start": opened},
+        "pids": pid_changes(snapshots),
+        "apply_paths": paths,
+    }
+
+
+class CaddyAdmin:
+    """Caddy started with only its admin API (127.0.0.1:<free port>); configs are then
+    loaded with POST /load (the whole config each time: Caddy's own way to change it)."""
+
+    def __init__(self, workdir: Path, cert: tuple[Path, Path]) -> None:
+        self.workdir = workdir
+        self.cert = cert
+        self.http_port = free_port()
+        self.https_port = free_port()
+        self.admin_port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> CaddyAdmin:
+        from dataplane import caddy_environment  # bench/dataplane.py
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        initial = self.workdir / "initial.json"
+        initial.write_text(json.dumps({"admin": {"listen": f"127.0.0.1:{self.admin_port}"}}))
+        self.proc = subprocess.Popen(
+            [shutil.which("caddy") or "caddy", "run", "--config", str(initial)],
+            stdin=subprocess.DEVNULL,
+            stdout=open(self.workdir / "caddy.log", "wb"),  # noqa: SIM115 (child owns it)
+            stderr=subprocess.STDOUT,
+            env=caddy_environment(self.workdir),
+            start_new_session=True,
+        )
+        bounded_poll(lambda: self._admin("GET", "/config/")[0] == 200, 30, 0.05, "caddy admin")
+        return self
+
+    def _admin(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=300)
+        try:
+            conn.request(method, path, body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def load(self, routes: dict[str, str]) -> None:
+        """POST /load a config routing each name to its dial address (`caddy_config`)."""
+        from dataplane import caddy_config  # bench/dataplane.py
+
+        config = caddy_config(
+            routes,
+            self.http_port,
+            self.https_port,
+            self.cert,
+            self.workdir / "storage",
+            admin_listen=f"127.0.0.1:{self.admin_port}",
+        )
+        code, data = self._admin("POST", "/load", json.dumps(config).encode())
+        if code != 200:
+            raise RuntimeError(f"caddy /load: {code} {data[:500]!r}")
+
+    def stop(self) -> None:
+        terminate(self.proc)
+
+
+def caddy_phase(
+    n: int,
+    upstream: UpstreamNginx,
+    sockets: WebSockets,
+    cert: tuple[Path, Path],
+    workdir: Path,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """The same N hosts in Caddy, then `args.caddy_changes` routine changes through its
+    admin API under wrk and long-lived WebSockets: alternately host 0's upstream port
+    switched and a route added (see bench/README.md)."""
+    dial_a, dial_b = (f"127.0.0.1:{p}" for p in (upstream.port_a, upstream.port_b))
+    routes = {host_name(i): dial_a for i in range(n)}
+    routes[f"ws.{DOMAIN}"] = f"127.0.0.1:{sockets.port}"
+    caddy = CaddyAdmin(workdir, cert).start()
+    result: dict[str, Any] = {}
+    try:
+        started = time.monotonic()
+        caddy.load(routes)
+        bounded_poll(
+            lambda: raw_get("127.0.0.1", caddy.http_port, host_name(0))[1] == BODY_A,
+            60,
+            0.02,
+            "caddy serving",
+        )
+        result["initial_load_s"] = round(time.monotonic() - started, 3)
+        assert caddy.proc is not None
+        pid_before = caddy.proc.pid
+        opened = sockets.open(caddy.http_port, f"ws.{DOMAIN}", args.websockets)
+        bound = args.caddy_changes * (args.change_timeout + args.mixed_gap + 5) + 60
+        wrk = Wrk(
+            caddy.http_port, host_name(0), args.wrk_threads, args.wrk_connections, bound
+        ).start()
+        time.sleep(1.0)
+        changes: list[dict[str, Any]] = []
+        poller = Poller(caddy.http_port, caddy.https_port)
+        on_b = False
+        try:
+            for k in range(args.caddy_changes):
+                if k % 2 == 0:
+                    kind = "upstream port"
+                    on_b = not on_b
+                    routes[host_name(0)] = dial_b if on_b else dial_a
+                    spec = probe(host_name(0), body=BODY_B if on_b else BODY_A)
+                else:
+                    kind = "create host"
+                    name = f"mixed{k}.{DOMAIN}"
+                    routes[name] = dial_a
+                    spec = probe(name, body=BODY_A)
+                record = timed_change(
+                    poller, spec, lambda r=dict(routes): caddy.load(r), args.change_timeout
+                )
+                record["kind"] = kind
+                changes.append(record)
+                time.sleep(args.mixed_gap)
+        finally:
+            poller.close()
+            load = wrk.stop()
+            held = sockets.close()
+        alive = caddy.proc.poll() is None
+        result.update(
+            changes=changes,
+            by_kind=summarize_changes(changes),
+            wrk=load,
+            websockets={**held, "opened_at_start": opened},
+            pids={"master_changed": not alive or caddy.proc.pid != pid_before},
+            memory_kb=_status_kb(caddy.proc.pid, "VmRSS"),
+        )
+        log(
+            f"N={n}: caddy {len(changes)} changes, call→live p50 "
+            f"{_all_p50(result)} ms; wrk failed "
+            f"{load.get('failed')}; WebSockets dropped {held['dropped']}/{held['opened']}"
+        )
+        return result
+    finally:
+        caddy.stop()
+
+
 def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     log(f"N={n}: starting")
     result: dict[str, Any] = {"n": n, "loadavg_at_start": os.getloadavg()[0]}
@@ -1003,9 +1652,11 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any
     sampler = Sampler(pid)
     sampler.start()
     profiler: subprocess.Popen | None = None
+    api: Api | None = None
     try:
         api = Api(pw.admin_port, pw.token)
-        cert_id = upload_certificate(api)
+        leaf = bench_leaf()
+        cert_id = upload_certificate(api, leaf)
         bounded_poll(lambda: not api.status()["pending"], 60, 0.02, "certificate apply")
         if args.profile and n == max(args.sizes) and shutil.which("py-spy"):
             profile_path = args.results_dir / f"py-spy-{args.stamp}-{n}.txt"
@@ -1132,6 +1783,34 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any
         result["memory"] = sampler.finish()
         result["loadavg_after_changes"] = os.getloadavg()[0]
 
+        # --- 100 mixed routine changes under wrk, then the same kind through Caddy ----
+        if args.mixed or args.caddy_changes:
+            sockets = WebSockets()
+            try:
+                if args.mixed and n >= 8:
+                    second = bench_leaf("portway-bench-2")
+                    certs = [
+                        (cert_id, der_sha256(leaf)),
+                        (upload_certificate(api, second), der_sha256(second)),
+                    ]
+                    log(f"N={n}: {args.mixed} mixed routine changes under wrk")
+                    result["mixed"] = mixed_phase(pw, api, upstream, sockets, certs, args)
+                    log(
+                        f"N={n}: mixed call→live p50 "
+                        f"{_all_p50(result['mixed'])} ms; "
+                        f"wrk failed {result['mixed']['wrk'].get('failed')}; WebSockets "
+                        f"dropped {result['mixed']['websockets']['dropped']}; "
+                        f"paths {result['mixed']['apply_paths']}"
+                    )
+                if args.caddy_changes and shutil.which("caddy"):
+                    log(f"N={n}: Caddy with the same hosts, {args.caddy_changes} changes")
+                    cert_files = leaf.write(workdir / f"cert-{n}")
+                    result["caddy"] = caddy_phase(
+                        n, upstream, sockets, cert_files, workdir / f"caddy-{n}", args
+                    )
+            finally:
+                sockets.stop()
+
         # --- a few more hosts through the API, now that N exist ------------------------
         if args.marginal:
             extra = list(range(n, n + args.marginal))
@@ -1167,6 +1846,8 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any
             stop_profiler(profiler)
         if sampler.is_alive():
             sampler.finish()
+        if api is not None:
+            api.close()
         pw.close()
         upstream.stop()
 
@@ -1313,6 +1994,105 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join([render(header), "  ".join("-" * w for w in widths), *map(render, lines)])
 
 
+def _grid(header: list[str], lines: list[list[str]], left: int = 1) -> str:
+    """Rows as aligned text: the first `left` columns left-aligned, the rest right."""
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+
+    def render(row: list[str]) -> str:
+        return "  ".join(
+            c.ljust(widths[i]) if i < left else c.rjust(widths[i]) for i, c in enumerate(row)
+        )
+
+    return "\n".join([render(header), "  ".join("-" * w for w in widths), *map(render, lines)])
+
+
+def mixed_tables(results: list[dict[str, Any]]) -> str:
+    """The mixed phase (Portway) and the Caddy phase of every size: per change kind, then
+    what the load and the WebSockets saw. Empty when neither ran."""
+    per_kind: list[list[str]] = []
+    load: list[list[str]] = []
+    for r in results:
+        for system in ("mixed", "caddy"):
+            phase = r.get(system)
+            if not phase or "by_kind" not in phase:
+                continue
+            label = "portway" if system == "mixed" else "caddy"
+            kinds = [k for k in (*MIXED_KINDS, "all") if k in phase["by_kind"]]
+            for kind in kinds:
+                row = phase["by_kind"][kind]
+                per_kind.append(
+                    [
+                        _fmt(r["n"]),
+                        label,
+                        kind,
+                        _fmt(row["count"]),
+                        _fmt(row["api_ms"]["p50"]),
+                        f"{_fmt(row['live_ms']['p50'])} / {_fmt(row['live_ms']['max'])}",
+                        f"{_fmt(row['call_to_live_ms']['p50'])} / "
+                        f"{_fmt(row['call_to_live_ms']['max'])}",
+                    ]
+                )
+            wrk = phase.get("wrk", {})
+            ws = phase.get("websockets", {})
+            pids = phase.get("pids", {})
+            workers = pids.get("worker_set_changes")
+            paths = phase.get("apply_paths")
+            load.append(
+                [
+                    _fmt(r["n"]),
+                    label,
+                    _fmt(wrk.get("rps"), 0),
+                    _fmt((wrk.get("latency_us") or {}).get("p99", 0) / 1000),
+                    _fmt(wrk.get("non_2xx")),
+                    _fmt(wrk.get("socket_errors")),
+                    f"{_fmt(ws.get('dropped'))} of {_fmt(ws.get('opened'))}",
+                    "yes" if pids.get("master_changed") else "no",
+                    "-" if workers is None else f"{workers} of {len(phase['changes'])}",
+                    ", ".join(f"{k}: {v}" for k, v in paths.items()) if paths else "-",
+                ]
+            )
+    if not per_kind:
+        return ""
+    first = _grid(
+        [
+            "N",
+            "system",
+            "change",
+            "count",
+            "API p50 ms",
+            "resp→live p50 / max ms",
+            "call→live p50 / max ms",
+        ],
+        per_kind,
+        left=3,
+    )
+    second = _grid(
+        [
+            "N",
+            "system",
+            "wrk req/s",
+            "p99 ms",
+            "non-2xx",
+            "socket errors",
+            "WebSockets dropped",
+            "master pid changed",
+            "worker set changed",
+            "apply path",
+        ],
+        load,
+        left=2,
+    )
+    loads = [
+        f"N={r['n']}: Caddy /load of the {r['n']:,} hosts took {r['caddy']['initial_load_s']} s"
+        for r in results
+        if (r.get("caddy") or {}).get("initial_load_s") is not None
+    ]
+    return "\n\n".join(
+        ["Mixed routine changes under wrk (Portway's API; Caddy's admin API /load)", first, second]
+        + (["\n".join(loads)] if loads else [])
+    )
+
+
 def machine() -> dict[str, Any]:
     nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
     return {
@@ -1334,6 +2114,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "_seed":
             for flag in ("--count", "--cert-id", "--port"):
                 helper.add_argument(flag, type=int, required=True)
+            helper.add_argument("--names-file")
+            helper.add_argument("--all-certificates", action="store_true")
     parser.add_argument("--sizes", default="10,1000,10000", help="comma-separated host counts")
     parser.add_argument("--quick", action="store_true", help="sizes 10,100 and a short load")
     parser.add_argument("--threads", type=int, default=8, help="concurrent API clients")
@@ -1355,6 +2137,29 @@ def main(argv: list[str] | None = None) -> int:
         "--marginal", type=int, default=24, help="hosts created through the API once N exist"
     )
     parser.add_argument("--marginal-budget", type=float, default=120)
+    parser.add_argument(
+        "--mixed",
+        type=int,
+        default=100,
+        help="mixed routine changes under wrk and WebSockets (0: skip the phase)",
+    )
+    parser.add_argument("--mixed-gap", type=float, default=0.2, help="seconds between them")
+    parser.add_argument(
+        "--mixed-budget",
+        type=float,
+        default=900,
+        help="seconds after which the mixed phase makes no more changes (the reload path "
+        "takes over a minute per change at 10,000 hosts); the table counts what ran",
+    )
+    parser.add_argument(
+        "--websockets", type=int, default=4, help="long-lived WebSockets held during them"
+    )
+    parser.add_argument(
+        "--caddy-changes",
+        type=int,
+        default=20,
+        help="the same kind of changes through Caddy's admin API /load (0: no Caddy)",
+    )
     parser.add_argument("--no-stages", action="store_true", help="skip the stage timings")
     parser.add_argument(
         "--profile", action="store_true", help="py-spy record the largest size's creation"
@@ -1402,6 +2207,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     print(table(results))
+    mixed = mixed_tables(results)
+    if mixed:
+        print(f"\n{mixed}")
     for r in results:
         for view in ("apply_thread", "create_requests"):
             top = (r.get("profile") or {}).get(view, {}).get("top", [])[:6]

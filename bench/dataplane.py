@@ -2,10 +2,11 @@
 hand-written nginx config, Caddy and HAProxy, one after the other on this machine.
 
     python bench/dataplane.py                       # N = 1 and 1,000
-    python bench/dataplane.py --sizes 1 --duration 5
+    python bench/dataplane.py --quick               # N = 1 and 100, 5 s per load
     python bench/dataplane.py --with-10000          # N = 1, 1,000 and 10,000
-    python bench/dataplane.py --portway-src /work/main/src --proxies portway
-                                                    # Portway's config as another tree renders it
+    python bench/dataplane.py --portway-env PORTWAY_FAST_PATH=off   # Portway's reload path
+    python bench/dataplane.py --portway-src /work/main/src --proxies portway-render
+                                                    # the config another tree renders, no serve
 
 Every proxy gets N hosts (h<i>.bench.test, and "localhost" as host N//2, the one the load
 targets: wrk takes the SNI and Host from its URL) with one wildcard certificate, HTTP and
@@ -13,8 +14,11 @@ HTTPS, all forwarding to one upstream (a separate nginx answering a fixed 10-byt
 For each proxy and N it measures with wrk (-t2 -c32): proxied requests/s and p99 latency
 over HTTP keep-alive and HTTPS keep-alive, new TLS handshakes/s (HTTPS with
 `Connection: close`: one full handshake per request), and the memory of the proxy's
-processes afterwards (RSS sum, and PSS, which counts shared pages once). One table on
-stdout, progress on stderr, every number in bench/results/dataplane-<time>.json.
+processes afterwards (RSS sum, and PSS, which counts shared pages once). "portway" is a
+real `portway serve` (hosts inserted into its database, made live by one API change);
+for it the table also has Portway's own RSS and the p50 time of the API's list of all
+hosts (GET /api/nginx/proxy-hosts). One table on stdout, progress on stderr, every
+number in bench/results/dataplane-<time>.json.
 
 Everything listens on 127.0.0.1 high ports; each proxy is stopped before the next starts
 (and at exit). Needs nginx, wrk, caddy and haproxy (see bench/README.md).
@@ -47,7 +51,7 @@ RESULTS = BENCH / "results"
 WRK_SCRIPT = BENCH / "dataplane.lua"
 DOMAIN = "bench.test"
 TARGET = "localhost"
-PROXIES = ("portway", "nginx", "caddy", "haproxy")
+PROXIES = ("portway", "nginx", "caddy", "haproxy")  # the default; also portway-render/-before
 
 
 def log(message: str) -> None:
@@ -156,6 +160,15 @@ class Proxy:
         except (OSError, ValueError):
             return False
 
+    def memory(self) -> dict[str, int]:
+        """RSS/PSS (kB) of the proxy's processes."""
+        assert self.proc is not None
+        return memory_kb(self.proc.pid)
+
+    def extra(self, args: argparse.Namespace) -> dict[str, Any]:
+        """Numbers only some proxies have (Portway's own memory and API)."""
+        return {}
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -172,11 +185,119 @@ class Proxy:
 UPSTREAM_BODY = b"upstream-a"
 
 
-class PortwayNginx(Proxy):
-    """nginx running exactly the files Portway's renderer writes for N proxy hosts
-    (rendered in a child process from --portway-src, so another tree can be compared)."""
+class PemFiles:
+    """A certificate and key read from files, shaped like portway.testing.certs.Issued
+    for bench/apply.py's upload_certificate (`cert_pem`, `key_pem()`)."""
+
+    def __init__(self, chain: Path, key: Path) -> None:
+        self.cert_pem = chain.read_bytes()
+        self._key = key.read_bytes()
+
+    def key_pem(self) -> bytes:
+        return self._key
+
+
+class PortwayServe(Proxy):
+    """Portway itself: a fresh `portway serve` (SQLite in the work dir, its own nginx),
+    the certificate uploaded through the API, the N hosts inserted into the database
+    (bench/apply.py's `_seed` helper: creating 10,000 through the API takes minutes and
+    is apply.py's subject) and made live by one API change, exactly as a user's
+    installation serves them. Also measures Portway's own memory and the API's list of
+    all hosts."""
 
     name = "portway"
+    extra_env: dict[str, str] = {}  # --portway-env, e.g. PORTWAY_FAST_PATH=off
+
+    def start(self, names: list[str]) -> float:
+        from apply import Api, api_ok, run_helper, upload_certificate  # bench/apply.py
+
+        from portway.testing.process import PortwayProcess
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.portway = PortwayProcess(self.workdir / "data", env=self.extra_env)
+        self.portway.start(timeout=120)
+        self.proc = self.portway.proc
+        self.http_port, self.https_port = self.portway.http_port, self.portway.https_port
+        self.api = Api(self.portway.admin_port, self.portway.token)
+        cert_id = upload_certificate(self.api, PemFiles(self.chain, self.key))
+        names_file = self.workdir / "names.json"
+        names_file.write_text(json.dumps(names))
+        run_helper(
+            "_seed",
+            self.portway.environment(),
+            [
+                *("--count", str(len(names)), "--cert-id", str(cert_id)),
+                *("--port", str(self.upstream_port), "--names-file", str(names_file)),
+                "--all-certificates",
+            ],
+            timeout=900,
+        )
+        found = api_ok(self.api, "GET", f"/api/nginx/proxy-hosts?query={TARGET}")
+        target_id = next(h["id"] for h in found if h["domain_names"] == [TARGET])
+        started = time.monotonic()
+        # one change makes the engine apply every seeded host
+        api_ok(
+            self.api,
+            "PUT",
+            f"/api/nginx/proxy-hosts/{target_id}",
+            {"forward_port": self.upstream_port},
+        )
+        deadline = started + 900
+        while time.monotonic() < deadline:
+            if (
+                not self.api.status()["pending"]
+                and self.answers(https=False)
+                and self.answers(https=True)
+            ):
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise TimeoutError("portway did not serve the target within 900 s")
+
+    def memory(self) -> dict[str, int]:
+        from portway.testing.process import PortwayProcess
+
+        assert isinstance(self.portway, PortwayProcess)
+        pid_file = self.portway.data_dir / "nginx" / "run" / "nginx.pid"
+        return memory_kb(int(pid_file.read_text().split()[0]))
+
+    def extra(self, args: argparse.Namespace) -> dict[str, Any]:
+        """Portway's RSS and high-water mark (kB), and GET /api/nginx/proxy-hosts timings."""
+        from apply import _status_kb  # bench/apply.py
+
+        assert self.proc is not None
+        timings = []
+        count = 0
+        for _ in range(args.list_repeats):
+            started = time.perf_counter()
+            code, data = self.api.call("GET", "/api/nginx/proxy-hosts")
+            timings.append((time.perf_counter() - started) * 1000)
+            if code != 200:
+                raise RuntimeError(f"list hosts: {code}")
+            count = len(data)
+        return {
+            "portway_rss_kb": _status_kb(self.proc.pid, "VmRSS"),
+            "portway_hwm_kb": _status_kb(self.proc.pid, "VmHWM"),
+            "api_list_ms": {
+                "p50": round(statistics.median(timings), 1),
+                "all": [round(t, 1) for t in timings],
+                "hosts": count,
+            },
+        }
+
+    def stop(self) -> None:
+        if getattr(self, "api", None) is not None:
+            self.api.close()  # serve waits for idle API connections before it exits
+        portway = getattr(self, "portway", None)
+        if portway is not None:
+            portway.close()
+
+
+class PortwayNginx(Proxy):
+    """nginx running exactly the files Portway's renderer writes for N proxy hosts
+    (rendered in a child process from --portway-src, so another tree can be compared),
+    without `portway serve`: the renderer's config alone."""
+
+    name = "portway-render"
     source = REPO / "src"
 
     def command(self, names: list[str]) -> list[str]:
@@ -312,71 +433,94 @@ http {{
         return [nginx_binary(), "-c", str(d / "nginx.conf"), "-g", "daemon off;"]
 
 
+def caddy_environment(workdir: Path) -> dict[str, str]:
+    """Caddy's environment with HOME and XDG dirs under `workdir` (Caddy writes there)."""
+    home = workdir / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+    }
+
+
+def caddy_config(
+    routes: dict[str, str],
+    http_port: int,
+    https_port: int,
+    cert: tuple[Path, Path],
+    storage: Path,
+    admin_listen: str | None = None,
+) -> dict[str, Any]:
+    """Caddy 2 JSON config: one route per host name (host matcher → reverse_proxy to its
+    dial address "127.0.0.1:<port>") on an HTTP and an HTTPS server, the certificate
+    (chain path, key path) loaded from files, no automatic HTTPS, HTTP/1.1 (+ h2 on TLS).
+
+    admin_listen: "127.0.0.1:<port>" for the admin API (None: admin endpoint off).
+    Caddy matches routes in order; WebSocket upgrades are proxied by default.
+    """
+
+    def server_routes() -> list[dict[str, Any]]:
+        return [
+            {
+                "match": [{"host": [name]}],
+                "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": dial}]}],
+                "terminal": True,
+            }
+            for name, dial in routes.items()
+        ]
+
+    chain, key = cert
+    no_auto = {"disable": True}
+    admin = {"listen": admin_listen} if admin_listen else {"disabled": True}
+    return {
+        "admin": admin,
+        "logging": {"logs": {"default": {"level": "ERROR"}}},
+        "storage": {"module": "file_system", "root": str(storage)},
+        "apps": {
+            "http": {
+                "http_port": http_port,
+                "https_port": https_port,
+                "servers": {
+                    "plain": {
+                        "listen": [f"127.0.0.1:{http_port}"],
+                        "routes": server_routes(),
+                        "automatic_https": no_auto,
+                        "protocols": ["h1"],
+                    },
+                    "tls": {
+                        "listen": [f"127.0.0.1:{https_port}"],
+                        "routes": server_routes(),
+                        "automatic_https": no_auto,
+                        "tls_connection_policies": [{}],
+                        "protocols": ["h1", "h2"],
+                    },
+                },
+            },
+            "tls": {"certificates": {"load_files": [{"certificate": str(chain), "key": str(key)}]}},
+        },
+    }
+
+
 class Caddy(Proxy):
-    """Caddy 2 from a JSON config: one route per host (host matcher → reverse_proxy) on
-    an HTTP and an HTTPS server, the certificate loaded from files, no automatic HTTPS,
+    """Caddy 2 from a JSON config (`caddy_config`): every host routed to the upstream,
     no admin endpoint, HTTP/1.1 and HTTP/2 only (wrk speaks HTTP/1.1)."""
 
     name = "caddy"
 
     def environment(self) -> dict[str, str]:
-        home = self.workdir / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        return {
-            **os.environ,
-            "HOME": str(home),
-            "XDG_DATA_HOME": str(home / "data"),
-            "XDG_CONFIG_HOME": str(home / "config"),
-        }
+        return caddy_environment(self.workdir)
 
     def command(self, names: list[str]) -> list[str]:
-        def routes() -> list[dict[str, Any]]:
-            return [
-                {
-                    "match": [{"host": [name]}],
-                    "handle": [
-                        {
-                            "handler": "reverse_proxy",
-                            "upstreams": [{"dial": f"127.0.0.1:{self.upstream_port}"}],
-                        }
-                    ],
-                    "terminal": True,
-                }
-                for name in names
-            ]
-
-        no_auto = {"disable": True}
-        config = {
-            "admin": {"disabled": True},
-            "logging": {"logs": {"default": {"level": "ERROR"}}},
-            "storage": {"module": "file_system", "root": str(self.workdir / "storage")},
-            "apps": {
-                "http": {
-                    "http_port": self.http_port,
-                    "https_port": self.https_port,
-                    "servers": {
-                        "plain": {
-                            "listen": [f"127.0.0.1:{self.http_port}"],
-                            "routes": routes(),
-                            "automatic_https": no_auto,
-                            "protocols": ["h1"],
-                        },
-                        "tls": {
-                            "listen": [f"127.0.0.1:{self.https_port}"],
-                            "routes": routes(),
-                            "automatic_https": no_auto,
-                            "tls_connection_policies": [{}],
-                            "protocols": ["h1", "h2"],
-                        },
-                    },
-                },
-                "tls": {
-                    "certificates": {
-                        "load_files": [{"certificate": str(self.chain), "key": str(self.key)}]
-                    }
-                },
-            },
-        }
+        dial = f"127.0.0.1:{self.upstream_port}"
+        config = caddy_config(
+            dict.fromkeys(names, dial),
+            self.http_port,
+            self.https_port,
+            (self.chain, self.key),
+            self.workdir / "storage",
+        )
         path = self.workdir / "caddy.json"
         path.write_text(json.dumps(config))
         return [shutil.which("caddy") or "caddy", "run", "--config", str(path)]
@@ -421,7 +565,8 @@ backend app
 
 
 PROXY_CLASSES: dict[str, type[Proxy]] = {
-    "portway": PortwayNginx,
+    "portway": PortwayServe,
+    "portway-render": PortwayNginx,
     "portway-before": PortwayBefore,
     "nginx": HandNginx,
     "caddy": Caddy,
@@ -486,7 +631,8 @@ def measure(proxy: Proxy, names: list[str], args: argparse.Namespace) -> dict[st
             wrk(url, args.warmup, args.threads, args.connections, close)
             log(f"  {proxy.name} N={len(names)}: {key}")
             result[key] = wrk(url, args.duration, args.threads, args.connections, close)
-        result["memory"] = memory_kb(proxy.proc.pid)
+        result["memory"] = proxy.memory()
+        result.update(proxy.extra(args))
     except Exception as exc:  # a proxy that fails is reported, the others still run
         result["error"] = f"{type(exc).__name__}: {exc}"
         log(f"  {proxy.name} N={len(names)} failed: {result['error']}")
@@ -532,6 +678,12 @@ def medians(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             field: statistics.median(r["memory"][field] for r in ok)
             for field in ("rss_kb", "pss_kb")
         }
+        if all("portway_rss_kb" in r for r in ok):
+            row["portway_rss_kb"] = statistics.median(r["portway_rss_kb"] for r in ok)
+            row["api_list_ms"] = {
+                "p50": statistics.median(r["api_list_ms"]["p50"] for r in ok),
+                "hosts": ok[0]["api_list_ms"]["hosts"],
+            }
         merged.append(row)
     return merged
 
@@ -550,11 +702,13 @@ def table(results: list[dict[str, Any]]) -> str:
         "RSS MB",
         "PSS MB",
         "start s",
+        "Portway RSS MB",
+        "API list p50 ms",
     ]
     rows = [header]
     for r in results:
         if "error" in r:
-            rows.append([r["proxy"], f"{r['n']:,}", "failed (see JSON)", *[""] * 9])
+            rows.append([r["proxy"], f"{r['n']:,}", "failed (see JSON)", *[""] * 11])
             continue
         errors = sum((r.get(k) or {}).get("errors_total", 0) for k in ("http", "https"))
         memory = r.get("memory", {})
@@ -572,6 +726,8 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"{memory.get('rss_kb', 0) / 1024:,.1f}",
                 f"{memory.get('pss_kb', 0) / 1024:,.1f}",
                 f"{r.get('start_s', 0):.2f}",
+                f"{r['portway_rss_kb'] / 1024:,.1f}" if "portway_rss_kb" in r else "-",
+                f"{r['api_list_ms']['p50']:,.1f}" if "api_list_ms" in r else "-",
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -624,13 +780,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--sizes", default="1,1000", help="comma-separated N (default 1,1000)")
     parser.add_argument("--with-10000", action="store_true", help="also N = 10,000")
+    parser.add_argument(
+        "--quick", action="store_true", help="N = 1 and 100, 5 s per wrk run (a check)"
+    )
     parser.add_argument("--proxies", default=",".join(PROXIES), help="subset, in this order")
     parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
     parser.add_argument("--warmup", type=float, default=2, help="seconds of wrk before each")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--upstream-workers", type=int, default=1)
-    parser.add_argument("--portway-src", type=Path, default=REPO / "src")
+    parser.add_argument(
+        "--portway-src",
+        type=Path,
+        default=REPO / "src",
+        help="src/ whose renderer portway-render uses (default this tree)",
+    )
+    parser.add_argument(
+        "--portway-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment for `portway serve` (repeatable), e.g. PORTWAY_FAST_PATH=off",
+    )
+    parser.add_argument(
+        "--list-repeats", type=int, default=5, help="GET /api/nginx/proxy-hosts calls timed"
+    )
     parser.add_argument(
         "--before-src", type=Path, help="src/ of another tree, rendered as portway-before"
     )
@@ -647,6 +821,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_portway:
         return render_portway(args.render_portway)
 
+    if args.quick:
+        args.sizes, args.duration = "1,100", min(args.duration, 5)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.with_10000 and 10000 not in sizes:
         sizes.append(10000)
@@ -656,6 +832,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"missing {tool}: apt-get install caddy haproxy wrk nginx", file=sys.stderr)
             return 2
     PortwayNginx.source = args.portway_src.resolve()
+    PortwayServe.extra_env = dict(item.split("=", 1) for item in args.portway_env)
+    for key in [k for k in os.environ if k.startswith(("DB_MYSQL_", "DB_POSTGRES_"))]:
+        del os.environ[key]  # Portway on SQLite, as bench/apply.py measures it
     if "portway-before" in chosen:
         if args.before_src is None:
             print("portway-before needs --before-src", file=sys.stderr)

@@ -134,3 +134,14 @@ def test_empty_database_is_refused_until_init(layout, tmp_path):
         assert "0 hosts, 0 rejected by nginx" in found.stdout
     finally:
         database.drop()
+
+
+def test_serve_refuses_a_data_dir_too_deep_for_unix_sockets(tmp_path):
+    """nginx and Python cannot bind a unix socket whose path exceeds 107 bytes; serve says
+    which directory is too long, by how much, before it writes anything."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    result = _run(["serve"], tmp_path, PORTWAY_DATA_DIR=str(deep))
+    assert result.returncode == 1
+    assert f"PORTWAY_DATA_DIR {deep} is too long" in result.stderr
+    assert "at most 107" in result.stderr
+    assert not deep.exists()

@@ -127,6 +127,36 @@ class _AdminChannel(HTTPChannel):
     def _header_pending(self) -> bool:
         return self.request is None or not self.request.headers_finished
 
+    def writable(self) -> bool:
+        # asked by the server loop, in its own thread, on every turn (as waitress's own
+        # idle-channel maintenance): once the server stops, a connection with no request
+        # in flight and nothing left to send is closed, so an idle keep-alive client (a
+        # browser tab) cannot hold a stopping Portway for the channel timeout
+        if (
+            getattr(self.server, STOPPING, False)
+            and not self.requests
+            and not self.total_outbufs_len
+        ):
+            self.will_close = True
+        return super().writable()
+
+
+STOPPING = "portway_stopping"  # attribute set on the server's listeners by stop()
+
+
+def stop_admin_server(server: Any) -> None:
+    """Stop accepting connections and end the open ones as soon as they are idle.
+
+    Requests in flight finish and get their response; idle keep-alive connections are
+    closed within the server loop's poll timeout (waitress's asyncore_loop_timeout, 1 s),
+    after which `server.run()` returns.
+    """
+    channels = getattr(server, "map", None) or getattr(server, "_map", {})
+    for dispatcher in list(channels.values()):
+        if isinstance(dispatcher, BaseWSGIServer):
+            setattr(dispatcher, STOPPING, True)
+    server.close()
+
 
 def create_admin_server(application: Callable[..., Any], listen: str) -> Any:
     """A waitress server for `application` on `listen` ("host:port" or "[v6]:port").

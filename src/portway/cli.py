@@ -180,10 +180,16 @@ def cmd_reset_2fa(args: argparse.Namespace) -> int:
 
 def _report(report: Any) -> int:
     """Print an apply report; exit status 1 if nginx rejected anything."""
+    from portway.nginx import admin_site
+
+    # the admin UI's own site (PORTWAY_ADMIN_DOMAIN) is tested like a host but is none
+    admin = f"{admin_site.KIND}-"
+    hosts = {k: o for k, o in report.hosts.items() if not k.startswith(admin)}
     offline = {k: o for k, o in report.hosts.items() if not o.online}
-    print(f"{len(report.hosts)} hosts, {len(offline)} rejected by nginx")
+    print(f"{len(hosts)} hosts, {len(offline)} rejected by nginx")
     for key, outcome in sorted(offline.items()):
-        print(f"  {key}: {outcome.error}")
+        label = "admin site" if key.startswith(admin) else key
+        print(f"  {label}: {outcome.error}")
     if report.error:
         print(f"error: {report.error}", file=sys.stderr)
     return 1 if offline or report.error else 0
@@ -360,12 +366,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = conf.load()
     # a bad value stops serve before it starts
     backup_settings, log_settings = conf.backup_settings(), conf.log_settings()
+    from portway.nginx.render import Paths
+
+    too_long = Paths(config.data_dir).socket_path_problem()
+    if too_long:
+        print(f"portway serve: {too_long}", file=sys.stderr)
+        return 1
     data_lock = DataDirLock(config.data_dir).acquire()  # held until this function returns
     data_lock.describe(_listeners(config))  # what `portway status` reports
     _django()
     from django.conf import settings
 
-    from portway.admin_server import create_admin_server
+    from portway.admin_server import create_admin_server, stop_admin_server
     from portway.nginx.engine import ApplyWorker, Engine, install, request_apply
     from portway.nginx.process import NginxSupervisor
     from portway.wsgi import application
@@ -387,7 +399,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Bind the admin port first: if it is taken, fail before starting nginx.
     server = create_admin_server(application, listen)
     from portway.gate_server import create_gate_server
-    from portway.nginx.render import Paths, worker_group_id
+    from portway.nginx.render import worker_group_id
 
     # The login gate's socket (portway.gate_server), served from a thread of its own.
     gate = create_gate_server(application, Paths(config.data_dir).gate_socket, worker_group_id())
@@ -449,7 +461,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not stop.is_set():
             stop.set()
             log.info("stopping (signal %s)", signum)
-            server.close()
+            stop_admin_server(server)
             gate.close()
 
     signal.signal(signal.SIGTERM, _shutdown)

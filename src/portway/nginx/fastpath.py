@@ -493,7 +493,7 @@ class Dataplane:
     @property
     def control_socket(self) -> Path:
         """The control server's socket (the run directory is root's only)."""
-        return self.paths.run / "fastpath.sock"
+        return self.paths.fastpath_socket
 
     def settings(self) -> dict:
         """What the router holds fixed for a configuration's life (in the snapshot)."""

@@ -43,6 +43,7 @@ MIME_TYPES = Path("/etc/nginx/mime.types")
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 HSTS_MAX_AGE = 63072000  # two years, NPM's value
 STATUS_PATH = "/__portway/generation"
+UNIX_SOCKET_PATH_MAX = 107  # bytes of sockaddr_un.sun_path before its NUL (Linux, unix(7))
 ADVANCED_MARKER = "# Advanced config (administrator)"  # the comment line before it
 DEFAULT_SITE_PAGE = "www/default-site.html"  # in the generation directory
 ACME_PREFIX = r"/\.well-known/acme-challenge/"
@@ -158,6 +159,31 @@ class Paths:
     def gate_socket(self) -> Path:
         """The login gate's unix socket (portway.gate_server), in a directory of its own."""
         return self.data_dir / "gate" / "gate.sock"
+
+    @property
+    def fastpath_socket(self) -> Path:
+        """The fast path's control server (portway.nginx.fastpath), root's only."""
+        return self.run / "fastpath.sock"
+
+    def unix_sockets(self) -> list[Path]:
+        """Every unix socket Portway and its nginx listen on under the data directory."""
+        return [self.status_socket, self.fastpath_socket, self.tunnel_socket, self.gate_socket]
+
+    def socket_path_problem(self) -> str | None:
+        """Why the data directory is too deep for unix sockets, else None.
+
+        A unix socket's path must fit sockaddr_un.sun_path: 108 bytes on Linux including
+        the terminating NUL (unix(7)); nginx and Python refuse a longer one at bind().
+        """
+        longest = max(self.unix_sockets(), key=lambda path: len(os.fsencode(path)))
+        size = len(os.fsencode(longest))
+        if size <= UNIX_SOCKET_PATH_MAX:
+            return None
+        return (
+            f"PORTWAY_DATA_DIR {self.data_dir} is too long: the unix socket {longest} would "
+            f"be {size} bytes, and unix sockets allow at most {UNIX_SOCKET_PATH_MAX}; "
+            f"choose a data directory at most {size - UNIX_SOCKET_PATH_MAX} bytes shorter"
+        )
 
     @property
     def access_dir(self) -> Path:

@@ -15,12 +15,14 @@ from portway.certificates.services import list_certificates
 from portway.core.errors import PermissionDenied
 from portway.hosts.models import DeadHost, ProxyHost, RedirectionHost, Stream
 from portway.hosts.services import list_hosts, list_proxy_hosts
+from portway.tunnels.models import Tunnel
 
 HOST_KINDS = (
     (ProxyHost, "proxy", "/proxy-hosts"),
     (RedirectionHost, "redirection", "/redirection-hosts"),
     (Stream, "stream", "/streams"),
     (DeadHost, "404", "/dead-hosts"),
+    (Tunnel, "tunnel", "/tunnels"),
 )
 """Every host kind the dashboard counts: (model, short label, list page)."""
 

@@ -75,6 +75,21 @@ class TestDashboard:
             kind = label.split(" ", 1)[1]
             assert f'<span data-kind-count="{kind}">{label}</span>' in html
 
+    def test_tunnel_hosts_counted(self, ui: Client, admin):
+        from portway.tunnels.services import create_tunnel
+
+        create_tunnel(
+            admin,
+            {
+                "domain_names": ["db.example.test"],
+                "forward_host": "127.0.0.1",
+                "forward_port": 3306,
+            },
+        )
+        html = ui.get("/").content.decode()
+        assert count(html, "stat-hosts-total") == "1"
+        assert '<span data-kind-count="tunnel">1 tunnel</span>' in html
+
     def test_streams_counted_and_offline_link_to_their_list(self, ui: Client, admin):
         from portway.hosts.models import Stream
 
