@@ -390,6 +390,10 @@ class Engine:
 
         if isinstance(spec, admin_site.AdminSiteSpec):
             return "the admin UI's own site"
+        if ":" in (getattr(spec, "forward_host", None) or ""):
+            # the router's balancer is handed the address unbracketed, which
+            # ngx.balancer.set_current_peer refuses for IPv6 ("invalid port")
+            return "IPv6 upstream address"
         return fastpath.ineligible(spec)
 
     def _build_fast_state(self, specs: list[SiteSpec], site: DefaultSite) -> tuple[Any, dict]:
