@@ -243,6 +243,9 @@ class Engine:
         self._fast_plane = None  # portway.nginx.fastpath.Dataplane, when fast
         self._fast_live: dict[str, Any] = {}  # fast host key → its state nginx serves
         self._fast_live_state = None  # the FastState last confirmed in shared memory
+        # names and fingerprints that may be in shared memory besides the confirmed state
+        # (a push nginx did not confirm, a restart that loaded the snapshot), or None
+        self._fast_doubt: tuple[set[str], set[str], set[str]] | None = None
         # the state the generation being rendered sizes its shared memory for
         self._fast_sizing = None
         self._fast_generation = int(time.time() * 1000)
@@ -532,12 +535,12 @@ class Engine:
             self._fast_live, self._fast_live_state = wanted, new
             return None
         if not self.supervisor.running:
-            self._fast_live_state = None  # the next nginx gets everything pushed
+            self._doubt(new)  # the next nginx loads the snapshot: push everything then
             message = "not live: nginx is not running (Portway starts it again)"
             if mark:
                 self._mark_not_live(wanted, outcomes, message)
             return message
-        old = self._fast_live_state
+        old = self._fast_live_state if self._fast_doubt is None else self._doubtful_state()
         try:
             refused = self._fast_plane.push(old, new)
             if refused:  # nothing of a refused entry was applied: put the previous back
@@ -550,7 +553,8 @@ class Engine:
                 self._fast_generation += 1
                 corrected = self._merge_fast(wanted, site, self._fast_generation)
                 self._fast_plane.write_snapshot(corrected)
-                self._fast_plane.push(new, corrected)
+                self._doubt(new)
+                self._fast_plane.push(self._doubtful_state(), corrected)
                 new = corrected
             served = self._fast_plane.generation()
         except Exception as exc:  # nginx stopped answering: the next apply pushes everything
@@ -559,7 +563,7 @@ class Engine:
         else:
             problem = None
         if served != new.generation:
-            self._fast_live_state = None
+            self._doubt(new)
             message = (
                 "not live: nginx did not confirm the routing change "
                 f"(generation {new.generation}, nginx serves {served}). {problem or ''}"
@@ -567,8 +571,33 @@ class Engine:
             if mark:
                 self._mark_not_live(wanted, outcomes, message)
             return message
-        self._fast_live, self._fast_live_state = wanted, new
+        self._fast_live, self._fast_live_state, self._fast_doubt = wanted, new, None
         return None
+
+    def _doubt(self, state: Any) -> None:
+        """`state` may be (partly) in shared memory: the next push sends every entry and
+        removes every name and certificate not wanted (FASTPATH.md's push is a diff)."""
+        doubt = self._fast_doubt or (set(), set(), set())
+        for known in (self._fast_live_state, state):
+            if known is not None:
+                doubt[0].update(known.routes)
+                doubt[1].update(known.sni)
+                doubt[2].update(known.certs)
+        self._fast_doubt = doubt
+
+    def _doubtful_state(self) -> Any:
+        """A state that differs from any real one in every entry that may be in shared
+        memory: diffed against it, a push rewrites everything and removes the rest."""
+        from portway.nginx.fastpath import FastState
+
+        routes, sni, certs = self._fast_doubt or (set(), set(), set())
+        unknown = "\0unknown"
+        return FastState(
+            routes=dict.fromkeys(routes, unknown),
+            sni=dict.fromkeys(sni, unknown),
+            certs=dict.fromkeys(certs, None),
+            default_site=unknown,
+        )
 
     def _mark_not_live(
         self, wanted: dict[str, Any], outcomes: dict[str, HostOutcome], message: str
@@ -580,7 +609,8 @@ class Engine:
 
     def nginx_restarted(self) -> None:
         """nginx was started again (it loaded the snapshot): push the whole state next."""
-        self._fast_live_state = None
+        with self._lock:  # not in the middle of an apply's push
+            self._doubt(None)
 
     # ----- rendering -------------------------------------------------------------------
     def _load_state(self) -> State:
