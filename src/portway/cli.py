@@ -19,6 +19,7 @@ PORTWAY_ENV_FILE); a variable set in the environment wins over the file.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -521,6 +522,23 @@ def _host_counts() -> dict[str, int]:
     return counts
 
 
+def _fast_path_line(config: Any, paths: Any) -> str:
+    """`portway status`'s fast path line: on with the routing state's generation (from
+    the snapshot nginx loads), or off and why."""
+    from portway.nginx.engine import fast_path_unavailable
+
+    reason = fast_path_unavailable(config)
+    if reason is not None:
+        return f"off ({reason}): every change reloads nginx"
+    from portway.nginx.fastpath import Dataplane
+
+    try:
+        snapshot = json.loads(Dataplane(paths).snapshot.read_text())
+    except (OSError, ValueError):
+        return "on (no routing state written yet)"
+    return f"on, routing state generation {snapshot.get('generation')}"
+
+
 def _listeners(config: Any) -> dict[str, Any]:
     """The addresses and ports of `config` that `portway status` reports (the running
     server records the same keys in its lock file)."""
@@ -573,6 +591,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     generation = paths.live.resolve().name if paths.live.exists() else "none"
     state = f"master pid {master}" if master else "not running"
     print(f"nginx: {state}, live generation {generation}")
+    print(f"fast path: {_fast_path_line(config, paths)}")
     database = conf.database_settings(config.data_dir)
     if database["ENGINE"].endswith("sqlite3") and not os.path.isfile(database["NAME"]):
         print(f"hosts: no database at {database['NAME']}")

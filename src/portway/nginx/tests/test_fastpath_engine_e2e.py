@@ -242,6 +242,9 @@ def test_nginx_killed_comes_back_serving_the_current_state(portway, upstreams):
     # and the engine pushes to the new master
     portway.create_proxy_host(["after.fast.test"], first.port)
     assert portway.upstream_of("after.fast.test") == "first"
+    code, out = portway.cli("status")
+    assert code == 0, out
+    assert "fast path: on, routing state generation" in out
 
 
 def _restarted(portway: PortwayProcess, old_master: int) -> bool:
