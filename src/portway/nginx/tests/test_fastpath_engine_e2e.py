@@ -251,3 +251,26 @@ def _restarted(portway: PortwayProcess, old_master: int) -> bool:
     base = portway.data_dir / "nginx"
     master = stray_master(base / "run" / "nginx.pid", base)
     return master is not None and master != old_master
+
+
+def test_an_upstream_name_moving_to_another_address_is_followed(portway, dns_server):
+    """The router takes addresses: Portway resolves a fast host's upstream name again
+    every 30 s and pushes the new address, without a reload."""
+    from portway.testing.network import UpstreamServer
+
+    with UpstreamServer("old", address="127.0.0.1") as old:
+        try:
+            new = UpstreamServer("new", port=old.port, address="127.0.0.2")
+        except OSError:
+            pytest.skip("127.0.0.2 is not a loopback address here")
+        with new:
+            dns_server.records["moving.internal"] = "127.0.0.1"
+            portway.create_proxy_host(
+                ["moving.fast.test"], old.port, forward_host="moving.internal"
+            )
+            assert portway.upstream_of("moving.fast.test") == "old"
+            processes = _nginx_processes(portway)
+            dns_server.records["moving.internal"] = "127.0.0.2"
+            wait_for(lambda: portway.upstream_of("moving.fast.test") == "new", timeout=60)
+            assert _status(portway)["last_apply_path"] == "fast"
+            assert _nginx_processes(portway) == processes
