@@ -254,6 +254,7 @@ class Engine:
         # None: unknown, the next apply takes the reload path
         self._live_signature: tuple[Any, ...] | None = None
         self._slow_outcomes: dict[str, HostOutcome] = {}
+        self._eligibility: dict[str, tuple[SiteSpec, str | None]] = {}
         # slow hosts nginx rejected that keep the routes they had as fast hosts
         self._fast_kept: dict[str, Any] = {}
         if self.fast_reason is None:
@@ -398,6 +399,15 @@ class Engine:
             # ngx.balancer.set_current_peer refuses for IPv6 ("invalid port")
             return "IPv6 upstream address"
         return fastpath.ineligible(spec)
+
+    def _ineligible_cached(self, spec: SiteSpec) -> str | None:
+        """`_ineligible`, remembered per spec object (unchanged rows keep theirs)."""
+        known = self._eligibility.get(spec.key)
+        if known is not None and known[0] is spec:
+            return known[1]
+        reason = self._ineligible(spec)
+        self._eligibility[spec.key] = (spec, reason)
+        return reason
 
     def _build_fast_state(self, specs: list[SiteSpec], site: DefaultSite) -> tuple[Any, dict]:
         from portway.nginx import fastpath
@@ -801,7 +811,10 @@ class Engine:
             report = self._apply_reload(state, go_live)
             report.path = "reload" if go_live else None
             return report
-        fast_specs, slow_specs, _reasons = split_hosts(state.hosts, self._ineligible)
+        fast_specs, slow_specs, _reasons = split_hosts(state.hosts, self._ineligible_cached)
+        if len(self._eligibility) > 2 * len(state.hosts) + 100:  # deleted hosts' entries
+            current = {spec.key for spec in state.hosts}
+            self._eligibility = {k: v for k, v in self._eligibility.items() if k in current}
         self._http2_anywhere = any(getattr(h, "http2_support", False) for h in state.hosts)
         pieces = self._fast.pieces(fast_specs, state.default_site)
         target, fast_outcomes = self._fast_target(pieces)
