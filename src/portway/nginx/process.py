@@ -271,6 +271,9 @@ class NginxSupervisor:
             self._answered = False
             if self.status_socket.exists():
                 self.status_socket.unlink()  # a stale socket from a killed nginx blocks bind()
+            # so do the SNI front's (portway.nginx.render_front)
+            for stale in (self.status_socket.parent / "front").glob("*.sock"):
+                stale.unlink(missing_ok=True)
             self._proc = subprocess.Popen(
                 [
                     self.binary,
