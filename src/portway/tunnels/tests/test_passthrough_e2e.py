@@ -23,7 +23,7 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from portway.testing.certs import cert_pem, make_ca, make_leaf
+from portway.testing.certs import make_ca, make_leaf
 from portway.testing.network import UpstreamServer
 from portway.testing.process import PortwayProcess, wait_for
 
