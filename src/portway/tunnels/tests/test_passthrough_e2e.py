@@ -326,3 +326,27 @@ def test_turning_passthrough_on_drops_the_certificate(setup):
     status, tunnel = pw.api("PUT", f"{TUNNELS}/{tunnel['id']}", {"passthrough": False})
     assert status == 200 and not tunnel["passthrough"], tunnel
     assert pw.api("DELETE", f"{TUNNELS}/{tunnel['id']}")[0] == 200
+
+
+def test_ui_form_sets_passthrough(setup):
+    pw = setup["pw"]
+    session = pw.ui_session()
+    form = {
+        "domain_names": f"ui.{DOMAIN}",
+        "forward_host": "127.0.0.1",
+        "forward_port": str(setup["target"].port),
+        "certificate_id": "0",
+        "max_connections": "100",
+        "proxy_protocol": "on",
+    }
+    refused = pw.ui_post(session, "/tunnels/new", form)
+    assert refused.status_code == 400
+    assert 'data-error-for="proxy_protocol"' in refused.text
+    saved = pw.ui_post(session, "/tunnels/new", {**form, "passthrough": "on"})
+    assert saved.status_code == 200, saved.text[-2000:]
+    assert 'id="id_passthrough" checked' in saved.text
+    listing = session.get(pw.admin_url + "/tunnels", timeout=30).text
+    assert "TLS passthrough + PROXY" in listing
+    (tunnel,) = [t for t in pw.api("GET", TUNNELS)[1] if f"ui.{DOMAIN}" in t["domain_names"]]
+    assert tunnel["passthrough"] and tunnel["proxy_protocol"], tunnel
+    assert pw.api("DELETE", f"{TUNNELS}/{tunnel['id']}")[0] == 200
