@@ -415,7 +415,8 @@ class Engine:
             *host_files,
         ]
         if front is not None:
-            files.append(render_front(renderer, front))
+            served = {f.host_key for f in host_files if f.host_key}
+            files.append(render_front(renderer, front.serving(served)))
         return files
 
     def _test_hosts(

@@ -37,6 +37,7 @@ location does not run after the first one matched). So:
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +71,20 @@ class Passthrough:
     proxy_protocol: bool = False
 
     @property
-    def target(self) -> str:
+    def key(self) -> str:
+        """The tunnel host's file key (its http-context file, `hosts/<key>.conf`)."""
+        return f"tunnel-{self.id}"
+
+    @property
+    def address(self) -> str:
+        """`host:port` as nginx reads it (IPv6 bracketed)."""
         host = f"[{self.forward_host}]" if ":" in self.forward_host else self.forward_host
         return f"{host}:{self.forward_port}"
+
+    @property
+    def upstream(self) -> str:
+        """The `upstream` block for a target name that resolved at apply time."""
+        return f"portway_passthrough_{self.id}"
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,14 @@ class FrontPlan:
         `front+twins` (host files rendered under another mode listen elsewhere)."""
         return "front+twins" if self.trusted else "front"
 
+    def serving(self, keys: Iterable[str]) -> FrontPlan:
+        """This plan with only the passthrough hosts whose files are served (`keys`): a
+        host nginx rejected takes its routes out with it, while the listen mode, which
+        every host's file was rendered for, stays."""
+        wanted = set(keys)
+        kept = tuple(p for p in self.passthroughs if p.key in wanted)
+        return dataclasses.replace(self, passthroughs=kept)
+
     def listeners(self, plain: Listeners) -> Listeners:
         """`plain` with the HTTPS servers moved onto the front's socket."""
         return dataclasses.replace(plain, https_socket=self.https_socket)
@@ -136,6 +156,14 @@ def mode_of(front: FrontPlan | None) -> str:
     return "plain" if front is None else front.mode
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _key(name: str) -> str:
     return f"\\{name}" if name in _MAP_KEYWORDS else name
 
@@ -152,7 +180,7 @@ def render_front(renderer: Renderer, front: FrontPlan) -> ConfigFile:
         Comment(f"mode: {front.mode}"),
         Comment("SNI front: the HTTPS port, passthrough tunnel hosts by name"),
     ]
-    longest = max(len(name) for p in front.passthroughs for name in p.domain_names)
+    longest = max((len(name) for p in front.passthroughs for name in p.domain_names), default=1)
     nodes += [
         d("map_hash_bucket_size", names_hash_bucket_size(longest)),
         d("map_hash_max_size", max(2048, 4 * sum(len(p.domain_names) for p in front.passthroughs))),
@@ -175,12 +203,27 @@ def render_front(renderer: Renderer, front: FrontPlan) -> ConfigFile:
     targets: list[Node] = [d("hostnames")]
     hop = f"unix:{front.passthrough_socket}"
     for passthrough in front.passthroughs:
+        target = passthrough.address
+        if _is_ip(passthrough.forward_host):
+            pass
+        elif renderer.resolver.resolvable(passthrough.forward_host):
+            # resolved once at load, /etc/hosts included; a variable `proxy_pass` finds
+            # the block by its name
+            target = passthrough.upstream
+            nodes.append(d("upstream", target, block=[d("server", passthrough.address)]))
+        else:
+            nodes.append(
+                Comment(
+                    f"{passthrough.forward_host} did not resolve at apply time: resolved per "
+                    "connection"
+                )
+            )
         for name in passthrough.domain_names:
             if passthrough.proxy_protocol:
-                routes.append(MapEntry(_key(name), passthrough.target))
+                routes.append(MapEntry(_key(name), target))
             else:
                 routes.append(MapEntry(_key(name), hop))
-                targets.append(MapEntry(_key(name), passthrough.target))
+                targets.append(MapEntry(_key(name), target))
     nodes.append(d("map", "$ssl_preread_server_name", "$portway_sni_route", block=routes))
     nodes.append(
         d(

@@ -63,6 +63,16 @@ def test_front_routes_by_name_and_moves_https_servers():
     assert f"listen unix:{RUN}/front/https.sock ssl default_server proxy_protocol;" in default
 
 
+def test_target_names_resolved_at_load_or_per_connection():
+    named = Passthrough(8, ("n.example",), "localhost", 5432)
+    unknown = Passthrough(9, ("u.example",), "nowhere.invalid", 5432, proxy_protocol=True)
+    lines = _lines(render_front(_renderer(), plan([named, unknown], RUN, None)).text())
+    assert "upstream portway_passthrough_8 {" in lines and "server localhost:5432;" in lines
+    assert "n.example portway_passthrough_8;" in lines
+    assert "u.example nowhere.invalid:5432;" in lines
+    assert "upstream portway_passthrough_9 {" not in lines
+
+
 def test_only_proxy_protocol_targets_need_no_hop():
     text = render_front(_renderer(), plan([PROXIED], RUN, None)).text()
     assert "passthrough.sock" not in text
