@@ -410,14 +410,15 @@ class Engine:
                 stream_includes=(FRONT_FILE,) if front else (),
                 http_real_ip=http_real_ip(front, state.real_ip) if front else None,
             ),
-            with_twins(renderer.default_servers(site, directory), front),
+            renderer.default_servers(site, directory),
             *renderer.default_site_files(site),
             *host_files,
         ]
         if front is not None:
             served = {f.host_key for f in host_files if f.host_key}
             files.append(render_front(renderer, front.serving(served)))
-        return files
+        # every server block on the front's socket, whichever file renders it
+        return [with_twins(f, front) for f in files]
 
     def _test_hosts(
         self,

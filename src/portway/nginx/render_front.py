@@ -275,11 +275,13 @@ def with_twins(file: ConfigFile, front: FrontPlan | None) -> ConfigFile:
     """`file` with a twin after each HTTPS server block when the front sorts clients
     (FrontPlan.trusted): the same block on `https-direct.sock` only, whose realip reads
     the PROXY header. Any http-context file (hosts of every kind, the default servers,
-    whatever else renders servers through Listeners) goes through here; others are
-    returned as they are."""
+    whatever else renders servers through Listeners) goes through here; others, and files
+    twinned already, are returned as they are."""
     if front is None or not front.trusted or file.served:
         return file
     socket = f"unix:{front.https_socket}"
+    if f"unix:{front.direct_socket}" in file.text():
+        return file  # twinned already
     nodes: list[Node] = []
     changed = False
     for node in file.nodes:

@@ -136,6 +136,8 @@ def test_trusted_proxies_get_the_header_and_direct_clients_twins():
         for line in twin
         if not line.startswith(("listen", "real_ip_header", "set_real_ip_from", "# twin"))
     ]
+    # twinning twice changes nothing (the engine passes every file through)
+    assert with_twins(twinned, front) is twinned
     # a server without TLS has no twin
     plain = ProxyHostSpec(2, ("plain.example",), "http", "127.0.0.1", 8080)
     assert len([n for n in with_twins(moved.proxy_host(plain), front).nodes if _is_server(n)]) == 1

@@ -151,7 +151,11 @@ def fingerprint(issued) -> bytes:  # noqa: ANN001
 def test_passthrough_beside_proxy_hosts(setup):
     pw, target = setup["pw"], setup["target"]
     app = pw.create_proxy_host(
-        [APP], setup["upstream"].port, certificate_id=setup["cert"], http2_support=True
+        [APP],
+        setup["upstream"].port,
+        certificate_id=setup["cert"],
+        http2_support=True,
+        allow_websocket_upgrade=True,
     )
     assert app["meta"]["nginx_online"] is True, app
     status, tunnel = pw.api(
@@ -181,6 +185,9 @@ def test_passthrough_beside_proxy_hosts(setup):
     status, body = seen(pw, CLIENT)
     assert status == 200 and body["x_real_ip"] == CLIENT, body
     assert body["x_forwarded_for"] == CLIENT and body["x_forwarded_proto"] == "https"
+    # WebSockets pass the front too
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    assert pw.http(APP, "/ws", https=True, source=CLIENT, headers=upgrade)[0] == 101
     log = (pw.data_dir / "logs" / f"proxy-{app['id']}_access.log").read_text()
     assert log.splitlines()[-1].startswith(f"{CLIENT} "), log[-300:]
     # plain HTTP is untouched; the passthrough name has no HTTP site (404, not the default)
