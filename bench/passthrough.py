@@ -57,11 +57,13 @@ def wrk(url: str, seconds: float) -> dict[str, float]:
     cmd += ["-s", str(WRK_SCRIPT)]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 60).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
     latency = re.search(r"Latency\s+([\d.]+)(us|ms|s)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     return {
+        "count": int(count.group(1)) if count else 0,
         "rps": float(rps.group(1)) if rps else 0.0,
         "latency_ms": float(latency.group(1)) * scale[latency.group(2)] if latency else 0.0,
         "errors": (sum(int(n) for n in errors.groups()) if errors else 0)
@@ -102,10 +104,34 @@ def handshakes(port: int, sni: str, seconds: float, clients: int = 2) -> dict[st
     elapsed = time.monotonic() - started
     total = sum(counts)
     return {
+        "count": total,
         "rps": total / elapsed,
         "latency_ms": 1000 * elapsed * clients / max(total, 1),
         "errors": sum(failures),
     }
+
+
+def nginx_cpu(pw: PortwayProcess) -> float:
+    """CPU seconds (user + system) Portway's nginx master and its workers used so far."""
+    try:
+        master = int((pw.data_dir / "nginx" / "run" / "nginx.pid").read_text())
+    except (OSError, ValueError):
+        return 0.0
+    pids = [master]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == master:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def target_nginx(directory: Path, port: int, cert: Path, key: Path) -> subprocess.Popen:
@@ -142,14 +168,21 @@ def measure(
     pw: PortwayProcess, seconds: float, target: bool, target_port: int
 ) -> dict[str, dict[str, float]]:
     url = f"https://{NAME}:{pw.https_port}/bench"
-    rows = {
-        "keep-alive": wrk(url, seconds),
-        "proxy host: TLS handshakes": handshakes(pw.https_port, NAME, seconds),
+    runs = {
+        "keep-alive": lambda: wrk(url, seconds),
+        "proxy host: TLS handshakes": lambda: handshakes(pw.https_port, NAME, seconds),
         # without the front: straight to the TLS server's own port
-        "TLS server: TLS handshakes": handshakes(
+        "TLS server: TLS handshakes": lambda: handshakes(
             pw.https_port if target else target_port, TARGET_NAME, seconds
         ),
     }
+    rows = {}
+    for what, run in runs.items():
+        before = nginx_cpu(pw)
+        row = run()
+        # Portway's nginx only (the TLS server's own nginx is not counted)
+        row["nginx_us"] = 1e6 * (nginx_cpu(pw) - before) / max(row["count"], 1)
+        rows[what] = row
     return rows
 
 
@@ -219,16 +252,23 @@ def main() -> None:
         f"\n{args.seconds:.0f} s each, median of {args.rounds} rounds, "
         f"HTTPS on 127.0.0.1, {os.cpu_count()} CPUs\n"
     )
-    print("| setup | measurement | req/s | vs plain | mean latency ms | errors |")
-    print("|---|---|---:|---:|---:|---:|")
+    print(
+        "| setup | measurement | per s | vs plain | mean latency ms "
+        "| Portway's nginx CPU µs each | errors |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
     plain = {what: median(r["rps"] for r in rows) for what, rows in results["plain"].items()}
     for setup, measurements in results.items():
         for what, rows in measurements.items():
             rps = median(r["rps"] for r in rows)
             ratio = f"{rps / plain[what]:.2f}x" if plain.get(what) else "-"
             latency = median(r["latency_ms"] for r in rows)
+            cpu = median(r["nginx_us"] for r in rows)
             errors = sum(r["errors"] for r in rows)
-            print(f"| {setup} | {what} | {rps:.0f} | {ratio} | {latency:.2f} | {errors:.0f} |")
+            print(
+                f"| {setup} | {what} | {rps:.0f} | {ratio} | {latency:.2f} | {cpu:.0f} "
+                f"| {errors:.0f} |"
+            )
 
 
 if __name__ == "__main__":
