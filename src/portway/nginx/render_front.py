@@ -52,6 +52,7 @@ from portway.nginx.render import (
 )
 
 FRONT_FILE = "front.conf"  # in the generation directory, included in the stream context
+ACCESS_LOG = "passthrough_access.log"  # in the logs directory: one line per connection
 # how long a passthrough connection (and one through the front) may be idle both ways;
 # the WebSocket tunnels ping every 30 s, HTTP keep-alive ends after 65 s
 PASSTHROUGH_IDLE_TIMEOUT = "1h"
@@ -201,6 +202,7 @@ def render_front(renderer: Renderer, front: FrontPlan) -> ConfigFile:
         )
     routes: list[Node] = [d("hostnames"), MapEntry("default", https_default)]
     targets: list[Node] = [d("hostnames")]
+    logged: list[Node] = [d("hostnames"), MapEntry("default", "0")]
     hop = f"unix:{front.passthrough_socket}"
     for passthrough in front.passthroughs:
         target = passthrough.address
@@ -219,12 +221,25 @@ def render_front(renderer: Renderer, front: FrontPlan) -> ConfigFile:
                 )
             )
         for name in passthrough.domain_names:
+            logged.append(MapEntry(_key(name), "1"))
             if passthrough.proxy_protocol:
                 routes.append(MapEntry(_key(name), target))
             else:
                 routes.append(MapEntry(_key(name), hop))
                 targets.append(MapEntry(_key(name), target))
     nodes.append(d("map", "$ssl_preread_server_name", "$portway_sni_route", block=routes))
+    # passthrough connections only (HTTPS requests are in their hosts' logs); the name is
+    # the client's and escaped as such
+    nodes.append(d("map", "$ssl_preread_server_name", "$portway_sni_logged", block=logged))
+    nodes.append(
+        d(
+            "log_format",
+            "portway_passthrough",
+            "escape=default",
+            '$remote_addr [$time_local] "$ssl_preread_server_name" $upstream_addr $status '
+            "$bytes_received $bytes_sent $session_time",
+        )
+    )
     nodes.append(
         d(
             "server",
@@ -234,6 +249,12 @@ def render_front(renderer: Renderer, front: FrontPlan) -> ConfigFile:
                 d("proxy_pass", "$portway_sni_route"),
                 d("proxy_protocol", "on"),
                 d("proxy_timeout", PASSTHROUGH_IDLE_TIMEOUT),
+                d(
+                    "access_log",
+                    renderer.paths.logs / ACCESS_LOG,
+                    "portway_passthrough",
+                    "if=$portway_sni_logged",
+                ),
             ],
         )
     )

@@ -178,6 +178,10 @@ def test_passthrough_beside_proxy_hosts(setup):
     served, answer = through_front(pw, DB, "hello")
     assert served == fingerprint(setup["target_leaf"])
     assert answer == "target -: hello"
+    # one line per passthrough connection: who, which name, where to, bytes each way
+    log = pw.data_dir / "logs" / "passthrough_access.log"
+    line = wait_for(lambda: log.exists() and log.read_text().splitlines()[-1])
+    assert line.startswith(f"{CLIENT} [") and f'"{DB}" unix:' in line, line
 
     # the proxy host on the same port: its certificate, HTTP/2, the real client address
     cert, alpn = pw.tls_handshake(APP)
