@@ -180,7 +180,9 @@ def test_passthrough_beside_proxy_hosts(setup):
     assert answer == "target -: hello"
     # one line per passthrough connection: who, which name, where to, bytes each way
     log = pw.data_dir / "logs" / "passthrough_access.log"
-    line = wait_for(lambda: log.exists() and log.read_text().splitlines()[-1])
+    # written when the connection has closed on both sides, into a file nginx opened at
+    # start
+    line = wait_for(lambda: (lines := log.read_text().splitlines()) and lines[-1])
     assert line.startswith(f"{CLIENT} [") and f'"{DB}" unix:' in line, line
 
     # the proxy host on the same port: its certificate, HTTP/2, the real client address
@@ -268,7 +270,7 @@ def test_passthrough_beside_proxy_hosts(setup):
     assert seen(pw, CLIENT)[1]["x_real_ip"] == CLIENT
     # a restart (nginx started anew, its old sockets gone) serves the same
     pw.restart()
-    served, _ = through_front(pw, DB, "restarted")
+    served, _ = wait_for(lambda: through_front(pw, DB, "restarted"))
     assert served == fingerprint(setup["target_leaf"])
     assert seen(pw, CLIENT)[1]["x_real_ip"] == CLIENT
     assert pw.api("DELETE", f"{TUNNELS}/{tunnel['id']}")[0] == 200
