@@ -64,7 +64,18 @@ from portway.nginx.render import (
     Renderer,
     SiteSpec,
 )
+from portway.nginx.render_front import (
+    FRONT_FILE,
+    FrontPlan,
+    Passthrough,
+    front_directory,
+    http_real_ip,
+    mode_of,
+    render_front,
+    with_twins,
+)
 from portway.nginx.render_stream import StreamSpec
+from portway.nginx.render_tunnel import TunnelHostSpec
 
 log = logging.getLogger("portway.nginx")
 _HOST_FILE = re.compile(r"(?:^|/)hosts/(?P<key>[a-z]+-\d+)\.conf$")
@@ -104,6 +115,14 @@ class State:
     # host key → modified_on when read: an outcome is recorded only on an unchanged row
     versions: dict[str, dt.datetime] = field(default_factory=dict)
     real_ip: RealIpSpec | None = None
+
+    def passthroughs(self) -> list[Passthrough]:
+        """The passthrough tunnel hosts among `hosts` (the SNI front's routes)."""
+        return [
+            Passthrough(h.id, h.domain_names, h.forward_host, h.forward_port, h.proxy_protocol)
+            for h in self.hosts
+            if isinstance(h, TunnelHostSpec) and h.passthrough
+        ]
 
 
 def spec_from_host(host, access: AccessSpec | None = None) -> SiteSpec:  # noqa: ANN001
@@ -289,6 +308,11 @@ class Engine:
         # themselves, as www-data: they must traverse the directory (never list it); the
         # files stay 0600, owned by the workers' user.
         os.chmod(p.logs, 0o711)
+        # the SNI front's workers connect to the http side's sockets in run/front (nginx
+        # makes them 0666); they may traverse, never list
+        front_directory(p.run).mkdir(exist_ok=True)
+        for directory in (p.run, front_directory(p.run)):
+            os.chmod(directory, 0o711)
         ensure_default_certificate(p.default_cert_dir)
         from portway.access.services import write_user_files
 
@@ -492,7 +516,7 @@ class Engine:
     def _slow_unchanged(self, state: State) -> bool:
         """Whether the slow part of `state` renders exactly as the live generation (then
         a reload would change nothing)."""
-        rendered = self._render_hosts(state.hosts)
+        rendered = self._render_hosts(state.hosts, self._front(state))
         served = {}
         live_texts = self._live_signature[1] if self._live_signature else {}
         for key, (_file, text) in rendered.items():
@@ -628,14 +652,21 @@ class Engine:
         read again."""
         return load_state(self.hosts)
 
-    def _render_hosts(self, specs: list[SiteSpec]) -> dict[str, tuple[ConfigFile, str]]:
-        """Host key → (its file, its text), rendered again only when the spec changed or
-        one of its upstream names started or stopped resolving (a proxy host's text
-        depends on that: portway.nginx.render.UpstreamResolver)."""
+    def _render_hosts(
+        self, specs: list[SiteSpec], front: FrontPlan | None
+    ) -> dict[str, tuple[ConfigFile, str]]:
+        """Host key → (its file, its text) under `front`, rendered again only when the
+        spec or the front's listen mode changed or one of its upstream names started or
+        stopped resolving (a proxy host's text depends on that:
+        portway.nginx.render.UpstreamResolver)."""
         rendered: dict[str, tuple[tuple[Any, ...], ConfigFile, str]] = {}
         resolvable = self.renderer.resolver.resolvable
+        listening = (mode_of(front), front.directory, front.trusted) if front else ("plain",)
         for spec in specs:
-            stamp = (spec, tuple(resolvable(name) for name in _upstream_names(spec)))
+            stamp = (
+                spec,
+                (listening, *(resolvable(name) for name in _upstream_names(spec))),
+            )
             cached = self._rendered.get(spec.key)
             if (
                 cached is not None
@@ -644,10 +675,34 @@ class Engine:
             ):
                 rendered[spec.key] = cached
                 continue
-            host_file = kinds.render(self.renderer, spec)
+            host_file = self._render_host(front, spec)
             rendered[spec.key] = (stamp, host_file, host_file.text())
         self._rendered = rendered
         return {key: (entry[1], entry[2]) for key, entry in rendered.items()}
+
+    def _front(self, state: State) -> FrontPlan | None:
+        """The SNI front of `state` (None: no passthrough host, plain HTTPS listeners)."""
+        from portway.nginx.render_front import plan
+
+        return plan(state.passthroughs(), self.paths.run, state.real_ip)
+
+    def _renderer(self, front: FrontPlan | None) -> Renderer:
+        """The renderer whose servers listen where `front` wants them."""
+        if front is None:
+            return self.renderer
+        return self.renderer.with_listeners(front.listeners(self.renderer.listeners))
+
+    def _render_host(self, front: FrontPlan | None, spec: SiteSpec) -> ConfigFile:
+        """One host's file under `front` (its HTTPS servers moved, twinned if need be)."""
+        return with_twins(kinds.render(self._renderer(front), spec), front)
+
+    def _live_mode(self) -> str:
+        """The listen mode of the live generation's host files (render_front.mode_of)."""
+        try:
+            first = (self.paths.live / FRONT_FILE).read_text().split("\n", 1)[0]
+        except OSError:
+            return "plain"
+        return first.removeprefix("# mode: ").strip()
 
     def _files(
         self,
@@ -663,6 +718,8 @@ class Engine:
         there); `site` overrides the state's default site.
         """
         site = state.default_site if site is None else site
+        front = self._front(state)
+        renderer = self._renderer(front)
         names = [name for h in state.hosts for name in h.domain_names]
         directory = directory or self.paths.generations / generation
         # the stream context only when this generation has a stream (see Renderer.main)
@@ -675,7 +732,7 @@ class Engine:
             fast_main, fast_http = plane.main_directives(), plane.http_directives(sizing)
         else:
             fast_main, fast_http = [], []
-        main = self.renderer.main(
+        main = renderer.main(
             generation,
             len(names),
             max(map(len, names), default=0),
@@ -684,6 +741,8 @@ class Engine:
             # served in the http context all the same
             http_kinds=(*kinds.prefixes("http"), admin_site.KIND),
             stream_kinds=tuple(p for p in kinds.prefixes("stream") if p in present),
+            stream_includes=(FRONT_FILE,) if front else (),
+            http_real_ip=http_real_ip(front, state.real_ip) if front else None,
             fast_main=fast_main,
             fast_http=fast_http,
         )
@@ -692,13 +751,22 @@ class Engine:
             http2 = self._http2_anywhere or any(
                 getattr(h, "http2_support", False) for h in state.hosts
             )
-            return [main, plane.router_servers(self.renderer, http2), *host_files]
-        return [
+            default_files = [plane.router_servers(renderer, http2)]
+        else:
+            default_files = [
+                renderer.default_servers(site, directory),
+                *renderer.default_site_files(site),
+            ]
+        files = [
             main,
-            self.renderer.default_servers(site, directory),
-            *self.renderer.default_site_files(site),
+            *default_files,
             *host_files,
         ]
+        if front is not None:
+            served = {f.host_key for f in host_files if f.host_key}
+            files.append(render_front(renderer, front.serving(served)))
+        # every server block on the front's socket, whichever file renders it
+        return [with_twins(f, front) for f in files]
 
     def _test_hosts(
         self,
@@ -732,7 +800,7 @@ class Engine:
             return errors.get(spec.key)
         self.prepare()
         state = State([spec], load_default_site())  # the other hosts are not needed here
-        host_file = kinds.render(self.renderer, spec)
+        host_file = self._render_host(self._front(state), spec)
         text = host_file.text()
         result = self._test_hosts(
             state, state.default_site, {spec.key: host_file}, {spec.key: text}, [spec.key]
@@ -874,11 +942,16 @@ class Engine:
         most 2 × hosts + 2 rounds. An error that names a host file costs one round; one
         that names no file is narrowed down by bisection (log2(hosts) + 2 `nginx -t`).
         """
-        rendered = self._render_hosts(state.hosts)
+        front = self._front(state)
+        rendered = self._render_hosts(state.hosts, front)
         host_files = {key: entry[0] for key, entry in rendered.items()}
         texts = {key: entry[1] for key, entry in rendered.items()}
         last_good = self.live_host_texts()
         self._fast_kept = {}
+        if self._live_mode() != mode_of(front):
+            # the live host files listen where this generation's front (or its absence)
+            # cannot: none of them may stand in for a rejected host
+            last_good = {}
         outcomes = {key: HostOutcome(True) for key in host_files}
         served = dict(texts)  # what goes into the generation for each host
         site = state.default_site
@@ -1090,6 +1163,11 @@ class Engine:
 
     def _go_live(self, directory: Path, generation: str) -> str | None:
         previous = self._previous_live()
+        if self._live_mode() == "plain" and (directory / FRONT_FILE).exists():
+            # nginx holds no front socket now: files left by an nginx that was killed
+            # would make its bind() fail
+            for stale in front_directory(self.paths.run).glob("*.sock"):
+                stale.unlink(missing_ok=True)
         self._swap_live(directory)
         if self.supervisor is None:
             return None
