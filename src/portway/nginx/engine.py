@@ -751,7 +751,9 @@ class Engine:
             http2 = self._http2_anywhere or any(
                 getattr(h, "http2_support", False) for h in state.hosts
             )
-            default_files = [plane.router_servers(renderer, http2)]
+            default_files = [
+                _router_on_listeners(plane.router_servers(renderer, http2), renderer, http2)
+            ]
         else:
             default_files = [
                 renderer.default_servers(site, directory),
@@ -1202,6 +1204,28 @@ class Engine:
                         nginx_serving_previous=outcome.serving_previous,
                     )
         close_old_connections()
+
+
+def _router_on_listeners(router: ConfigFile, renderer: Renderer, http2: bool) -> ConfigFile:
+    """The router servers with their HTTPS `listen` lines from Listeners.https_listen, so
+    that the SNI front (portway.nginx.render_front) moves them with every other HTTPS
+    server (the data plane's router_servers writes the public addresses)."""
+    from portway.nginx.config import Directive
+
+    https = renderer.listeners.https_listen(*(["http2"] if http2 else []), "default_server")
+
+    def moved(server: Directive) -> Directive:
+        block = list(server.block or [])
+        listens = [n for n in block if isinstance(n, Directive) and n.name == "listen"]
+        if not any("ssl" in n.args for n in listens):
+            return server
+        rest = [n for n in block if not (isinstance(n, Directive) and n.name == "listen")]
+        return Directive(server.name, server.args, [*https, *rest])
+
+    nodes = [
+        moved(n) if isinstance(n, Directive) and n.name == "server" else n for n in router.nodes
+    ]
+    return ConfigFile(router.relative_path, nodes, router.host_key, router.content)
 
 
 def fast_path_unavailable(config: conf.PortwayConfig) -> str | None:
