@@ -702,6 +702,7 @@ class Dataplane:
             d("set", "$pw_log", ""),
             d("set", "$pw_pass", f"http://{DYNAMIC_UPSTREAM}"),
             d("set", "$pw_target", ""),
+            d("set", "$pw_peers", ""),
             d("set", "$pw_ssl_name", ""),
             d("set", "$pw_hsts", ""),
             d("set", "$pw_tfp", ""),
@@ -739,7 +740,16 @@ class Dataplane:
         return [
             # the access log's root check (see router_servers) without a stat per request
             d("open_file_cache", "max=16", "inactive=60s"),
-            d("rewrite_by_lua_file", self._lua_file("route")),
+            # most requests are settled by set_by_lua (no Lua coroutine); the rest by
+            # rewrite_by_lua, which may answer by itself (redirects, default site, 403)
+            d("set_by_lua_file", "$pw_slow", self._lua_file("route_fast")),
+            d(
+                "if",
+                "(",
+                "$pw_slow",
+                ")",
+                block=[d("rewrite_by_lua_file", self._lua_file("route"))],
+            ),
             d("proxy_pass", "$pw_pass"),
             d("proxy_set_header", "Host", "$host"),
             d("proxy_set_header", "X-Real-IP", "$remote_addr"),
