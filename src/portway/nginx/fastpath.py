@@ -75,6 +75,20 @@ DYNAMIC_UPSTREAM = "portway_dynamic"
 TLS_POOLS = 16
 
 
+# the variables the router's Lua sets per request (see router.lua's route_fast)
+ROUTER_VARIABLES = (
+    "$pw_log",
+    "$pw_pass",
+    "$pw_target",
+    "$pw_peers",
+    "$pw_ssl_name",
+    "$pw_hsts",
+    "$pw_tfp",
+    "$pw_ws",
+    "$pw_caching",
+)
+
+
 class FastPathError(RuntimeError):
     """The control endpoint could not be reached or refused the change set as a whole
     (e.g. shared memory full): the engine falls back to the reload path."""
@@ -699,21 +713,19 @@ class Dataplane:
             d("uninitialized_variable_warn", "off"),
             # a variable access_log path is written only when the root exists
             d("root", p.acme_webroot),
-            d("set", "$pw_log", ""),
-            d("set", "$pw_pass", f"http://{DYNAMIC_UPSTREAM}"),
-            d("set", "$pw_target", ""),
-            d("set", "$pw_peers", ""),
-            d("set", "$pw_ssl_name", ""),
-            d("set", "$pw_hsts", ""),
-            d("set", "$pw_tfp", ""),
-            d("set", "$pw_ws", ""),
-            d("set", "$pw_caching", ""),
             # a routed request in its host's log (a variable path, opened by the worker,
             # so Dataplane.ensure_logs creates the files), the rest in the main one
             d("access_log", "/$pw_log", "portway", "if=$pw_log"),
             d("access_log", self.paths.logs / "nginx-access.log", "portway", "if=$pw_unrouted"),
             renderer._acme_location(),
             d("location", "/", block=self._router_location()),
+            # never entered: its `set`s only declare the variables Lua writes, so that no
+            # request pays for setting them (unset, nginx reads them as empty)
+            d(
+                "location",
+                "@portway_variables",
+                block=[d("set", name, "") for name in ROUTER_VARIABLES],
+            ),
         ]
         http_server: list[Node] = [d("listen", addr, "default_server") for addr in listeners.http]
         extra = ["http2"] if http2 else []

@@ -155,9 +155,9 @@ end
 -- the variables `location /` proxies with (the route's peers go to the balancer)
 local function proxy(var, route)
     var.pw_peers = route.peer_list
-    if route.scheme == "https" then
-        var.pw_pass = route.pass
-        var.pw_ssl_name = route.ssl_name or ""
+    var.pw_pass = route.pass
+    if route.ssl_name then
+        var.pw_ssl_name = route.ssl_name
     end
     var.pw_target = route.target
     if route.trust_forwarded_proto then
