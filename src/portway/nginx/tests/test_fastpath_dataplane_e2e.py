@@ -473,6 +473,25 @@ def test_asset_caching(router, upstreams):
     assert "X-Cache-Status" not in router.http("u.test", "/app.css")[1]
 
 
+def test_acme_challenge_before_any_route(router, upstreams, tmp_path):
+    a, _ = upstreams
+    cert = certificate(tmp_path, ["acme.test"], "acme")
+    router.apply(
+        [proxy(1, ("acme.test",), a.port, certificate=cert, ssl_forced=True, block_exploits=True)],
+        DefaultSite("444"),
+    )
+    token = router.paths.acme_webroot / ".well-known" / "acme-challenge" / "tok-123"
+    token.write_text("tok-123.key-authorization")
+    token.chmod(0o644)
+    try:
+        for host in ("acme.test", "nobody.test"):  # a Force-SSL host, an unknown name
+            status, _, body = router.http(host, "/.well-known/acme-challenge/tok-123")
+            assert (status, body) == (200, b"tok-123.key-authorization")
+    finally:
+        token.unlink()
+        router.apply([])
+
+
 def test_block_exploits(router, upstreams):
     a, _ = upstreams
     router.apply(
