@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portway.settings")
 
@@ -83,28 +84,31 @@ def _wrk(port: int, duration: int, master: int) -> tuple[float, str, float]:
     ticks = _cpu_ticks(master) - before
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    p99 = re.search(r"^\s*99%[ \t]+(\S+)\s*$", out, re.MULTILINE).group(1)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", out)
     cpu_us = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(requests, 1)
     return rate, p99 + (f" ({errors.group(0)})" if errors else ""), cpu_us
 
 
-def _portway(directory: Path, up_port: int, fast: bool) -> tuple[subprocess.Popen, int]:
-    """nginx as Portway renders it for one proxy host to `up_port`: through the router
-    (`fast`) or with the host's own server block (the reload path). (master, port)."""
+def _portway(
+    directory: Path, up_port: int, fast: bool, certificate: Any
+) -> tuple[subprocess.Popen, int, int]:
+    """nginx as Portway renders it for one proxy host to `up_port` with `certificate`
+    (a CertificateRef): through the router (`fast`) or with the host's own server block
+    (the reload path). (master, HTTP port, HTTPS port)."""
     from portway.conf import PortwayConfig
     from portway.nginx import fastpath
     from portway.nginx.engine import ensure_default_certificate
     from portway.nginx.render import DefaultSite, Paths, ProxyHostSpec, Renderer
     from portway.testing.network import free_port
 
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     data = directory / "data"
     config = PortwayConfig(
         data_dir=data,
         admin_port=0,
         http_port=port,
-        https_port=free_port(),
+        https_port=tls_port,
         bind_address="127.0.0.1",
         disable_ipv6=True,
         nginx_binary="nginx",
@@ -128,6 +132,7 @@ def _portway(directory: Path, up_port: int, fast: bool) -> tuple[subprocess.Pope
         forward_scheme="http",
         forward_host="127.0.0.1",
         forward_port=up_port,
+        certificate=certificate,
     )
     generation = paths.generations / "g"
     (generation / "hosts").mkdir(parents=True)
@@ -167,7 +172,29 @@ def _portway(directory: Path, up_port: int, fast: bool) -> tuple[subprocess.Pope
         ],
         start_new_session=True,
     )
-    return master, port
+    return master, port, tls_port
+
+
+def _handshakes(port: int, seconds: int, master: int) -> tuple[float, float]:
+    """New TLS handshakes (SNI h.bench.test, no session reuse) from one Python client for
+    `seconds`: (handshakes/s, nginx CPU µs per handshake). The client is the bottleneck;
+    the CPU per handshake is nginx's own cost."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    before = _cpu_ticks(master)
+    count, deadline = 0, time.monotonic() + seconds
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        raw = socket.create_connection(("127.0.0.1", port))
+        with context.wrap_socket(raw, server_hostname="h.bench.test"):
+            count += 1
+    elapsed = time.monotonic() - started
+    ticks = _cpu_ticks(master) - before
+    return count / elapsed, ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(count, 1)
 
 
 def main() -> int:
@@ -182,7 +209,13 @@ def main() -> int:
 
     root = Path(tempfile.mkdtemp(prefix="pw-router-bench-"))
     os.chmod(root, 0o755)
-    up_port, hand_port = free_port(), free_port()
+    up_port, hand_port, hand_tls = free_port(), free_port(), free_port()
+    from portway.nginx.render import CertificateRef
+    from portway.testing.certs import make_leaf
+
+    chain, key = make_leaf(None, ["h.bench.test"], key_type="ec").write(root / "cert")
+    os.chmod(root / "cert", 0o755)
+    certificate = CertificateRef(1, chain, key)
     procs = [
         _nginx(
             root / "upstream",
@@ -203,13 +236,14 @@ def main() -> int:
             "events { worker_connections 4096; }\n"
             f"http {{ {log_format} access_log {root}/hand/access.log portway;\n"
             f"upstream u {{ server 127.0.0.1:{up_port}; keepalive 32; }}\n"
-            f"server {{ listen 127.0.0.1:{hand_port}; server_name h.bench.test;\n"
+            f"server {{ listen 127.0.0.1:{hand_port}; listen 127.0.0.1:{hand_tls} ssl;\n"
+            f"server_name h.bench.test; ssl_certificate {chain}; ssl_certificate_key {key};\n"
             "location / { proxy_pass http://u; proxy_http_version 1.1; "
             'proxy_set_header Connection ""; proxy_set_header Host $host; } } }\n',
         )
     )
-    router_master, router_port = _portway(root / "router", up_port, fast=True)
-    block_master, block_port = _portway(root / "block", up_port, fast=False)
+    router_master, router_port, router_tls = _portway(root / "router", up_port, True, certificate)
+    block_master, block_port, block_tls = _portway(root / "block", up_port, False, certificate)
     procs += [router_master, block_master]
     try:
         time.sleep(1)
@@ -223,6 +257,15 @@ def main() -> int:
             for name, port, master in configs:
                 rate, p99, cpu_us = _wrk(port, args.duration, master)
                 print(f"{name:<14} {rate:>10,.0f} {cpu_us:>11.1f} us  {p99}", flush=True)
+        print(f"\n{'config':<14} {'handshakes/s':>12} {'nginx CPU/handshake':>20}")
+        for _ in range(args.rounds):
+            for name, port, master in (
+                ("hand-written", hand_tls, procs[1].pid),
+                ("server block", block_tls, block_master.pid),
+                ("router", router_tls, router_master.pid),
+            ):
+                rate, cpu_us = _handshakes(port, args.duration, master)
+                print(f"{name:<14} {rate:>12,.0f} {cpu_us:>17.0f} us", flush=True)
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGQUIT)
