@@ -19,6 +19,22 @@ claims from that shared state:
 Hosts the router cannot model (advanced config, custom locations, access lists,
 Cloudflare-only, wildcard or regex names, other kinds) keep their own server blocks and
 the reload path (`ineligible`).
+
+How an apply uses it (`dataplane = Dataplane(paths, config.public_https_port)`):
+
+1. `state, errors = fast_state(specs, default_site, renderer.resolver, generation)` (or
+   `updated_state(previous, changed_specs, removed_keys, ...)` for an incremental one);
+   `errors` are hosts whose certificate does not load (nginx's wording);
+2. the generation's main config gets `main_directives()` and `http_directives(state)`
+   (Renderer.main's fast_main / fast_http) and `router_servers(renderer, http2)` as its
+   default.conf instead of Renderer.default_servers; both change only when the state
+   outgrows its shared memory (sizes double) or a setting changes;
+3. `write_snapshot(state)` before nginx starts and before every push; then
+   `push(previous, state)` (errors by host key: a certificate the router refused) and
+   `generation()` == state.generation once it is live. A reload loads the snapshot
+   into the kept shared memory (names it no longer has are removed), so push
+   additions before a reload and removals after it. `FastPathError`: nginx did not
+   answer or a change did not fit in shared memory: take the reload path.
 """
 
 from __future__ import annotations
