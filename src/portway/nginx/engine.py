@@ -60,7 +60,18 @@ from portway.nginx.render import (
     Renderer,
     SiteSpec,
 )
+from portway.nginx.render_front import (
+    FRONT_FILE,
+    FrontPlan,
+    Passthrough,
+    front_directory,
+    http_real_ip,
+    mode_of,
+    render_front,
+    with_twins,
+)
 from portway.nginx.render_stream import StreamSpec
+from portway.nginx.render_tunnel import TunnelHostSpec
 
 log = logging.getLogger("portway.nginx")
 _HOST_FILE = re.compile(r"(?:^|/)hosts/(?P<key>[a-z]+-\d+)\.conf$")
@@ -96,6 +107,14 @@ class State:
     # host key → modified_on when read: an outcome is recorded only on an unchanged row
     versions: dict[str, dt.datetime] = field(default_factory=dict)
     real_ip: RealIpSpec | None = None
+
+    def passthroughs(self) -> list[Passthrough]:
+        """The passthrough tunnel hosts among `hosts` (the SNI front's routes)."""
+        return [
+            Passthrough(h.id, h.domain_names, h.forward_host, h.forward_port, h.proxy_protocol)
+            for h in self.hosts
+            if isinstance(h, TunnelHostSpec) and h.passthrough
+        ]
 
 
 def spec_from_host(host, access: AccessSpec | None = None) -> SiteSpec:  # noqa: ANN001
@@ -234,6 +253,11 @@ class Engine:
         # themselves, as www-data: they must traverse the directory (never list it); the
         # files stay 0600, owned by the workers' user.
         os.chmod(p.logs, 0o711)
+        # the SNI front's workers connect to the http side's sockets in run/front (nginx
+        # makes them 0666); they may traverse, never list
+        front_directory(p.run).mkdir(exist_ok=True)
+        for directory in (p.run, front_directory(p.run)):
+            os.chmod(directory, 0o711)
         ensure_default_certificate(p.default_cert_dir)
         from portway.access.services import write_user_files
 
@@ -327,6 +351,30 @@ class Engine:
                 shutil.rmtree(old, ignore_errors=True)
 
     # ----- rendering -------------------------------------------------------------------
+    def _front(self, state: State) -> FrontPlan | None:
+        """The SNI front of `state` (None: no passthrough host, plain HTTPS listeners)."""
+        from portway.nginx.render_front import plan
+
+        return plan(state.passthroughs(), self.paths.run, state.real_ip)
+
+    def _renderer(self, front: FrontPlan | None) -> Renderer:
+        """The renderer whose servers listen where `front` wants them."""
+        if front is None:
+            return self.renderer
+        return self.renderer.with_listeners(front.listeners(self.renderer.listeners))
+
+    def _render_host(self, front: FrontPlan | None, spec: SiteSpec) -> ConfigFile:
+        """One host's file under `front` (its HTTPS servers moved, twinned if need be)."""
+        return with_twins(kinds.render(self._renderer(front), spec), front)
+
+    def _live_mode(self) -> str:
+        """The listen mode of the live generation's host files (render_front.mode_of)."""
+        try:
+            first = (self.paths.live / FRONT_FILE).read_text().split("\n", 1)[0]
+        except OSError:
+            return "plain"
+        return first.removeprefix("# mode: ").strip()
+
     def _files(
         self,
         state: State,
@@ -341,14 +389,16 @@ class Engine:
         there); `site` overrides the state's default site.
         """
         site = state.default_site if site is None else site
+        front = self._front(state)
+        renderer = self._renderer(front)
         names = [name for h in state.hosts for name in h.domain_names]
         directory = directory or self.paths.generations / generation
         # the stream context only when this generation has a stream (see Renderer.main)
         present = {(f.host_key or "").rsplit("-", 1)[0] for f in host_files}
         from portway.nginx import admin_site
 
-        return [
-            self.renderer.main(
+        files = [
+            renderer.main(
                 generation,
                 len(names),
                 max(map(len, names), default=0),
@@ -357,11 +407,18 @@ class Engine:
                 # served in the http context all the same
                 http_kinds=(*kinds.prefixes("http"), admin_site.KIND),
                 stream_kinds=tuple(p for p in kinds.prefixes("stream") if p in present),
+                stream_includes=(FRONT_FILE,) if front else (),
+                http_real_ip=http_real_ip(front, state.real_ip) if front else None,
             ),
-            self.renderer.default_servers(site, directory),
-            *self.renderer.default_site_files(site),
+            renderer.default_servers(site, directory),
+            *renderer.default_site_files(site),
             *host_files,
         ]
+        if front is not None:
+            served = {f.host_key for f in host_files if f.host_key}
+            files.append(render_front(renderer, front.serving(served)))
+        # every server block on the front's socket, whichever file renders it
+        return [with_twins(f, front) for f in files]
 
     def _test_hosts(
         self,
@@ -391,7 +448,7 @@ class Engine:
         """
         self.prepare()
         state = State([spec], load_default_site())  # the other hosts are not needed here
-        host_file = kinds.render(self.renderer, spec)
+        host_file = self._render_host(self._front(state), spec)
         text = host_file.text()
         result = self._test_hosts(
             state, state.default_site, {spec.key: host_file}, {spec.key: text}, [spec.key]
@@ -462,9 +519,14 @@ class Engine:
         self.prepare()
         state = load_state()
         self._versions = state.versions
-        host_files = {spec.key: kinds.render(self.renderer, spec) for spec in state.hosts}
+        front = self._front(state)
+        host_files = {spec.key: self._render_host(front, spec) for spec in state.hosts}
         texts = {key: f.text() for key, f in host_files.items()}
         last_good = self.live_host_texts()
+        if self._live_mode() != mode_of(front):
+            # the live host files listen where this generation's front (or its absence)
+            # cannot: none of them may stand in for a rejected host
+            last_good = {}
         outcomes = {key: HostOutcome(True) for key in host_files}
         served = dict(texts)  # what goes into the generation for each host
         site = state.default_site
@@ -656,6 +718,11 @@ class Engine:
 
     def _go_live(self, directory: Path, generation: str) -> str | None:
         previous = self._previous_live()
+        if self._live_mode() == "plain" and (directory / FRONT_FILE).exists():
+            # nginx holds no front socket now: files left by an nginx that was killed
+            # would make its bind() fail
+            for stale in front_directory(self.paths.run).glob("*.sock"):
+                stale.unlink(missing_ok=True)
         self._swap_live(directory)
         if self.supervisor is None:
             return None

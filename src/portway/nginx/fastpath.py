@@ -743,11 +743,11 @@ class Dataplane:
                 block=[d("set", name, "") for name in ROUTER_VARIABLES],
             ),
         ]
-        http_server: list[Node] = [d("listen", addr, "default_server") for addr in listeners.http]
+        http_server: list[Node] = [*listeners.http_listen("default_server")]
         extra = ["http2"] if http2 else []
-        https_server: list[Node] = [
-            d("listen", addr, "ssl", *extra, "default_server") for addr in listeners.https
-        ]
+        # the renderer's listeners: the public HTTPS addresses, or the SNI front's socket
+        # (portway.nginx.render_front; the engine twins the server as for any other)
+        https_server: list[Node] = [*listeners.https_listen(*extra, "default_server")]
         https_server += [
             d("ssl_certificate", p.default_cert_dir / "cert.pem"),
             d("ssl_certificate_key", p.default_cert_dir / "key.pem"),

@@ -132,12 +132,18 @@ def dead_spec(host: Any, access: AccessSpec | None = None) -> DeadHostSpec:
 def tunnel_spec(host: Any, access: AccessSpec | None = None) -> TunnelHostSpec:
     """The renderer's view of a tunnels.Tunnel row (no access list: the tunnel service
     authenticates every connection itself)."""
-    tls = _tls(host, _certificate(host))
+    passthrough = bool(getattr(host, "passthrough", False))
+    # a passthrough host serves the target's certificate, never one of Portway's
+    tls = _tls(host, None if passthrough else _certificate(host))
     tls.pop("advanced_config")
     return TunnelHostSpec(
         id=host.pk,
         domain_names=tuple(host.domain_names),
         socket=Paths(Path(settings.DATA_DIR)).tunnel_socket,
+        passthrough=passthrough,
+        forward_host=host.forward_host,
+        forward_port=host.forward_port,
+        proxy_protocol=passthrough and host.proxy_protocol,
         **tls,
     )
 

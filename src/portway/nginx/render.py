@@ -16,6 +16,7 @@ defaults Nginx Proxy Manager users know (HSTS value, block-exploits rules, asset
 
 from __future__ import annotations
 
+import copy
 import grp
 import hashlib
 import ipaddress
@@ -206,6 +207,26 @@ class Listeners:
     http: tuple[str, ...]
     https: tuple[str, ...]
     hosts: tuple[str, ...] = ("0.0.0.0",)
+    # When the SNI front (portway.nginx.render_front) holds the HTTPS port, the http
+    # context's HTTPS servers listen on this unix socket instead, behind the PROXY protocol.
+    https_socket: Path | None = None
+
+    def http_listen(self, *params: str) -> list[Directive]:
+        """The `listen` lines of a server on the HTTP port (`params`: "default_server")."""
+        return [d("listen", address, *params) for address in self.http]
+
+    def https_listen(self, *params: str) -> list[Directive]:
+        """The `listen` lines of a server on the HTTPS port, `ssl` and `params` included
+        ("http2", "default_server"): the public addresses, or the front's socket.
+
+        Every HTTPS server block (hosts of every kind, the default servers) gets its
+        listeners here, so the SNI front moves all of them at once: a server left on the
+        public address would clash with the front's, and nginx applies `proxy_protocol`
+        to every server of one address anyway.
+        """
+        if self.https_socket is not None:
+            return [d("listen", f"unix:{self.https_socket}", "ssl", *params, "proxy_protocol")]
+        return [d("listen", address, "ssl", *params) for address in self.https]
 
     def stream(self, port: int) -> tuple[str, ...]:
         """The address:port strings a stream on `port` listens on."""
@@ -501,6 +522,12 @@ class Renderer:
         self.listeners = Listeners.from_config(config)
         self.resolver = resolver or UpstreamResolver(config.resolver.split())
 
+    def with_listeners(self, listeners: Listeners) -> Renderer:
+        """A renderer like this one that puts servers on `listeners` (the SNI front's)."""
+        other = copy.copy(self)
+        other.listeners = listeners
+        return other
+
     @property
     def _https_port_suffix(self) -> str:
         """ ":port" for redirects to HTTPS when clients reach it on a non-standard port."""
@@ -516,6 +543,8 @@ class Renderer:
         real_ip: RealIpSpec | None = None,
         http_kinds: tuple[str, ...] | None = None,
         stream_kinds: tuple[str, ...] = (),
+        stream_includes: tuple[str, ...] = (),
+        http_real_ip: list[Node] | None = None,
         fast_main: Iterable[Node] = (),
         fast_http: Iterable[Node] = (),
     ) -> ConfigFile:
@@ -534,6 +563,9 @@ class Renderer:
             stream_kinds: prefixes whose files go into a `stream {}` context; with none
                 (no stream in this generation) there is no stream context, so a missing
                 stream module costs only the streams, never the whole config.
+            stream_includes: more files for the stream context (the SNI front's).
+            http_real_ip: the http context's realip directives instead of those made
+                from `real_ip` (the SNI front adds the PROXY protocol to them).
             fast_main / fast_http: the fast path's main-context and http-context
                 directives (portway.nginx.fastpath.Dataplane.main_directives and
                 http_directives); empty (the default) renders the reload-only config.
@@ -615,7 +647,7 @@ class Renderer:
                 {"default": "0", "~^.+:0$": "1"},
             ),
         ]
-        http += _real_ip_directives(real_ip)
+        http += _real_ip_directives(real_ip) if http_real_ip is None else http_real_ip
         if resolvers:
             http.append(d("resolver", *resolvers, "valid=30s", "ipv6=off"))
             http.append(d("resolver_timeout", "5s"))
@@ -664,12 +696,14 @@ class Renderer:
             d("events", block=[d("worker_connections", 4096)]),
             d("http", block=http),
         ]
-        if stream_kinds:
-            nodes.append(self._stream_context(resolvers, stream_kinds))
+        if stream_kinds or stream_includes:
+            nodes.append(self._stream_context(resolvers, stream_kinds, stream_includes))
         return ConfigFile("nginx.conf", nodes)
 
     @staticmethod
-    def _stream_context(resolvers: list[str], kinds: tuple[str, ...]) -> Directive:
+    def _stream_context(
+        resolvers: list[str], kinds: tuple[str, ...], includes: tuple[str, ...] = ()
+    ) -> Directive:
         """`stream {}`: TCP/UDP forwarding (portway.nginx.render_stream), its TLS
         defaults, and the resolver for forwarding hosts that did not resolve at apply."""
         stream: list[Node] = [
@@ -683,6 +717,7 @@ class Renderer:
             stream.append(d("resolver", *resolvers, "valid=30s", "ipv6=off"))
             stream.append(d("resolver_timeout", "5s"))
         stream += [d("include", f"hosts/{prefix}-*.conf") for prefix in kinds]
+        stream += [d("include", name) for name in includes]
         return d("stream", block=stream)
 
     # ----- default servers -------------------------------------------------------------
@@ -696,17 +731,13 @@ class Renderer:
         """
         p = self.paths
         body = self._default_site_location(site, directory or p.live)
-        http_server: list[Node] = [
-            d("listen", addr, "default_server") for addr in self.listeners.http
-        ]
+        http_server: list[Node] = [*self.listeners.http_listen("default_server")]
         http_server += [
             d("server_name", "_"),
             self._acme_location(),
             body,
         ]
-        https_server: list[Node] = [
-            d("listen", addr, "ssl", "default_server") for addr in self.listeners.https
-        ]
+        https_server: list[Node] = [*self.listeners.https_listen("default_server")]
         https_server += [
             d("server_name", "_"),
             d("ssl_certificate", p.default_cert_dir / "cert.pem"),
@@ -878,11 +909,10 @@ class Renderer:
         `host` is any spec with SiteSpec's fields (ProxyHostSpec, RedirectionHostSpec,
         DeadHostSpec); the kind's own directives follow, then `site_advanced`.
         """
-        server: list[Node] = [d("listen", addr) for addr in self.listeners.http]
+        server: list[Node] = [*self.listeners.http_listen()]
         tls = host.certificate is not None
         if tls:
-            extra = ["http2"] if host.http2_support else []
-            server += [d("listen", addr, "ssl", *extra) for addr in self.listeners.https]
+            server += self.listeners.https_listen(*(["http2"] if host.http2_support else []))
         server.append(d("server_name", *host.domain_names))
         # each host's own logs, read on its Logs page (an administrator's advanced config
         # may direct them elsewhere)

@@ -30,6 +30,11 @@ class TunnelHostSpec:
     http2_support: bool = False
     block_exploits: bool = False
     advanced_config: str = ""
+    # SNI passthrough (portway.nginx.render_front): the target gets the raw TLS stream
+    passthrough: bool = False
+    forward_host: str = ""
+    forward_port: int = 0
+    proxy_protocol: bool = False
 
     @property
     def key(self) -> str:
@@ -37,8 +42,25 @@ class TunnelHostSpec:
 
 
 def render_tunnel_host(renderer: Renderer, host: TunnelHostSpec) -> ConfigFile:
-    """The server block of one tunnel host (`hosts/tunnel-<id>.conf`)."""
+    """The server block of one tunnel host (`hosts/tunnel-<id>.conf`).
+
+    A passthrough host's HTTPS side is the SNI front's (render_front); here it keeps its
+    names on the HTTP port, answering 404 (not the default site).
+    """
     server = renderer.site_head(host)
+    if host.passthrough:
+        server.append(d("location", "/", block=[d("return", 404)]))
+        return ConfigFile(
+            f"hosts/{host.key}.conf",
+            [
+                Comment(
+                    f"tunnel host {host.id} (TLS passthrough on the HTTPS port): "
+                    + " ".join(host.domain_names)
+                ),
+                d("server", block=server),
+            ],
+            host_key=host.key,
+        )
     server.append(
         d(
             "location",

@@ -53,6 +53,8 @@ def tunnel_wire(tunnel: Tunnel) -> dict[str, Any]:
         "hsts_subdomains": tunnel.hsts_subdomains,
         "http2_support": tunnel.http2_support,
         "max_connections": tunnel.max_connections,
+        "passthrough": tunnel.passthrough,
+        "proxy_protocol": tunnel.proxy_protocol,
         "enabled": tunnel.enabled,
         "user_ids": sorted(u.pk for u in tunnel.users.all()),
         "meta": {

@@ -20,6 +20,10 @@ class Tunnel(HostBase):
     """A tunnel host (KIND "tunnel"); see the module docstring.
 
     `max_connections`: how many tunnel connections may be open at once (1-100000).
+    `passthrough`: instead of WebSockets, nginx hands the client's raw TLS stream to the
+    target, chosen by the SNI name (portway.nginx.render_front); no certificate is used.
+    `proxy_protocol`: with passthrough, the target receives a PROXY protocol v1 header
+    first (the client's address); only for targets that expect one.
     """
 
     KIND = "tunnel"
@@ -31,6 +35,8 @@ class Tunnel(HostBase):
     forward_host = models.CharField(max_length=255)
     forward_port = models.PositiveIntegerField()
     max_connections = models.PositiveIntegerField(default=100)
+    passthrough = models.BooleanField(default=False)
+    proxy_protocol = models.BooleanField(default=False)
     certificate = models.ForeignKey(
         "certificates.Certificate",
         null=True,

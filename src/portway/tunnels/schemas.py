@@ -28,6 +28,10 @@ class TunnelFields(BaseModel):
     hsts_subdomains: bool | None = None
     http2_support: bool | None = None
     max_connections: MaxConnections | None = None
+    # SNI passthrough: the client's TLS stream goes to the target untouched
+    passthrough: bool | None = None
+    # with passthrough: send the target a PROXY protocol header (the client's address)
+    proxy_protocol: bool | None = None
     enabled: bool | None = None
     meta: ClientMeta | None = None
     # users who may open the tunnel with one of their API tokens (pwt_...)
@@ -62,6 +66,8 @@ class TunnelOut(BaseModel):
     hsts_subdomains: bool
     http2_support: bool
     max_connections: int
+    passthrough: bool
+    proxy_protocol: bool
     enabled: bool
     user_ids: list[int]
     meta: dict[str, Any]

@@ -67,13 +67,49 @@ def _users(user_ids: list[int] | None) -> list[User] | None:
     return [found[i] for i in user_ids]
 
 
+def _check_passthrough(payload: dict[str, Any], tunnel: Tunnel | None) -> None:
+    """The passthrough rules, on the fields sent (`payload`, changed in place) and the
+    stored ones (`tunnel`, None when creating).
+
+    A passthrough host uses no certificate (the target's own is served): one sent with
+    it is refused, a stored one is dropped when passthrough is turned on. The PROXY
+    protocol header only exists on the passthrough path.
+
+    Raises FieldError naming `certificate_id` or `proxy_protocol`.
+    """
+    passthrough = payload.get("passthrough")
+    if passthrough is None:
+        passthrough = tunnel.passthrough if tunnel is not None else False
+    if passthrough:
+        certificate = payload.get("certificate_id")
+        if certificate not in (None, 0):
+            raise FieldError(
+                "certificate_id",
+                "must be 0 for a passthrough tunnel host: the client gets the target's own "
+                "certificate",
+            )
+        if tunnel is not None and tunnel.certificate_id:
+            payload["certificate_id"] = 0
+    proxy_protocol = payload.get("proxy_protocol")
+    if proxy_protocol is None:
+        proxy_protocol = tunnel.proxy_protocol if tunnel is not None else False
+    if proxy_protocol and not passthrough:
+        if "proxy_protocol" in payload:
+            raise FieldError(
+                "proxy_protocol", "needs passthrough: only a passthrough target gets the header"
+            )
+        payload["proxy_protocol"] = False  # passthrough turned off: the header goes too
+
+
 def create_tunnel(user, data: dict[str, Any]) -> Tunnel:  # noqa: ANN001
     """Create a tunnel host from wire fields (see schemas.TunnelCreate).
 
     Raises InvalidFields/FieldError (400: nothing saved), PermissionDenied.
     """
     payload = dict(data)
-    hosts.parse(TunnelCreate, payload)  # every field's error before anything is saved
+    # every field's error before anything is saved
+    values = hosts.parse(TunnelCreate, payload).model_dump(exclude_unset=True)
+    _check_passthrough(values, None)
     users = _users(payload.pop("user_ids", None))
     # create_host commits, then waits for nginx to apply: not inside a transaction here
     tunnel = hosts.create_host(Tunnel, user, payload, schema=TunnelUpdate)
@@ -86,10 +122,14 @@ def create_tunnel(user, data: dict[str, Any]) -> Tunnel:  # noqa: ANN001
 def update_tunnel(user, tunnel_id: int, data: dict[str, Any]) -> Tunnel:  # noqa: ANN001
     """Change any subset of a tunnel host's fields. Raises as create_tunnel, NotFound."""
     payload = dict(data)
-    hosts.parse(TunnelUpdate, payload)
+    values = hosts.parse(TunnelUpdate, payload).model_dump(exclude_unset=True)
     users = _users(payload.pop("user_ids", None))
     hosts.require_kind(Tunnel, user, "manage")
-    get_tunnel(user, tunnel_id)  # NotFound before anything changes
+    current = get_tunnel(user, tunnel_id)  # NotFound before anything changes
+    _check_passthrough(values, current)
+    for name in ("certificate_id", "proxy_protocol"):
+        if name in values and name not in payload:
+            payload[name] = values[name]
     # update_host commits, then waits for nginx to apply: not inside a transaction here
     if payload:
         tunnel = hosts.update_host(Tunnel, user, tunnel_id, payload, schema=TunnelUpdate)

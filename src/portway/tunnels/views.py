@@ -22,6 +22,7 @@ from portway.web.forms import FormErrors, number_or_text, save_form
 
 NEW_KEY = "portway.tunnels.new_key"
 TEXT_FIELDS = ("domain_names", "forward_host", "forward_port", "certificate_id", "max_connections")
+SWITCHES = ("ssl_forced", "passthrough", "proxy_protocol")
 
 
 @page
@@ -55,6 +56,8 @@ def _values(tunnel: Tunnel | None) -> dict[str, Any]:
             "certificate_id": "0",
             "max_connections": "100",
             "ssl_forced": True,
+            "passthrough": False,
+            "proxy_protocol": False,
             "user_ids": [],
         }
     return {
@@ -64,6 +67,8 @@ def _values(tunnel: Tunnel | None) -> dict[str, Any]:
         "certificate_id": str(tunnel.certificate_id or 0),
         "max_connections": str(tunnel.max_connections),
         "ssl_forced": tunnel.ssl_forced,
+        "passthrough": tunnel.passthrough,
+        "proxy_protocol": tunnel.proxy_protocol,
         "user_ids": [str(u.pk) for u in tunnel.users.all()],
     }
 
@@ -82,9 +87,7 @@ def _form(
         "tunnel": tunnel,
         "form": values,
         "errors": errors,
-        "unclaimed": errors.unclaimed(
-            [*TEXT_FIELDS, "ssl_forced", "user_ids", "name", "expires_on"]
-        ),
+        "unclaimed": errors.unclaimed([*TEXT_FIELDS, *SWITCHES, "user_ids", "name", "expires_on"]),
         "certificates": certificate_choices(request.user, str(values["certificate_id"])),
         "users": list(queries_users(request)),
         "keys": list(tunnel.keys.all()) if tunnel else [],
@@ -110,7 +113,8 @@ def queries_users(request: HttpRequest) -> Any:
 def _submit(request: HttpRequest, tunnel: Tunnel | None) -> HttpResponse:
     post = request.POST
     values = {name: post.get(name, "").strip() for name in TEXT_FIELDS}
-    values["ssl_forced"] = post.get("ssl_forced") in ("on", "1", "true")
+    for name in SWITCHES:
+        values[name] = post.get(name) in ("on", "1", "true")
     values["user_ids"] = post.getlist("user_ids")
     raw_cert = values["certificate_id"] or "0"
     data: dict[str, Any] = {
@@ -120,6 +124,8 @@ def _submit(request: HttpRequest, tunnel: Tunnel | None) -> HttpResponse:
         "certificate_id": raw_cert if raw_cert == "new" else number_or_text(raw_cert),
         "max_connections": number_or_text(values["max_connections"]),
         "ssl_forced": values["ssl_forced"],
+        "passthrough": values["passthrough"],
+        "proxy_protocol": values["proxy_protocol"],
         "user_ids": [number_or_text(v) for v in values["user_ids"]],
     }
     saved, errors = save_form(
