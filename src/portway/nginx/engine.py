@@ -751,9 +751,7 @@ class Engine:
             http2 = self._http2_anywhere or any(
                 getattr(h, "http2_support", False) for h in state.hosts
             )
-            default_files = [
-                _router_on_listeners(plane.router_servers(renderer, http2), renderer, http2)
-            ]
+            default_files = [_router_without_client_identity(plane.router_servers(renderer, http2))]
         else:
             default_files = [
                 renderer.default_servers(site, directory),
@@ -1206,26 +1204,33 @@ class Engine:
         close_old_connections()
 
 
-def _router_on_listeners(router: ConfigFile, renderer: Renderer, http2: bool) -> ConfigFile:
-    """The router servers with their HTTPS `listen` lines from Listeners.https_listen, so
-    that the SNI front (portway.nginx.render_front) moves them with every other HTTPS
-    server (the data plane's router_servers writes the public addresses)."""
+def _router_without_client_identity(router: ConfigFile) -> ConfigFile:
+    """The router servers with `Remote-User` and `Remote-Email` removed before proxying,
+    as every proxy host does (portway.access.render.location_directives): an upstream
+    must never take a client's header for the login gate's word (the data plane's
+    router_servers does not set them)."""
+    from portway.access.render import location_directives
     from portway.nginx.config import Directive
 
-    https = renderer.listeners.https_listen(*(["http2"] if http2 else []), "default_server")
+    cleared = location_directives(None)
 
-    def moved(server: Directive) -> Directive:
-        block = list(server.block or [])
-        listens = [n for n in block if isinstance(n, Directive) and n.name == "listen"]
-        if not any("ssl" in n.args for n in listens):
-            return server
-        rest = [n for n in block if not (isinstance(n, Directive) and n.name == "listen")]
-        return Directive(server.name, server.args, [*https, *rest])
+    def strip(node: object) -> object:
+        if not isinstance(node, Directive) or node.block is None:
+            return node
+        block = [strip(child) for child in node.block]
+        proxies = any(isinstance(c, Directive) and c.name == "proxy_pass" for c in block)
+        sets = {
+            c.args[0]
+            for c in block
+            if isinstance(c, Directive) and c.name == "proxy_set_header" and c.args
+        }
+        if proxies and not sets & {"Remote-User", "Remote-Email"}:
+            block += cleared
+        return Directive(node.name, node.args, block)
 
-    nodes = [
-        moved(n) if isinstance(n, Directive) and n.name == "server" else n for n in router.nodes
-    ]
-    return ConfigFile(router.relative_path, nodes, router.host_key, router.content)
+    return ConfigFile(
+        router.relative_path, [strip(n) for n in router.nodes], router.host_key, router.content
+    )
 
 
 def fast_path_unavailable(config: conf.PortwayConfig) -> str | None:

@@ -19,6 +19,22 @@ claims from that shared state:
 Hosts the router cannot model (advanced config, custom locations, access lists,
 Cloudflare-only, wildcard or regex names, other kinds) keep their own server blocks and
 the reload path (`ineligible`).
+
+How an apply uses it (`dataplane = Dataplane(paths, config.public_https_port)`):
+
+1. `state, errors = fast_state(specs, default_site, renderer.resolver, generation)` (or
+   `updated_state(previous, changed_specs, removed_keys, ...)` for an incremental one);
+   `errors` are hosts whose certificate does not load (nginx's wording);
+2. the generation's main config gets `main_directives()` and `http_directives(state)`
+   (Renderer.main's fast_main / fast_http) and `router_servers(renderer, http2)` as its
+   default.conf instead of Renderer.default_servers; both change only when the state
+   outgrows its shared memory (sizes double) or a setting changes;
+3. `write_snapshot(state)` before nginx starts and before every push; then
+   `push(previous, state)` (errors by host key: a certificate the router refused) and
+   `generation()` == state.generation once it is live. A reload loads the snapshot
+   into the kept shared memory (names it no longer has are removed), so push
+   additions before a reload and removals after it. `FastPathError`: nginx did not
+   answer or a change did not fit in shared memory: take the reload path.
 """
 
 from __future__ import annotations
@@ -73,6 +89,20 @@ DYNAMIC_UPSTREAM = "portway_dynamic"
 # function of the host, so a route never depends on other hosts): two names share a pool
 # only by a hash collision (1 in TLS_POOLS for two names on one address and port).
 TLS_POOLS = 16
+
+
+# the variables the router's Lua sets per request (see router.lua's route_fast)
+ROUTER_VARIABLES = (
+    "$pw_log",
+    "$pw_pass",
+    "$pw_target",
+    "$pw_peers",
+    "$pw_ssl_name",
+    "$pw_hsts",
+    "$pw_tfp",
+    "$pw_ws",
+    "$pw_caching",
+)
 
 
 class FastPathError(RuntimeError):
@@ -699,26 +729,25 @@ class Dataplane:
             d("uninitialized_variable_warn", "off"),
             # a variable access_log path is written only when the root exists
             d("root", p.acme_webroot),
-            d("set", "$pw_log", ""),
-            d("set", "$pw_pass", f"http://{DYNAMIC_UPSTREAM}"),
-            d("set", "$pw_target", ""),
-            d("set", "$pw_ssl_name", ""),
-            d("set", "$pw_hsts", ""),
-            d("set", "$pw_tfp", ""),
-            d("set", "$pw_ws", ""),
-            d("set", "$pw_caching", ""),
             # a routed request in its host's log (a variable path, opened by the worker,
             # so Dataplane.ensure_logs creates the files), the rest in the main one
             d("access_log", "/$pw_log", "portway", "if=$pw_log"),
             d("access_log", self.paths.logs / "nginx-access.log", "portway", "if=$pw_unrouted"),
             renderer._acme_location(),
             d("location", "/", block=self._router_location()),
+            # never entered: its `set`s only declare the variables Lua writes, so that no
+            # request pays for setting them (unset, nginx reads them as empty)
+            d(
+                "location",
+                "@portway_variables",
+                block=[d("set", name, "") for name in ROUTER_VARIABLES],
+            ),
         ]
-        http_server: list[Node] = [d("listen", addr, "default_server") for addr in listeners.http]
+        http_server: list[Node] = [*listeners.http_listen("default_server")]
         extra = ["http2"] if http2 else []
-        https_server: list[Node] = [
-            d("listen", addr, "ssl", *extra, "default_server") for addr in listeners.https
-        ]
+        # the renderer's listeners: the public HTTPS addresses, or the SNI front's socket
+        # (portway.nginx.render_front; the engine twins the server as for any other)
+        https_server: list[Node] = [*listeners.https_listen(*extra, "default_server")]
         https_server += [
             d("ssl_certificate", p.default_cert_dir / "cert.pem"),
             d("ssl_certificate_key", p.default_cert_dir / "key.pem"),
@@ -739,7 +768,16 @@ class Dataplane:
         return [
             # the access log's root check (see router_servers) without a stat per request
             d("open_file_cache", "max=16", "inactive=60s"),
-            d("rewrite_by_lua_file", self._lua_file("route")),
+            # most requests are settled by set_by_lua (no Lua coroutine); the rest by
+            # rewrite_by_lua, which may answer by itself (redirects, default site, 403)
+            d("set_by_lua_file", "$pw_slow", self._lua_file("route_fast")),
+            d(
+                "if",
+                "(",
+                "$pw_slow",
+                ")",
+                block=[d("rewrite_by_lua_file", self._lua_file("route"))],
+            ),
             d("proxy_pass", "$pw_pass"),
             d("proxy_set_header", "Host", "$host"),
             d("proxy_set_header", "X-Real-IP", "$remote_addr"),

@@ -543,10 +543,10 @@ class Renderer:
         real_ip: RealIpSpec | None = None,
         http_kinds: tuple[str, ...] | None = None,
         stream_kinds: tuple[str, ...] = (),
-        fast_main: Iterable[Node] = (),
-        fast_http: Iterable[Node] = (),
         stream_includes: tuple[str, ...] = (),
         http_real_ip: list[Node] | None = None,
+        fast_main: Iterable[Node] = (),
+        fast_http: Iterable[Node] = (),
     ) -> ConfigFile:
         """nginx.conf: process settings, http-wide settings, includes, status server, and
         the stream context when there are streams.
@@ -563,12 +563,12 @@ class Renderer:
             stream_kinds: prefixes whose files go into a `stream {}` context; with none
                 (no stream in this generation) there is no stream context, so a missing
                 stream module costs only the streams, never the whole config.
-            fast_main / fast_http: the fast path's main-context and http-context
-                directives (portway.nginx.fastpath.Dataplane.main_directives and
-                http_directives); empty (the default) renders the reload-only config.
             stream_includes: more files for the stream context (the SNI front's).
             http_real_ip: the http context's realip directives instead of those made
                 from `real_ip` (the SNI front adds the PROXY protocol to them).
+            fast_main / fast_http: the fast path's main-context and http-context
+                directives (portway.nginx.fastpath.Dataplane.main_directives and
+                http_directives); empty (the default) renders the reload-only config.
         """
         p = self.paths
         resolvers = self.config.resolver.split() if self.config.resolver else system_resolvers()

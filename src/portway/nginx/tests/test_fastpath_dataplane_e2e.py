@@ -202,6 +202,8 @@ def _upstream(body: bytes) -> str:
 
 
 SLOW_HOST_ID = 900
+# tests that reload or restart nginx on purpose (they reset the pids checked after each)
+RESTARTS = {"test_reload_serves_the_snapshot", "test_restart_after_kill_serves_the_snapshot"}
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +239,7 @@ def upstreams():
 def same_nginx(request, router):
     """No test may reload or restart nginx (the kill test checks its own restart)."""
     yield
-    if "restart" not in request.node.name:
+    if request.node.name not in RESTARTS:
         assert router.pids() == router.started_pids
 
 
@@ -473,6 +475,25 @@ def test_asset_caching(router, upstreams):
     assert "X-Cache-Status" not in router.http("u.test", "/app.css")[1]
 
 
+def test_acme_challenge_before_any_route(router, upstreams, tmp_path):
+    a, _ = upstreams
+    cert = certificate(tmp_path, ["acme.test"], "acme")
+    router.apply(
+        [proxy(1, ("acme.test",), a.port, certificate=cert, ssl_forced=True, block_exploits=True)],
+        DefaultSite("444"),
+    )
+    token = router.paths.acme_webroot / ".well-known" / "acme-challenge" / "tok-123"
+    token.write_text("tok-123.key-authorization")
+    token.chmod(0o644)
+    try:
+        for host in ("acme.test", "nobody.test"):  # a Force-SSL host, an unknown name
+            status, _, body = router.http(host, "/.well-known/acme-challenge/tok-123")
+            assert (status, body) == (200, b"tok-123.key-authorization")
+    finally:
+        token.unlink()
+        router.apply([])
+
+
 def test_block_exploits(router, upstreams):
     a, _ = upstreams
     router.apply(
@@ -628,6 +649,29 @@ def test_websocket_and_keepalive_survive_50_pushes(router, upstreams):
         assert echo.upgrades == 1
     finally:
         echo.close()
+
+
+def test_reload_serves_the_snapshot(router, upstreams):
+    """A reload (the slow path) keeps the shared memory and loads the snapshot into it:
+    what the snapshot adds is served, what it no longer has is gone."""
+    a, b = upstreams
+    router.apply([proxy(1, ("kept.test",), a.port), proxy(2, ("dropped.test",), a.port)])
+    state, _ = router.build([proxy(1, ("kept.test",), b.port), proxy(3, ("added.test",), b.port)])
+    router.dataplane.write_snapshot(state)  # not pushed: only the reload brings it
+    assert router.proc is not None
+    old_workers = router.pids()[1]
+    router.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: set(router.pids()[1]).isdisjoint(old_workers) and router.pids()[1])
+    wait_for(lambda: router.dataplane.generation() == state.generation)
+    wait_for(lambda: _upstream(router.http("added.test")[2]) == "b")
+    assert _upstream(router.http("kept.test")[2]) == "b"
+    assert b"Congratulations" in router.http("dropped.test")[2]
+    router.state = state
+    router.started_pids = router.pids()
+    # pushes go on as before
+    router.apply([proxy(1, ("kept.test",), a.port)])
+    assert _upstream(router.http("kept.test")[2]) == "a"
+    assert b"Congratulations" in router.http("added.test")[2]
 
 
 # ----- restart -----------------------------------------------------------------------------

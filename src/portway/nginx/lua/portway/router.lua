@@ -67,6 +67,12 @@ local function prepare(route)
                 address = "[" .. address .. "]"
             end
             route.target = route.scheme .. "://" .. address .. ":" .. first[2]
+            -- what the balancer is told (a variable: cheaper than ngx.ctx per request)
+            local listed = {}
+            for index, peer in ipairs(peers) do
+                listed[index] = peer[1] .. " " .. peer[2]
+            end
+            route.peer_list = table.concat(listed, " ")
         else
             route.target = route.scheme .. "://" .. (route.forward_host or "")
         end
@@ -146,6 +152,56 @@ local function exploit(var)
     return false
 end
 
+-- the variables `location /` proxies with (the route's peers go to the balancer)
+local function proxy(var, route)
+    var.pw_peers = route.peer_list
+    var.pw_pass = route.pass
+    if route.ssl_name then
+        var.pw_ssl_name = route.ssl_name
+    end
+    var.pw_target = route.target
+    if route.trust_forwarded_proto then
+        var.pw_tfp = "1"
+    end
+    if route.websocket then
+        var.pw_ws = "1"
+    end
+    if route.caching then
+        var.pw_caching = "1"
+    end
+end
+
+-- set_by_lua (no coroutine: the cheap path most requests take): a request that is
+-- simply proxied gets its variables here and "" back; anything else ("1": the default
+-- site, a redirect, 403, 404, 502) is left to `route` (rewrite_by_lua, which may answer
+-- by itself), run only then by an `if` in the router's location.
+function _M.route_fast()
+    local var = ngx_var
+    local route = lookup(var.host)
+    if route == nil or route.kind ~= "proxy" or route.error then
+        return "1"
+    end
+    if not route.tls and var.https == "on" then
+        return "1"
+    end
+    if route.block_exploits and exploit(var) then
+        return "1"
+    end
+    if route.force_ssl then
+        local scheme = route.trust_forwarded_proto and var.portway_forwarded_proto or var.scheme
+        if scheme == "http" then
+            return "1"
+        end
+    end
+    var.pw_log = route.log
+    if route.hsts then
+        var.pw_hsts = route.hsts
+    end
+    proxy(var, route)
+    return ""
+end
+
+-- rewrite_by_lua: everything the fast path did not settle (see route_fast)
 function _M.route()
     local var = ngx_var
     local host = var.host
@@ -176,22 +232,7 @@ function _M.route()
             ngx.log(ngx.ERR, "portway: ", host, ": ", route.error)
             return ngx_exit(502)
         end
-        ngx.ctx.portway = route
-        if route.scheme == "https" then
-            var.pw_pass = route.pass
-            var.pw_ssl_name = route.ssl_name or ""
-        end
-        var.pw_target = route.target
-        if route.trust_forwarded_proto then
-            var.pw_tfp = "1"
-        end
-        if route.websocket then
-            var.pw_ws = "1"
-        end
-        if route.caching then
-            var.pw_caching = "1"
-        end
-        return
+        return proxy(var, route)
     elseif kind == "redirect" then
         local scheme = route.forward_scheme
         if scheme == "auto" then
@@ -217,28 +258,45 @@ end
 
 local balancer
 
+-- "addr port addr port ..." (the route's peer_list) → {{addr, port}, ...}
+local peer_lists = lrucache.new(ROUTE_CACHE)
+
+local function parse_peers(text)
+    local peers = {}
+    for address, port in text:gmatch("(%S+) (%d+)") do
+        peers[#peers + 1] = { address, tonumber(port) }
+    end
+    return peers
+end
+
 function _M.balance()
     if balancer == nil then
         balancer = require("ngx.balancer")
     end
-    local ctx = ngx.ctx
-    local route = ctx.portway
-    if route == nil then
+    local text = ngx_var.pw_peers
+    if text == nil or text == "" then
         return ngx_exit(502)
     end
-    local peers = route.peers
-    local count = #peers
-    local index = ctx.portway_try
-    if index == nil then
-        round_robin = round_robin + 1
-        index = round_robin % count + 1
-        if count > 1 then
-            balancer.set_more_tries(count - 1)
-        end
-    else
-        index = index % count + 1
+    local peers = peer_lists:get(text)
+    if peers == nil then
+        peers = parse_peers(text)
+        peer_lists:set(text, peers)
     end
-    ctx.portway_try = index
+    local count = #peers
+    local index = 1
+    if count > 1 then
+        -- several addresses: round robin, and the next one on a retry
+        local ctx = ngx.ctx
+        index = ctx.portway_try
+        if index == nil then
+            round_robin = round_robin + 1
+            index = round_robin % count + 1
+            balancer.set_more_tries(count - 1)
+        else
+            index = index % count + 1
+        end
+        ctx.portway_try = index
+    end
     local peer = peers[index]
     local ok, err = balancer.set_current_peer(peer[1], peer[2])
     if not ok then

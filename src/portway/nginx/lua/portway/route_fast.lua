@@ -1,0 +1,1 @@
+return require("portway.router").route_fast()
