@@ -274,3 +274,19 @@ def test_an_upstream_name_moving_to_another_address_is_followed(portway, dns_ser
             wait_for(lambda: portway.upstream_of("moving.fast.test") == "new", timeout=60)
             assert _status(portway)["last_apply_path"] == "fast"
             assert _nginx_processes(portway) == processes
+
+
+def test_a_fast_host_never_passes_a_clients_login_headers(portway, upstreams):
+    """Remote-User and Remote-Email name the login gate's user; a client sending them to
+    a host served by the router must not reach the upstream with them (as with every
+    proxy host)."""
+    import json
+
+    app = upstreams("app")
+    portway.create_proxy_host(["open.fast.test"], app.port)
+    forged = {"Remote-User": "admin@club.test", "Remote-Email": "admin@club.test"}
+    status, _, body = portway.http("open.fast.test", headers=forged)
+    assert status == 200
+    echoed = json.loads(body)
+    assert echoed["upstream"] == "app"
+    assert echoed["remote_user"] is None and echoed["remote_email"] is None
