@@ -272,7 +272,8 @@ class NginxSupervisor:
             # a stale socket from a killed nginx blocks bind(): the status server's, the
             # fast path's control socket (portway.nginx.fastpath), both in the run
             # directory, and the SNI front's (portway.nginx.render_front)
-            stale_sockets = [self.status_socket, self.status_socket.with_name("fastpath.sock")]
+            run = self.status_socket.parent
+            stale_sockets = [self.status_socket, run / "private" / "fastpath.sock"]
             stale_sockets += (self.status_socket.parent / "front").glob("*.sock")
             for stale in stale_sockets:
                 stale.unlink(missing_ok=True)

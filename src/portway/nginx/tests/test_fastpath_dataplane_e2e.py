@@ -81,6 +81,7 @@ class Router:
             directory.mkdir(parents=True, exist_ok=True)
         (p.acme_webroot / ".well-known" / "acme-challenge").mkdir(parents=True, exist_ok=True)
         p.run.mkdir(mode=0o700, exist_ok=True)
+        p.fastpath_socket.parent.mkdir(mode=0o700, exist_ok=True)
         _let_workers_traverse(self.root)
         for directory in (self.root, p.data_dir, p.logs, p.generations):
             os.chmod(directory, 0o711)
