@@ -61,12 +61,14 @@ local function prepare(route)
     if route.kind == "proxy" then
         local peers = route.peers
         if peers and #peers > 0 then
-            local first = peers[1]
-            local address = first[1]
-            if address:find(":", 1, true) then
-                address = "[" .. address .. "]"
+            for _, peer in ipairs(peers) do
+                -- set_current_peer reads "::1" as host ":" and port ":1" (invalid port)
+                if peer[1]:find(":", 1, true) then
+                    peer[1] = "[" .. peer[1] .. "]"
+                end
             end
-            route.target = route.scheme .. "://" .. address .. ":" .. first[2]
+            local first = peers[1]
+            route.target = route.scheme .. "://" .. first[1] .. ":" .. first[2]
         else
             route.target = route.scheme .. "://" .. (route.forward_host or "")
         end
