@@ -288,7 +288,11 @@ function _M.certificate()
     local name = ssl.server_name()
     local fingerprint
     if name then
+        -- as nginx's own lookup: lowercase, without the dot of a fully qualified name
         name = name:lower()
+        if name:byte(-1) == 46 then
+            name = name:sub(1, -2)
+        end
         fingerprint = sni:get(name)
         if fingerprint == nil then
             local dot = name:find(".", 1, true)
