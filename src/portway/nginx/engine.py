@@ -313,6 +313,8 @@ class Engine:
         front_directory(p.run).mkdir(exist_ok=True)
         for directory in (p.run, front_directory(p.run)):
             os.chmod(directory, 0o711)
+        p.fastpath_socket.parent.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(p.fastpath_socket.parent, 0o700)  # whoever connects can change any route
         ensure_default_certificate(p.default_cert_dir)
         from portway.access.services import write_user_files
 

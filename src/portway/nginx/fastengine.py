@@ -20,12 +20,16 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from portway.nginx.render import DefaultSite, SiteSpec
 
 RESOLVE_INTERVAL = 30.0  # seconds between re-resolutions of upstream names
+# lookups an apply runs at once: an unanswered one waits for its timeout, so an apply
+# waits about one timeout, not one per name
+RESOLVE_PARALLEL = 32
 # a name that did not resolve is tried again sooner: until it does, its host answers 502
 UNRESOLVED_RETRY = 5.0
 
@@ -112,13 +116,22 @@ class AddressResolver:
             return [str(ipaddress.ip_address(name))]
         except ValueError:
             pass
-        now = time.monotonic()
         cached = self._cache.get(name)
-        if cached is not None and now - cached[0] < self.ttl:
+        if cached is not None and time.monotonic() - cached[0] < self.ttl:
             return cached[1]
         found = self._lookup(name)
-        self._cache[name] = (now, found)
+        # fresh from when the answer came (a lookup may take its whole timeout)
+        self._cache[name] = (time.monotonic(), found)
         return found
+
+    def resolve_all(self, names: Iterable[str]) -> None:
+        """Look `names` up at once (RESOLVE_PARALLEL at a time), so that the `addresses`
+        calls that follow are answered from the cache."""
+        wanted = sorted(set(names))
+        if len(wanted) < 2:
+            return
+        with ThreadPoolExecutor(min(RESOLVE_PARALLEL, len(wanted))) as pool:
+            list(pool.map(self.addresses, wanted))
 
     def _lookup(self, name: str) -> list[str]:
         from portway.nginx.fastpath import resolve_addresses
@@ -183,9 +196,14 @@ class FastHosts:
         now = time.monotonic()
         fresh: dict[str, Piece] = {}
         self.built = 0
+        self.resolver.resolve_all(
+            spec.forward_host
+            for spec in specs
+            if _names_upstream(spec) and self._to_build(self._pieces.get(spec.key), spec, now)
+        )
         for spec in specs:
             piece = self._pieces.get(spec.key)
-            if piece is not None and piece.spec is spec and not self._due(piece, now):
+            if not self._to_build(piece, spec, now):
                 fresh[spec.key] = piece
                 continue
             state, errors = self._build([spec], site)
@@ -196,6 +214,9 @@ class FastHosts:
             self.built += 1
         self._pieces = fresh
         return fresh
+
+    def _to_build(self, piece: Piece | None, spec: SiteSpec, now: float) -> bool:
+        return piece is None or piece.spec is not spec or self._due(piece, now)
 
     @staticmethod
     def _due(piece: Piece, now: float) -> bool:

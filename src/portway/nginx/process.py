@@ -269,12 +269,18 @@ class NginxSupervisor:
         with self._lock:
             self._spawn_log_offset = self.error_log.stat().st_size if self.error_log.exists() else 0
             self._answered = False
-            if self.status_socket.exists():
-                self.status_socket.unlink()  # a stale socket from a killed nginx blocks bind()
-            # so do the fast path's control socket (portway.nginx.fastpath) and the SNI
-            # front's (portway.nginx.render_front)
-            self.status_socket.with_name("fastpath.sock").unlink(missing_ok=True)
-            for stale in (self.status_socket.parent / "front").glob("*.sock"):
+            previous = self._proc
+            if previous is not None and previous.poll() is not None:
+                # a master that died alone leaves its workers holding the ports; a reload
+                # may get here before the watcher has stopped them
+                self._reap_orphans(previous.pid)
+            # a stale socket from a killed nginx blocks bind(): the status server's, the
+            # fast path's control socket (portway.nginx.fastpath), both in the run
+            # directory, and the SNI front's (portway.nginx.render_front)
+            run = self.status_socket.parent
+            stale_sockets = [self.status_socket, run / "private" / "fastpath.sock"]
+            stale_sockets += (self.status_socket.parent / "front").glob("*.sock")
+            for stale in stale_sockets:
                 stale.unlink(missing_ok=True)
             self._proc = subprocess.Popen(
                 [

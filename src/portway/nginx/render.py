@@ -163,8 +163,10 @@ class Paths:
 
     @property
     def fastpath_socket(self) -> Path:
-        """The fast path's control server (portway.nginx.fastpath), root's only."""
-        return self.run / "fastpath.sock"
+        """The fast path's control server (portway.nginx.fastpath), root's only: nginx
+        makes its sockets 0666 and the run directory is 0711 (the SNI front's workers
+        traverse it), so the socket has a 0700 directory of its own."""
+        return self.run / "private" / "fastpath.sock"
 
     def unix_sockets(self) -> list[Path]:
         """Every unix socket Portway and its nginx listen on under the data directory."""

@@ -81,6 +81,7 @@ class Router:
             directory.mkdir(parents=True, exist_ok=True)
         (p.acme_webroot / ".well-known" / "acme-challenge").mkdir(parents=True, exist_ok=True)
         p.run.mkdir(mode=0o700, exist_ok=True)
+        p.fastpath_socket.parent.mkdir(mode=0o700, exist_ok=True)
         _let_workers_traverse(self.root)
         for directory in (self.root, p.data_dir, p.logs, p.generations):
             os.chmod(directory, 0o711)
@@ -298,6 +299,24 @@ def test_headers_sent_upstream(router, upstreams):
 def test_unresolvable_upstream_answers_502(router):
     router.apply([proxy(1, ("gone.test",), 9, forward_host="no-such-name.invalid")])
     assert router.http("gone.test")[0] == 502
+
+
+def test_upstream_name_with_ipv4_and_ipv6_addresses(router):
+    """A name that resolves to both families, as `localhost` does with Debian's default
+    /etc/hosts (127.0.0.1 and ::1): every request is answered, by either address."""
+    with UpstreamServer("v4") as v4, UpstreamServer("v6", v4.port, "::1") as _v6:
+        spec = proxy(1, ("dual.test",), v4.port, forward_host="dual.upstream")
+        router.generation += 1
+        state, errors = fastpath.fast_state(
+            [spec],
+            DefaultSite(),
+            lambda name: ["127.0.0.1", "::1"],
+            generation=router.generation,
+        )
+        assert errors == {} and router.push(state) == {}
+        answers = [router.http("dual.test") for _ in range(6)]
+        assert [status for status, _, _ in answers] == [200] * 6
+        assert {_upstream(body) for _, _, body in answers} == {"v4", "v6"}
 
 
 def test_upstream_connections_are_reused(router, upstreams):

@@ -61,12 +61,14 @@ local function prepare(route)
     if route.kind == "proxy" then
         local peers = route.peers
         if peers and #peers > 0 then
-            local first = peers[1]
-            local address = first[1]
-            if address:find(":", 1, true) then
-                address = "[" .. address .. "]"
+            for _, peer in ipairs(peers) do
+                -- set_current_peer reads "::1" as host ":" and port ":1" (invalid port)
+                if peer[1]:find(":", 1, true) then
+                    peer[1] = "[" .. peer[1] .. "]"
+                end
             end
-            route.target = route.scheme .. "://" .. address .. ":" .. first[2]
+            local first = peers[1]
+            route.target = route.scheme .. "://" .. first[1] .. ":" .. first[2]
             -- what the balancer is told (a variable: cheaper than ngx.ctx per request)
             local listed = {}
             for index, peer in ipairs(peers) do
@@ -344,7 +346,11 @@ function _M.certificate()
     local name = ssl.server_name()
     local fingerprint
     if name then
+        -- as nginx's own lookup: lowercase, without the dot of a fully qualified name
         name = name:lower()
+        if name:byte(-1) == 46 then
+            name = name:sub(1, -2)
+        end
         fingerprint = sni:get(name)
         if fingerprint == nil then
             local dot = name:find(".", 1, true)
