@@ -76,7 +76,42 @@ def split_hosts(
                     )
                     break
         (slow if spec.key in reasons else fast).append(spec)
+    fast = _separate_tls_pools(fast, reasons)
+    slow = [spec for spec in specs if spec.key in reasons]
     return fast, slow, reasons
+
+
+def _separate_tls_pools(fast: list[SiteSpec], reasons: dict[str, str]) -> list[SiteSpec]:
+    """`fast` without the hosts whose HTTPS upstream would share keep-alive connections
+    with another host's under another SNI name (their reason is added to `reasons`).
+
+    nginx's keep-alive cache matches an idle upstream connection by address alone, and the
+    router spreads HTTPS upstreams over fastpath.TLS_POOLS pools by SNI name: two names
+    in one pool, on one port, could reach one address (two services behind an ingress
+    that routes by SNI) and a request would go out on a TLS connection made with the
+    other host's name. The first name of each (pool, port) stays fast; a host with
+    another name there takes the reload path, where its upstream block is its own.
+    Addresses are not known here (names resolve later), so any two names are kept apart.
+    """
+    from portway.nginx import fastpath
+
+    owners: dict[tuple[str, int], tuple[str, str]] = {}  # (pool, port) → (SNI name, key)
+    kept: list[SiteSpec] = []
+    for spec in fast:
+        if getattr(spec, "forward_scheme", None) != "https":
+            kept.append(spec)
+            continue
+        ssl_name = fastpath.ssl_name_of(spec.forward_host)
+        slot = (fastpath.tls_pool(ssl_name), spec.forward_port)
+        owner = owners.setdefault(slot, (ssl_name, spec.key))
+        if owner[0] != ssl_name:
+            reasons[spec.key] = (
+                f"its HTTPS upstream {spec.forward_host}:{spec.forward_port} would share "
+                f"keep-alive connections with host {owner[1]}'s upstream {owner[0] or 'by address'}"
+            )
+            continue
+        kept.append(spec)
+    return kept
 
 
 def _names_upstream(spec: Any) -> bool:

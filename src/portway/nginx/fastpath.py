@@ -255,11 +255,10 @@ def route_of(spec: Any, resolve: Callable[[str], list[str]] = resolve_addresses)
         if not addresses:
             route["error"] = f"upstream {spec.forward_host} did not resolve"
         if spec.forward_scheme == "https":
-            try:
-                ipaddress.ip_address(spec.forward_host)
-            except ValueError:
-                route["ssl_name"] = spec.forward_host
-            route["pool"] = f"https://{tls_pool(route.get('ssl_name', ''))}"
+            ssl_name = ssl_name_of(spec.forward_host)
+            if ssl_name:
+                route["ssl_name"] = ssl_name
+            route["pool"] = f"https://{tls_pool(ssl_name)}"
         if spec.trust_forwarded_proto:
             route["trust_forwarded_proto"] = True
         if spec.allow_websocket_upgrade:
@@ -276,6 +275,16 @@ def route_of(spec: Any, resolve: Callable[[str], list[str]] = resolve_addresses)
     else:
         route["kind"] = "dead"
     return route
+
+
+def ssl_name_of(forward_host: str) -> str:
+    """The SNI name nginx sends to an HTTPS upstream `forward_host`: the name itself, ""
+    for an IP address (RFC 6066 section 3: no literal addresses in SNI)."""
+    try:
+        ipaddress.ip_address(forward_host)
+    except ValueError:
+        return forward_host
+    return ""
 
 
 def tls_pool(ssl_name: str) -> str:

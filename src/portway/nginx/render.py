@@ -339,9 +339,11 @@ class UpstreamResolver:
     `resolver` directive, so the host answers 502 until the name exists.
 
     Args:
-        servers: PORTWAY_RESOLVER's "ip[:port]" entries. When given, names are looked up
-            in /etc/hosts and then at those servers (what nginx itself will ask), instead
-            of the system resolver.
+        servers: PORTWAY_RESOLVER's "ip[:port]" entries. When given, only names in
+            /etc/hosts count as resolvable at load time (nginx's load-time lookup uses the
+            system resolver, not these servers); every other name goes through the
+            variable and is resolved per request by these servers. `addresses` (the fast
+            path's lookup) asks /etc/hosts and then these servers.
         ttl: seconds a result is cached (a full render may ask for thousands of hosts).
     """
 
@@ -420,25 +422,11 @@ class UpstreamResolver:
                 return True
             except (OSError, UnicodeError):
                 return False
-        if name in _etc_hosts_names():
-            return True
-        import dns.exception
-        import dns.resolver
-
-        resolver = dns.resolver.Resolver(configure=False)
-        for server in self.servers:
-            host, _, port = (
-                server.strip("[]").rpartition(":") if server.count(":") == 1 else (server, "", "")
-            )
-            resolver.nameservers = [host.strip("[]")]
-            resolver.port = int(port) if port else 53
-            resolver.lifetime = 2.0
-            try:
-                resolver.resolve(name, "A")
-                return True
-            except dns.exception.DNSException:
-                continue
-        return False
+        # nginx resolves an `upstream` server name at load with the system resolver
+        # (getaddrinfo), never with its `resolver` servers: a name only PORTWAY_RESOLVER
+        # knows would fail `nginx -t`, and asking the system's DNS is what the setting
+        # exists to avoid. Only /etc/hosts answers the same way for both.
+        return name in _etc_hosts_names()
 
 
 def _etc_hosts_names() -> set[str]:

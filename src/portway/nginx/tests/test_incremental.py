@@ -45,6 +45,47 @@ def test_a_slow_wildcard_makes_the_names_it_matches_slow():
     )
 
 
+def test_https_upstreams_whose_sni_names_share_a_keep_alive_pool_are_kept_apart():
+    """Two SNI names in one of the router's HTTPS pools, on one port, could share TLS
+    connections to one address: the second host takes the reload path; a host with the
+    same name, another port, or a plain HTTP upstream stays fast."""
+    import zlib
+
+    from portway.nginx.fastpath import TLS_POOLS
+
+    pools: dict[int, str] = {}
+    for index in range(1000):
+        name = f"svc{index}.ingress.test"
+        first = pools.setdefault(zlib.crc32(name.encode()) % TLS_POOLS, name)
+        if first != name:
+            second = name
+            break
+
+    def https(key_id: int, upstream: str, port: int = 443) -> ProxyHostSpec:
+        return ProxyHostSpec(
+            id=key_id,
+            domain_names=(f"h{key_id}.test",),
+            forward_scheme="https",
+            forward_host=upstream,
+            forward_port=port,
+        )
+
+    specs = [
+        https(1, first),
+        https(2, second),
+        https(3, first),  # the same SNI name may share connections
+        https(4, second, port=8443),  # another port: another address to the cache
+        _proxy(5, "plain.test"),
+    ]
+    fast, slow, reasons = split_hosts(specs, ineligible)
+    assert [s.key for s in fast] == ["proxy-1", "proxy-3", "proxy-4", "proxy-5"]
+    assert [s.key for s in slow] == ["proxy-2"]
+    assert reasons["proxy-2"] == (
+        f"its HTTPS upstream {second}:443 would share keep-alive connections with host "
+        f"proxy-1's upstream {first}"
+    )
+
+
 def test_advanced_config_is_slow_and_plain_hosts_are_fast():
     fast, slow, reasons = split_hosts(
         [_proxy(1, "a.test"), _proxy(2, "b.test", advanced="add_header X 1;")], ineligible
