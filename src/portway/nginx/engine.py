@@ -63,6 +63,7 @@ from portway.nginx.render import (
     ProxyHostSpec,
     Renderer,
     SiteSpec,
+    worker_group_id,
 )
 from portway.nginx.render_front import (
     FRONT_FILE,
@@ -309,10 +310,18 @@ class Engine:
         # files stay 0600, owned by the workers' user.
         os.chmod(p.logs, 0o711)
         # the SNI front's workers connect to the http side's sockets in run/front (nginx
-        # makes them 0666); they may traverse, never list
-        front_directory(p.run).mkdir(exist_ok=True)
-        for directory in (p.run, front_directory(p.run)):
-            os.chmod(directory, 0o711)
+        # makes them 0666). Only they may: whoever connects there sends a PROXY header,
+        # i.e. chooses the client address access lists judge. The directory is the
+        # workers' group's (0710); with no separate worker user, nginx runs as us (0700).
+        os.chmod(p.run, 0o711)
+        front = front_directory(p.run)
+        front.mkdir(exist_ok=True)
+        group = worker_group_id()
+        if group is None:
+            os.chmod(front, 0o700)
+        else:
+            os.chown(front, -1, group)
+            os.chmod(front, 0o710)
         p.fastpath_socket.parent.mkdir(mode=0o700, exist_ok=True)
         os.chmod(p.fastpath_socket.parent, 0o700)  # whoever connects can change any route
         ensure_default_certificate(p.default_cert_dir)
