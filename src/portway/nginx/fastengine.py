@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from portway.nginx.render import DefaultSite, SiteSpec
+from portway.nginx.render import DefaultSite, ProxyHostSpec, SiteSpec
 
 RESOLVE_INTERVAL = 30.0  # seconds between re-resolutions of upstream names
 # lookups an apply runs at once: an unanswered one waits for its timeout, so an apply
@@ -98,7 +98,8 @@ def _separate_tls_pools(fast: list[SiteSpec], reasons: dict[str, str]) -> list[S
     owners: dict[tuple[str, int], tuple[str, str]] = {}  # (pool, port) → (SNI name, key)
     kept: list[SiteSpec] = []
     for spec in fast:
-        if getattr(spec, "forward_scheme", None) != "https":
+        # redirection hosts have a forward_scheme too, but no upstream connection
+        if not isinstance(spec, ProxyHostSpec) or spec.forward_scheme != "https":
             kept.append(spec)
             continue
         ssl_name = fastpath.ssl_name_of(spec.forward_host)

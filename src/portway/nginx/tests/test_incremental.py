@@ -16,6 +16,7 @@ from portway.nginx.fastengine import split_hosts
 from portway.nginx.fastpath import ineligible
 from portway.nginx.hostcache import HostCache
 from portway.nginx.render import ProxyHostSpec
+from portway.nginx.render_redirection import RedirectionHostSpec
 from portway.testing.api import make_admin
 
 
@@ -76,9 +77,16 @@ def test_https_upstreams_whose_sni_names_share_a_keep_alive_pool_are_kept_apart(
         https(3, first),  # the same SNI name may share connections
         https(4, second, port=8443),  # another port: another address to the cache
         _proxy(5, "plain.test"),
+        RedirectionHostSpec(  # an https forward scheme, but no upstream connection
+            id=6,
+            domain_names=("old.test",),
+            forward_http_code=301,
+            forward_scheme="https",
+            forward_domain_name="new.test",
+        ),
     ]
     fast, slow, reasons = split_hosts(specs, ineligible)
-    assert [s.key for s in fast] == ["proxy-1", "proxy-3", "proxy-4", "proxy-5"]
+    assert [s.key for s in fast] == ["proxy-1", "proxy-3", "proxy-4", "proxy-5", "redirection-6"]
     assert [s.key for s in slow] == ["proxy-2"]
     assert reasons["proxy-2"] == (
         f"its HTTPS upstream {second}:443 would share keep-alive connections with host "
