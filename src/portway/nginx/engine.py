@@ -93,6 +93,21 @@ class HostOutcome:
     serving_previous: bool = False  # rejected, but its last good config stays live
 
 
+def rejected_outcome(message: str, serving_previous: bool) -> HostOutcome:
+    """The outcome of a host nginx (or the fast path's check) rejected with `message`:
+    its previous config (or routes) still served, or the host offline."""
+    if serving_previous:
+        return HostOutcome(
+            False,
+            "nginx rejected this host's new config; its previous config is still "
+            f"served. nginx said: {message}",
+            serving_previous=True,
+        )
+    return HostOutcome(
+        False, f"nginx rejected this host's config; the host is offline. nginx said: {message}"
+    )
+
+
 @dataclass
 class ApplyReport:
     """Result of one apply: the generation now live (None if nothing changed live)."""
@@ -477,18 +492,9 @@ class Engine:
         previous = self._fast_live.get(key)
         if previous is not None:
             target[key] = previous
-            outcomes[key] = HostOutcome(
-                False,
-                "nginx rejected this host's new config; its previous config is still "
-                f"served. nginx said: {message}",
-                serving_previous=True,
-            )
         else:
             target.pop(key, None)
-            outcomes[key] = HostOutcome(
-                False,
-                f"nginx rejected this host's config; the host is offline. nginx said: {message}",
-            )
+        outcomes[key] = rejected_outcome(message, serving_previous=previous is not None)
 
     def _fast_push_possible(self) -> bool:
         """Whether nginx runs on a live generation this engine rendered (then a change of
@@ -976,27 +982,13 @@ class Engine:
                 # a host the router served until this change: its routes stay
                 served.pop(key, None)
                 self._pending_fast[0][key] = self._fast_kept[key] = routes
-                outcomes[key] = HostOutcome(
-                    False,
-                    f"nginx rejected this host's new config; its previous config is still "
-                    f"served. nginx said: {message}",
-                    serving_previous=True,
-                )
+                outcomes[key] = rejected_outcome(message, serving_previous=True)
             elif previous is not None and served.get(key) != previous:
                 served[key] = previous
-                outcomes[key] = HostOutcome(
-                    False,
-                    f"nginx rejected this host's new config; its previous config is still "
-                    f"served. nginx said: {message}",
-                    serving_previous=True,
-                )
+                outcomes[key] = rejected_outcome(message, serving_previous=True)
             else:
                 served.pop(key, None)
-                outcomes[key] = HostOutcome(
-                    False,
-                    "nginx rejected this host's config; the host is offline. "
-                    f"nginx said: {message}",
-                )
+                outcomes[key] = rejected_outcome(message, serving_previous=False)
 
         def blame(key: str, message: str, named: bool = True) -> None:
             if served.get(key) == texts.get(key):

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import http.client
 import ipaddress
 import json
 import os
@@ -56,6 +55,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from portway.nginx.config import Comment, ConfigFile, Directive, MapEntry, Node, d
+from portway.nginx.process import UnixHTTPConnection
 from portway.nginx.render import (
     _EXPLOIT_PATTERNS,
     HSTS_MAX_AGE,
@@ -468,18 +468,6 @@ def updated_state(
 # ----- talking to nginx ----------------------------------------------------------------
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = str(path)
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.socket_path)
-        self.sock = sock
-
-
 def _diff(old: dict, new: dict) -> dict:
     """Entries of `new` that differ from `old`, and None for keys `new` no longer has."""
     changed: dict[str, Any] = {key: value for key, value in new.items() if old.get(key) != value}
@@ -598,7 +586,7 @@ class Dataplane:
     # ----- control endpoint ----------------------------------------------------------
     def _request(self, method: str, body: bytes | None = None) -> dict:
         try:
-            conn = _UnixConnection(self.control_socket, self.timeout)
+            conn = UnixHTTPConnection(self.control_socket, self.timeout)
             headers = {"Content-Type": "application/json"} if body is not None else {}
             conn.request(method, "/", body=body, headers=headers)
             response = conn.getresponse()
