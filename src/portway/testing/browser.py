@@ -74,3 +74,23 @@ def sign_in(page, base: str, email: str, password: str, next_url: str = "") -> N
     page.fill("#id_email", email)
     page.fill("#id_password", password)
     page.click("button[type=submit]")
+
+
+def open_user_menu(page, item: str) -> None:  # noqa: ANN001
+    """Open the navbar's user menu and click `item` (a selector inside it).
+
+    The dropdown opens through Tabler's script: a click that lands before the page's
+    scripts have run opens nothing (seen once in a loaded CI run), so the menu is
+    clicked again until `item` shows, up to five times.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    menu_item = page.locator(item)
+    for _ in range(5):
+        page.click("#user-menu")
+        try:
+            menu_item.wait_for(state="visible", timeout=2000)
+            break
+        except PlaywrightTimeout:  # the menu did not open
+            continue
+    menu_item.click()

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from portway.testing.browser import open_user_menu
+
 from .conftest import leaf
 
 EMAIL = "ada@example.com"
@@ -63,8 +65,7 @@ def first_run_setup(page, base: str) -> None:
 def logout_and_login(page, base: str) -> None:
     from playwright.sync_api import expect
 
-    page.click("#user-menu")
-    page.click("#logout-button")
+    open_user_menu(page, "#logout-button")
     expect(page).to_have_url(base + "/login")
     expect(page.locator("#messages")).to_contain_text("You have been signed out.")
     page.fill("#id_email", EMAIL)

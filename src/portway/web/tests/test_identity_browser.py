@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from portway.testing.api import make_admin, make_user
+from portway.testing.browser import open_user_menu
 from portway.testing.process import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -31,8 +32,7 @@ def sign_in(page, base: str, email: str, password: str = PASSWORD, next_url: str
 
 
 def sign_out(page) -> None:
-    page.click("#user-menu")
-    page.click("#logout-button")
+    open_user_menu(page, "#logout-button")
 
 
 def api_token(base: str, email: str, password: str = PASSWORD) -> str:
@@ -119,8 +119,7 @@ def test_totp_enrolment_and_sign_in(live_server, transactional_db, browser_page)
     page, base = browser_page, live_server.url
     make_user("mel@example.com", PASSWORD, name="Mel")
     sign_in(page, base, "mel@example.com")
-    page.click("#user-menu")
-    page.click("text=Two-factor login")
+    open_user_menu(page, "text=Two-factor login")
     page.click("#start-2fa")
     secret = page.locator("#totp-secret").inner_text().strip()
     qr = page.locator("#totp-qr")
@@ -167,8 +166,7 @@ def test_api_token_revoked_in_the_ui_stops_at_once(live_server, transactional_db
     page, base = browser_page, live_server.url
     make_user("tok@example.com", PASSWORD, name="Tok")
     sign_in(page, base, "tok@example.com")
-    page.click("#user-menu")
-    page.click("#api-tokens-link")
+    open_user_menu(page, "#api-tokens-link")
     page.fill("#id_name", "")
     page.click("#create-token")
     expect(page.locator('[data-error-for="name"]')).to_contain_text("blank")
@@ -228,8 +226,7 @@ def test_users_change_their_own_details(live_server, transactional_db, browser_p
     make_user("sam@example.com", PASSWORD, name="Sam")
     make_user("taken@example.com", PASSWORD, name="Taken")
     sign_in(page, base, "sam@example.com")
-    page.click("#user-menu")
-    page.click("#account-link")
+    open_user_menu(page, "#account-link")
     page.fill("#id_email", "taken@example.com")
     page.click("#save-profile")
     expect(page.locator('[data-error-for="email"]')).to_contain_text("already used")
