@@ -573,10 +573,15 @@ class Engine:
         nginx when it is not running; the push after it decides).
         """
         assert self._fast_plane is not None
-        wanted = dict(target)
-        if not final:
-            for key, state in self._fast_live.items():
-                wanted.setdefault(key, state)
+
+        def wanted_of(target: dict[str, Any]) -> dict[str, Any]:
+            wanted = dict(target)
+            if not final:
+                for key, state in self._fast_live.items():
+                    wanted.setdefault(key, state)
+            return wanted
+
+        wanted = wanted_of(target)
         self._fast_generation += 1
         new = self._merge_fast(wanted, site, self._fast_generation)
         self._fast_plane.write_snapshot(new)
@@ -597,10 +602,7 @@ class Engine:
             if refused:  # nothing of a refused entry was applied: put the previous back
                 for key, message in refused.items():
                     self._refuse(key, message, target, outcomes)
-                wanted = dict(target)
-                if not final:
-                    for key, state in self._fast_live.items():
-                        wanted.setdefault(key, state)
+                wanted = wanted_of(target)
                 self._fast_generation += 1
                 corrected = self._merge_fast(wanted, site, self._fast_generation)
                 self._fast_plane.write_snapshot(corrected)
